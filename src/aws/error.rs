@@ -1,0 +1,202 @@
+//! One error type for every AWS call, keeping what users need verbatim:
+//! the operation, AWS's error code and message, and the request id.
+//!
+//! Classification (`AwsErrorKind`) turns the many spellings AWS uses across
+//! services (`UnauthorizedOperation`, `AccessDenied`, `AccessDeniedException`,
+//! ...) into the few situations we give distinct advice for.
+
+use std::fmt;
+
+/// What went wrong, as far as the advice we give is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AwsErrorKind {
+    /// The credentials are valid but lack a permission.
+    AccessDenied,
+    /// The session token or SSO token has expired.
+    ExpiredToken,
+    /// The credentials are malformed, unknown to AWS, or the signature is wrong.
+    BadCredentials,
+    /// No credentials could be found anywhere in the chain.
+    NoCredentials,
+    /// The region is not enabled for the account (opt-in region).
+    RegionDisabled,
+    /// AWS is throttling us.
+    Throttled,
+    /// The request never got an answer: DNS, connection, timeout.
+    Network,
+    /// Any other error AWS answered with.
+    Service,
+    /// Anything else (a bug, a malformed response).
+    Other,
+}
+
+/// An error from one AWS call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsError {
+    /// The IAM action name of the call, e.g. `ec2:DescribeInstances`.
+    pub operation: &'static str,
+    pub kind: AwsErrorKind,
+    /// AWS's error code, verbatim (e.g. `UnauthorizedOperation`).
+    pub code: Option<String>,
+    /// AWS's error message, or a description of the local failure.
+    pub message: String,
+    pub request_id: Option<String>,
+}
+
+impl AwsError {
+    /// Builds an error from AWS's code and message, classifying the code.
+    pub fn from_code(
+        operation: &'static str,
+        code: Option<&str>,
+        message: Option<&str>,
+        request_id: Option<&str>,
+    ) -> Self {
+        let kind = code.map(classify_code).unwrap_or(AwsErrorKind::Service);
+        AwsError {
+            operation,
+            kind,
+            code: code.map(str::to_owned),
+            message: message.unwrap_or("").to_owned(),
+            request_id: request_id.map(str::to_owned),
+        }
+    }
+
+    pub fn local(operation: &'static str, kind: AwsErrorKind, message: impl Into<String>) -> Self {
+        AwsError {
+            operation,
+            kind,
+            code: None,
+            message: message.into(),
+            request_id: None,
+        }
+    }
+
+    /// What the user should do about it, in one line.
+    pub fn hint(&self) -> String {
+        match self.kind {
+            AwsErrorKind::AccessDenied => format!(
+                "grant `{}` to the identity you are using (see README: required permissions)",
+                self.operation
+            ),
+            AwsErrorKind::ExpiredToken => {
+                "your session has expired: refresh it (e.g. `aws sso login --profile NAME`, or assume the role again)".into()
+            }
+            AwsErrorKind::BadCredentials => {
+                "check the access key and secret in use (`aws sts get-caller-identity` tells which identity they are)".into()
+            }
+            AwsErrorKind::NoCredentials => {
+                "set AWS_PROFILE or pass --profile, run `aws configure` or `aws sso login`, or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into()
+            }
+            AwsErrorKind::RegionDisabled => {
+                "enable the region for the account, or leave it out of --regions".into()
+            }
+            AwsErrorKind::Throttled => {
+                "AWS is throttling requests: retry later, lower --concurrency, or raise --max-attempts".into()
+            }
+            AwsErrorKind::Network => {
+                "check network access to AWS (or --endpoint-url), proxies and DNS; -v shows more".into()
+            }
+            AwsErrorKind::Service | AwsErrorKind::Other => {
+                "run again with -v for details; the request id helps AWS support".into()
+            }
+        }
+    }
+}
+
+impl fmt::Display for AwsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.kind {
+            AwsErrorKind::AccessDenied => "access denied",
+            AwsErrorKind::ExpiredToken => "credentials expired",
+            AwsErrorKind::BadCredentials => "credentials rejected",
+            AwsErrorKind::NoCredentials => "no AWS credentials found",
+            AwsErrorKind::RegionDisabled => "region not enabled",
+            AwsErrorKind::Throttled => "throttled",
+            AwsErrorKind::Network => "could not reach AWS",
+            AwsErrorKind::Service | AwsErrorKind::Other => "request failed",
+        };
+        write!(f, "{what} on {}", self.operation)?;
+        match (&self.code, self.message.is_empty()) {
+            (Some(code), false) => write!(f, ": {code}: {}", one_line(&self.message))?,
+            (Some(code), true) => write!(f, ": {code}")?,
+            (None, false) => write!(f, ": {}", one_line(&self.message))?,
+            (None, true) => {}
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for AwsError {}
+
+/// AWS messages sometimes carry newlines; our errors are one line.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Maps AWS error codes (across EC2, IAM, STS, CloudWatch) to a kind.
+pub fn classify_code(code: &str) -> AwsErrorKind {
+    match code {
+        "UnauthorizedOperation"
+        | "AccessDenied"
+        | "AccessDeniedException"
+        | "UnauthorizedAccess"
+        | "Forbidden" => AwsErrorKind::AccessDenied,
+        "ExpiredToken" | "ExpiredTokenException" | "RequestExpired" | "TokenRefreshRequired" => {
+            AwsErrorKind::ExpiredToken
+        }
+        "AuthFailure"
+        | "InvalidClientTokenId"
+        | "SignatureDoesNotMatch"
+        | "IncompleteSignature"
+        | "UnrecognizedClientException"
+        | "InvalidAccessKeyId" => AwsErrorKind::BadCredentials,
+        "OptInRequired" => AwsErrorKind::RegionDisabled,
+        "RequestLimitExceeded"
+        | "Throttling"
+        | "ThrottlingException"
+        | "TooManyRequestsException" => AwsErrorKind::Throttled,
+        _ => AwsErrorKind::Service,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_codes_across_services() {
+        assert_eq!(
+            classify_code("UnauthorizedOperation"),
+            AwsErrorKind::AccessDenied
+        );
+        assert_eq!(classify_code("AccessDenied"), AwsErrorKind::AccessDenied);
+        assert_eq!(classify_code("ExpiredToken"), AwsErrorKind::ExpiredToken);
+        assert_eq!(classify_code("RequestExpired"), AwsErrorKind::ExpiredToken);
+        assert_eq!(classify_code("AuthFailure"), AwsErrorKind::BadCredentials);
+        assert_eq!(classify_code("OptInRequired"), AwsErrorKind::RegionDisabled);
+        assert_eq!(
+            classify_code("RequestLimitExceeded"),
+            AwsErrorKind::Throttled
+        );
+        assert_eq!(
+            classify_code("InvalidInstanceID.NotFound"),
+            AwsErrorKind::Service
+        );
+    }
+
+    #[test]
+    fn display_is_one_line_and_keeps_code_verbatim() {
+        let e = AwsError::from_code(
+            "ec2:DescribeInstances",
+            Some("UnauthorizedOperation"),
+            Some("You are not authorized\nto perform this operation."),
+            Some("req-1"),
+        );
+        let s = e.to_string();
+        assert_eq!(
+            s,
+            "access denied on ec2:DescribeInstances: UnauthorizedOperation: You are not authorized to perform this operation."
+        );
+        assert!(e.hint().contains("ec2:DescribeInstances"));
+    }
+}

@@ -1,0 +1,221 @@
+//! In-memory fakes of our AWS traits, for unit tests of the engine.
+//!
+//! Unlike moto, the fake EC2 pages by *instances* and honours `MaxResults`
+//! as real EC2 does, and it counts every call, so tests can assert exactly
+//! how many requests a scan makes at fleet sizes moto cannot serve quickly.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+
+use super::{AccountApis, AwsError, Ec2Api, Filter, IamApi, InstancePage, ProfilePage, StsApi};
+use crate::model::{
+    HttpTokens, Identity, Instance, InstanceProfile, InstanceState, MetadataOptions, RegionInfo,
+    Toggle,
+};
+
+#[derive(Default)]
+pub struct Calls {
+    pub describe_regions: AtomicUsize,
+    pub describe_instances: AtomicUsize,
+    pub list_instance_profiles: AtomicUsize,
+    pub caller_identity: AtomicUsize,
+    /// `MaxResults` of every `DescribeInstances` call, in order.
+    pub page_sizes: Mutex<Vec<i32>>,
+}
+
+impl Calls {
+    pub fn get(counter: &AtomicUsize) -> usize {
+        counter.load(Ordering::SeqCst)
+    }
+}
+
+#[derive(Default)]
+pub struct FakeEc2 {
+    pub regions: Vec<RegionInfo>,
+    pub instances: HashMap<String, Vec<Instance>>,
+    /// Regions whose `DescribeInstances` fails with this error.
+    pub failing: HashMap<String, AwsError>,
+    pub calls: std::sync::Arc<Calls>,
+}
+
+#[async_trait]
+impl Ec2Api for FakeEc2 {
+    async fn describe_regions(&self, _region: &str) -> Result<Vec<RegionInfo>, AwsError> {
+        self.calls.describe_regions.fetch_add(1, Ordering::SeqCst);
+        Ok(self.regions.clone())
+    }
+
+    async fn describe_instances(
+        &self,
+        region: &str,
+        filters: &[Filter],
+        max_results: i32,
+        next_token: Option<String>,
+    ) -> Result<InstancePage, AwsError> {
+        self.calls.describe_instances.fetch_add(1, Ordering::SeqCst);
+        self.calls.page_sizes.lock().unwrap().push(max_results);
+        if let Some(err) = self.failing.get(region) {
+            return Err(err.clone());
+        }
+        assert!(
+            (5..=1000).contains(&max_results),
+            "EC2 rejects MaxResults {max_results}"
+        );
+        let all: Vec<&Instance> = self
+            .instances
+            .get(region)
+            .map(|v| v.iter().filter(|i| matches_filters(i, filters)).collect())
+            .unwrap_or_default();
+        let start: usize = next_token
+            .map(|t| t.parse().expect("our own token"))
+            .unwrap_or(0);
+        let end = (start + max_results as usize).min(all.len());
+        Ok(InstancePage {
+            instances: all[start..end].iter().map(|i| (*i).clone()).collect(),
+            next_token: (end < all.len()).then(|| end.to_string()),
+        })
+    }
+}
+
+fn matches_filters(i: &Instance, filters: &[Filter]) -> bool {
+    filters.iter().all(|f| {
+        let value = match f.name.as_str() {
+            "instance-state-name" => Some(i.state.as_str()),
+            "instance-id" => Some(i.instance_id.as_str()),
+            name => match name.strip_prefix("tag:") {
+                Some(key) => i.tag(key),
+                None => panic!("fake EC2 does not know filter {name}"),
+            },
+        };
+        value.is_some_and(|v| f.values.iter().any(|want| want == "*" || want == v))
+    })
+}
+
+#[derive(Default)]
+pub struct FakeIam {
+    pub profiles: Vec<InstanceProfile>,
+    pub page_size: usize,
+    pub fail: Option<AwsError>,
+    pub calls: std::sync::Arc<Calls>,
+}
+
+#[async_trait]
+impl IamApi for FakeIam {
+    async fn list_instance_profiles(
+        &self,
+        marker: Option<String>,
+    ) -> Result<ProfilePage, AwsError> {
+        self.calls
+            .list_instance_profiles
+            .fetch_add(1, Ordering::SeqCst);
+        if let Some(err) = &self.fail {
+            return Err(err.clone());
+        }
+        let size = if self.page_size == 0 {
+            1000
+        } else {
+            self.page_size
+        };
+        let start: usize = marker.map(|m| m.parse().unwrap()).unwrap_or(0);
+        let end = (start + size).min(self.profiles.len());
+        Ok(ProfilePage {
+            profiles: self.profiles[start..end].to_vec(),
+            next_marker: (end < self.profiles.len()).then(|| end.to_string()),
+        })
+    }
+}
+
+pub struct FakeSts {
+    pub account_id: String,
+    pub fail: Option<AwsError>,
+    pub calls: std::sync::Arc<Calls>,
+}
+
+#[async_trait]
+impl StsApi for FakeSts {
+    async fn caller_identity(&self) -> Result<Identity, AwsError> {
+        self.calls.caller_identity.fetch_add(1, Ordering::SeqCst);
+        if let Some(err) = &self.fail {
+            return Err(err.clone());
+        }
+        Ok(Identity {
+            account_id: self.account_id.clone(),
+            arn: format!("arn:aws:iam::{}:user/test", self.account_id),
+        })
+    }
+}
+
+/// A fake account, with every API sharing one call counter.
+pub struct FakeAccount {
+    pub ec2: FakeEc2,
+    pub iam: FakeIam,
+    pub sts_fail: Option<AwsError>,
+    pub calls: std::sync::Arc<Calls>,
+}
+
+impl FakeAccount {
+    pub fn new(regions: &[&str]) -> Self {
+        let calls = std::sync::Arc::new(Calls::default());
+        FakeAccount {
+            ec2: FakeEc2 {
+                regions: regions
+                    .iter()
+                    .map(|r| RegionInfo {
+                        name: (*r).to_owned(),
+                        opt_in_status: Some("opt-in-not-required".into()),
+                    })
+                    .collect(),
+                calls: calls.clone(),
+                ..Default::default()
+            },
+            iam: FakeIam {
+                calls: calls.clone(),
+                ..Default::default()
+            },
+            sts_fail: None,
+            calls,
+        }
+    }
+
+    pub fn into_apis(self) -> AccountApis {
+        let home = self
+            .ec2
+            .regions
+            .first()
+            .map(|r| r.name.clone())
+            .unwrap_or_default();
+        AccountApis {
+            sts: Box::new(FakeSts {
+                account_id: "111122223333".into(),
+                fail: self.sts_fail,
+                calls: self.calls.clone(),
+            }),
+            ec2: Box::new(self.ec2),
+            iam: Box::new(self.iam),
+            home_region: home,
+        }
+    }
+}
+
+/// A quick instance for tests: `n` numbers its id, `tokens` its HttpTokens.
+pub fn instance(n: usize, tokens: HttpTokens) -> Instance {
+    Instance {
+        instance_id: format!("i-{n:017x}"),
+        state: InstanceState("running".into()),
+        launch_time: Some("2026-01-01T00:00:00Z".into()),
+        image_id: Some("ami-12345678".into()),
+        metadata: MetadataOptions {
+            http_tokens: Some(tokens),
+            http_endpoint: Some(Toggle::Enabled),
+            hop_limit: Some(1),
+            instance_metadata_tags: Some(Toggle::Disabled),
+            http_protocol_ipv6: Some(Toggle::Disabled),
+            state: Some(crate::model::MetadataState::Applied),
+        },
+        instance_profile_arn: None,
+        tags: Default::default(),
+    }
+}

@@ -1,0 +1,372 @@
+//! The real AWS layer: our traits implemented on the official AWS SDK for Rust.
+//!
+//! Configuration comes from the SDK's own loader, so the whole default
+//! credential chain works unchanged (environment, shared config and
+//! credentials files, SSO, assume-role profiles, web identity, container and
+//! instance roles), as do `AWS_ENDPOINT_URL` and `AWS_MAX_ATTEMPTS`. Retries
+//! are the SDK's (one retry budget, in one place); we only expose its knobs.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_credential_types::provider::ProvideCredentials;
+use aws_credential_types::provider::error::CredentialsError;
+use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::operation::RequestId;
+
+use super::{
+    AccountApis, AwsError, AwsErrorKind, Ec2Api, Filter, IamApi, InstancePage, ProfilePage, StsApi,
+};
+use crate::model::{
+    HttpTokens, Identity, Instance, InstanceProfile, InstanceState, MetadataOptions, MetadataState,
+    RegionInfo, Toggle,
+};
+
+/// How the SDK retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryMode {
+    Standard,
+    Adaptive,
+}
+
+/// Everything that shapes how we reach AWS, from flags and environment.
+#[derive(Debug, Clone, Default)]
+pub struct SessionOptions {
+    pub profile: Option<String>,
+    pub endpoint_url: Option<String>,
+    /// Region for discovery and global calls when the environment names none.
+    pub fallback_region: Option<String>,
+    pub max_attempts: Option<u32>,
+    pub retry_mode: Option<RetryMode>,
+}
+
+/// Loads the SDK configuration and proves credentials can be found, so that
+/// "no credentials" is one clear error up front instead of one per region.
+pub async fn load_config(opts: &SessionOptions) -> Result<SdkConfig, AwsError> {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(profile) = &opts.profile {
+        loader = loader.profile_name(profile);
+    }
+    if let Some(url) = &opts.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    if opts.max_attempts.is_some() || opts.retry_mode.is_some() {
+        let mut retry = match opts.retry_mode {
+            Some(RetryMode::Adaptive) => RetryConfig::adaptive(),
+            _ => RetryConfig::standard(),
+        };
+        if let Some(n) = opts.max_attempts {
+            retry = retry.with_max_attempts(n);
+        }
+        loader = loader.retry_config(retry);
+    }
+    let mut config = loader.load().await;
+    if config.region().is_none() {
+        let fallback = opts
+            .fallback_region
+            .clone()
+            .unwrap_or_else(|| "us-east-1".to_owned());
+        config = config
+            .into_builder()
+            .region(aws_config::Region::new(fallback))
+            .build();
+    }
+    check_credentials(&config).await?;
+    Ok(config)
+}
+
+async fn check_credentials(config: &SdkConfig) -> Result<(), AwsError> {
+    const OP: &str = "credentials";
+    let Some(provider) = config.credentials_provider() else {
+        return Err(AwsError::local(
+            OP,
+            AwsErrorKind::NoCredentials,
+            "no credentials provider is configured",
+        ));
+    };
+    match provider.provide_credentials().await {
+        Ok(_) => Ok(()),
+        Err(err) => {
+            let kind = match &err {
+                CredentialsError::CredentialsNotLoaded(_) => AwsErrorKind::NoCredentials,
+                _ => {
+                    let text = DisplayErrorContext(&err).to_string().to_ascii_lowercase();
+                    if text.contains("expired") {
+                        AwsErrorKind::ExpiredToken
+                    } else {
+                        AwsErrorKind::BadCredentials
+                    }
+                }
+            };
+            // The provider's message never contains secret material; it says
+            // which source failed and why (e.g. "profile `x` not found").
+            Err(AwsError::local(
+                OP,
+                kind,
+                DisplayErrorContext(&err).to_string(),
+            ))
+        }
+    }
+}
+
+/// The region the configuration resolved to (flags, environment or profile).
+pub fn home_region(config: &SdkConfig) -> String {
+    config
+        .region()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|| "us-east-1".to_owned())
+}
+
+/// Builds the API set for the account the configuration's credentials belong to.
+pub fn account_apis(config: &SdkConfig) -> AccountApis {
+    AccountApis {
+        ec2: Box::new(SdkEc2::new(config.clone())),
+        iam: Box::new(SdkIam(aws_sdk_iam::Client::new(config))),
+        sts: Box::new(SdkSts(aws_sdk_sts::Client::new(config))),
+        home_region: home_region(config),
+    }
+}
+
+/// Converts any SDK error into ours, keeping AWS's code and message verbatim.
+fn convert<E, R>(operation: &'static str, err: SdkError<E, R>) -> AwsError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    match &err {
+        SdkError::ServiceError(_) | SdkError::ResponseError(_) if err.code().is_some() => {
+            AwsError::from_code(
+                operation,
+                err.code(),
+                err.message(),
+                err.meta().request_id(),
+            )
+        }
+        SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() => AwsError::local(
+            operation,
+            AwsErrorKind::Network,
+            DisplayErrorContext(&err).to_string(),
+        ),
+        SdkError::TimeoutError(_) => AwsError::local(
+            operation,
+            AwsErrorKind::Network,
+            DisplayErrorContext(&err).to_string(),
+        ),
+        _ => {
+            let text = DisplayErrorContext(&err).to_string();
+            let kind = if text.contains("no credentials") || text.contains("CredentialsNotLoaded") {
+                AwsErrorKind::NoCredentials
+            } else {
+                AwsErrorKind::Other
+            };
+            AwsError::local(operation, kind, text)
+        }
+    }
+}
+
+/// EC2, with one SDK client per region, made on first use and shared
+/// (clients are cheap handles over one HTTP connection pool).
+pub struct SdkEc2 {
+    config: SdkConfig,
+    clients: Mutex<HashMap<String, aws_sdk_ec2::Client>>,
+}
+
+impl SdkEc2 {
+    pub fn new(config: SdkConfig) -> Self {
+        SdkEc2 {
+            config,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn client(&self, region: &str) -> aws_sdk_ec2::Client {
+        let mut clients = self.clients.lock().expect("client cache poisoned");
+        clients
+            .entry(region.to_owned())
+            .or_insert_with(|| {
+                let conf = aws_sdk_ec2::config::Builder::from(&self.config)
+                    .region(aws_config::Region::new(region.to_owned()))
+                    .build();
+                aws_sdk_ec2::Client::from_conf(conf)
+            })
+            .clone()
+    }
+}
+
+#[async_trait]
+impl Ec2Api for SdkEc2 {
+    async fn describe_regions(&self, region: &str) -> Result<Vec<RegionInfo>, AwsError> {
+        let out = self
+            .client(region)
+            .describe_regions()
+            .all_regions(true)
+            .send()
+            .await
+            .map_err(|e| convert("ec2:DescribeRegions", e))?;
+        Ok(out
+            .regions()
+            .iter()
+            .filter_map(|r| {
+                Some(RegionInfo {
+                    name: r.region_name()?.to_owned(),
+                    opt_in_status: r.opt_in_status().map(str::to_owned),
+                })
+            })
+            .collect())
+    }
+
+    async fn describe_instances(
+        &self,
+        region: &str,
+        filters: &[Filter],
+        max_results: i32,
+        next_token: Option<String>,
+    ) -> Result<InstancePage, AwsError> {
+        let filters = filters
+            .iter()
+            .map(|f| {
+                aws_sdk_ec2::types::Filter::builder()
+                    .name(&f.name)
+                    .set_values(Some(f.values.clone()))
+                    .build()
+            })
+            .collect::<Vec<_>>();
+        let out = self
+            .client(region)
+            .describe_instances()
+            .max_results(max_results)
+            .set_filters((!filters.is_empty()).then_some(filters))
+            .set_next_token(next_token)
+            .send()
+            .await
+            .map_err(|e| convert("ec2:DescribeInstances", e))?;
+        let instances = out
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .filter_map(convert_instance)
+            .collect();
+        Ok(InstancePage {
+            instances,
+            next_token: out
+                .next_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned),
+        })
+    }
+}
+
+fn convert_instance(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
+    let md = i.metadata_options();
+    Some(Instance {
+        instance_id: i.instance_id()?.to_owned(),
+        state: InstanceState(
+            i.state()
+                .and_then(|s| s.name())
+                .map(|n| n.as_str().to_owned())
+                .unwrap_or_else(|| "unknown".to_owned()),
+        ),
+        launch_time: i
+            .launch_time()
+            .and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok()),
+        image_id: i.image_id().map(str::to_owned),
+        metadata: MetadataOptions {
+            http_tokens: md
+                .and_then(|m| m.http_tokens())
+                .and_then(|t| match t.as_str() {
+                    "required" => Some(HttpTokens::Required),
+                    "optional" => Some(HttpTokens::Optional),
+                    _ => None,
+                }),
+            http_endpoint: md
+                .and_then(|m| m.http_endpoint())
+                .and_then(|t| toggle(t.as_str())),
+            hop_limit: md.and_then(|m| m.http_put_response_hop_limit()),
+            instance_metadata_tags: md
+                .and_then(|m| m.instance_metadata_tags())
+                .and_then(|t| toggle(t.as_str())),
+            http_protocol_ipv6: md
+                .and_then(|m| m.http_protocol_ipv6())
+                .and_then(|t| toggle(t.as_str())),
+            state: md.and_then(|m| m.state()).and_then(|s| match s.as_str() {
+                "pending" => Some(MetadataState::Pending),
+                "applied" => Some(MetadataState::Applied),
+                _ => None,
+            }),
+        },
+        instance_profile_arn: i
+            .iam_instance_profile()
+            .and_then(|p| p.arn())
+            .map(str::to_owned),
+        tags: i
+            .tags()
+            .iter()
+            .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or("").to_owned())))
+            .collect(),
+    })
+}
+
+fn toggle(s: &str) -> Option<Toggle> {
+    match s {
+        "enabled" => Some(Toggle::Enabled),
+        "disabled" => Some(Toggle::Disabled),
+        _ => None,
+    }
+}
+
+pub struct SdkIam(aws_sdk_iam::Client);
+
+#[async_trait]
+impl IamApi for SdkIam {
+    async fn list_instance_profiles(
+        &self,
+        marker: Option<String>,
+    ) -> Result<ProfilePage, AwsError> {
+        let out = self
+            .0
+            .list_instance_profiles()
+            .set_marker(marker)
+            .max_items(1000)
+            .send()
+            .await
+            .map_err(|e| convert("iam:ListInstanceProfiles", e))?;
+        let profiles = out
+            .instance_profiles()
+            .iter()
+            .map(|p| InstanceProfile {
+                arn: p.arn().to_owned(),
+                name: p.instance_profile_name().to_owned(),
+                role_names: p.roles().iter().map(|r| r.role_name().to_owned()).collect(),
+            })
+            .collect();
+        Ok(ProfilePage {
+            profiles,
+            next_marker: if out.is_truncated() {
+                out.marker().map(str::to_owned)
+            } else {
+                None
+            },
+        })
+    }
+}
+
+pub struct SdkSts(aws_sdk_sts::Client);
+
+#[async_trait]
+impl StsApi for SdkSts {
+    async fn caller_identity(&self) -> Result<Identity, AwsError> {
+        let out = self
+            .0
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| convert("sts:GetCallerIdentity", e))?;
+        Ok(Identity {
+            account_id: out.account().unwrap_or_default().to_owned(),
+            arn: out.arn().unwrap_or_default().to_owned(),
+        })
+    }
+}

@@ -1,0 +1,169 @@
+//! The command line, as clap types. Nothing outside this file and
+//! `settings.rs` sees them: `settings` turns them into plain settings.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  success
+  1  an error, or a partial result (some account or region failed; the rest is reported)
+  2  bad arguments or input (nothing was changed)
+
+Credentials come from the AWS SDK's default chain: environment variables,
+--profile / AWS_PROFILE (including SSO and assume-role profiles), web identity,
+container and instance roles. AWS_ENDPOINT_URL and AWS_MAX_ATTEMPTS are honoured.";
+
+/// Take an AWS estate from IMDSv1 to IMDSv2 safely.
+///
+/// imdsguard finds every EC2 instance that still answers IMDSv1 (the plain
+/// GET on 169.254.169.254 that an SSRF bug can abuse), tells you who owns it
+/// and which IAM role it exposes, and keeps the result in a local database.
+#[derive(Debug, Parser)]
+#[command(name = "imdsguard", version, after_help = AFTER_HELP, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Inventory every instance's metadata options, roles and owners.
+    ///
+    /// Lists instances in every selected region (1000 per call), joins each
+    /// instance profile to its IAM role with one IAM listing per account,
+    /// prints the summary per region and the instances that still allow
+    /// IMDSv1, and saves the scan in the database.
+    #[command(after_help = AFTER_HELP)]
+    Scan(ScanArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorArg {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RetryModeArg {
+    Standard,
+    Adaptive,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StateArg {
+    Running,
+    Stopped,
+    All,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Named profile from the AWS config files.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// Regions to scan: `all` (every region enabled for the account) or a comma-separated list.
+    #[arg(long, global = true, default_value = "all", value_name = "all|R1,R2")]
+    pub regions: String,
+
+    /// Send AWS requests to this endpoint instead of AWS (e.g. a local emulator).
+    #[arg(long, global = true, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+
+    /// The imdsguard database [default: the platform data directory]
+    #[arg(long, global = true, env = "IMDSGUARD_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
+
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = FormatArg::Table)]
+    pub format: FormatArg,
+
+    /// Write the output to FILE instead of standard output.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// How many regions (and later accounts) to work on at once.
+    #[arg(long, global = true, default_value_t = 8, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+
+    /// Attempts per AWS request, including the first (the SDK's retry budget).
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub max_attempts: Option<u32>,
+
+    /// The SDK's retry mode.
+    #[arg(long, global = true, value_enum, value_name = "MODE")]
+    pub retry_mode: Option<RetryModeArg>,
+
+    /// More logging on stderr (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Colour output: auto (when a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorArg::Auto, value_name = "WHEN")]
+    pub color: ColorArg,
+
+    /// Never draw progress bars.
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+}
+
+/// Which instances to act on (shared by scan, plan and harden).
+#[derive(Debug, Args, Clone)]
+pub struct FilterArgs {
+    /// Only these instances (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',', value_name = "IDS")]
+    pub instance_ids: Vec<String>,
+
+    /// Only the instances listed in a CSV file with an `instance_id` column
+    /// (optional `region` and `account_id` columns pin each one).
+    #[arg(long, value_name = "FILE.csv")]
+    pub input_file: Option<PathBuf>,
+
+    /// Only instances with this tag (repeatable; all must match; VALUE `*` means any).
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    pub tags: Vec<String>,
+
+    /// Leave out these instances.
+    #[arg(long, value_delimiter = ',', value_name = "IDS")]
+    pub exclude_ids: Vec<String>,
+
+    /// Leave out instances with this tag (repeatable).
+    #[arg(long = "exclude-tag", value_name = "KEY=VALUE")]
+    pub exclude_tags: Vec<String>,
+
+    /// Only instances in this state.
+    #[arg(long, value_enum, default_value_t = StateArg::All)]
+    pub state: StateArg,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    #[command(flatten)]
+    pub filters: FilterArgs,
+
+    /// Tag key(s) naming an instance's owner, tried in order, case-insensitive.
+    #[arg(
+        long,
+        default_value = "owner",
+        value_delimiter = ',',
+        value_name = "KEY"
+    )]
+    pub owner_tag: Vec<String>,
+}

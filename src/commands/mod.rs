@@ -1,0 +1,69 @@
+//! One module per subcommand: each wires settings, the AWS layer, the
+//! engine, the store and a renderer together, and returns an exit code.
+
+pub mod scan;
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::error::Error;
+use crate::output::Style;
+
+/// Writes `render`'s output to `--out` (atomically: a temp file renamed into
+/// place, so a failed run never leaves half a report) or to stdout.
+pub fn emit(
+    out: Option<&Path>,
+    render: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), Error> {
+    match out {
+        Some(path) => {
+            let io_err = |source| Error::Output {
+                path: path.to_owned(),
+                source,
+            };
+            let tmp = path.with_extension("imdsguard-tmp");
+            let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io_err)?);
+            render(&mut file).map_err(io_err)?;
+            file.flush().map_err(io_err)?;
+            drop(file);
+            std::fs::rename(&tmp, path).map_err(io_err)
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut lock = stdout.lock();
+            match render(&mut lock).and_then(|_| lock.flush()) {
+                Ok(()) => Ok(()),
+                // `imdsguard scan | head` is not an error.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                Err(source) => Err(Error::Output {
+                    path: "<stdout>".into(),
+                    source,
+                }),
+            }
+        }
+    }
+}
+
+/// Prints a warning on stderr (unless `-q`).
+pub fn warn(style: Style, verbosity: i8, message: &str) {
+    if verbosity >= 0 {
+        eprintln!(
+            "{} {message}",
+            style.paint("warning:", crate::output::Paint::Yellow)
+        );
+    }
+}
+
+/// Prints an error and its hint on stderr.
+pub fn print_error(style: Style, message: &str, hint: &str) {
+    eprintln!(
+        "{} {message}",
+        style.paint("error:", crate::output::Paint::Red)
+    );
+    if !hint.is_empty() {
+        eprintln!(
+            "  {} {hint}",
+            style.paint("help:", crate::output::Paint::Bold)
+        );
+    }
+}

@@ -1,0 +1,110 @@
+//! The errors a command can end with, each with a one-line message, a
+//! one-line hint and an exit code. `main` prints them; nothing panics.
+
+use std::path::PathBuf;
+
+use crate::aws::AwsError;
+use crate::exit_codes::ExitCode;
+use crate::filter::SelectionError;
+use crate::scan::ScanError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A bad flag value that clap could not catch.
+    #[error("{message}")]
+    Usage { message: String, hint: String },
+    #[error(transparent)]
+    Selection(#[from] SelectionError),
+    #[error("{0}")]
+    Aws(#[from] AwsError),
+    #[error("unknown region `{name}`")]
+    UnknownRegion {
+        name: String,
+        suggestion: Option<String>,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot write {path}: {source}")]
+    Output {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl From<ScanError> for Error {
+    fn from(e: ScanError) -> Self {
+        match e {
+            ScanError::Aws(e) => Error::Aws(e),
+            ScanError::UnknownRegion { name, known } => {
+                let suggestion = closest(&name, &known);
+                Error::UnknownRegion { name, suggestion }
+            }
+        }
+    }
+}
+
+impl Error {
+    pub fn hint(&self) -> String {
+        match self {
+            Error::Usage { hint, .. } => hint.clone(),
+            Error::Selection(e) => e.hint().to_owned(),
+            Error::Aws(e) => e.hint(),
+            Error::UnknownRegion { suggestion, .. } => match suggestion {
+                Some(s) => format!("did you mean `{s}`? `--regions all` scans every enabled region"),
+                None => "`aws ec2 describe-regions --all-regions` lists region names; `--regions all` scans every enabled region".into(),
+            },
+            Error::Store(e) => e.hint().to_owned(),
+            Error::Output { .. } => "check that the directory exists and is writable".into(),
+        }
+    }
+
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Error::Usage { .. } | Error::Selection(_) | Error::UnknownRegion { .. } => {
+                ExitCode::Usage
+            }
+            _ => ExitCode::Failure,
+        }
+    }
+}
+
+/// The known name closest to `name` (by edit distance), if it is close.
+fn closest(name: &str, known: &[String]) -> Option<String> {
+    known
+        .iter()
+        .map(|k| (edit_distance(name, k), k))
+        .filter(|(d, _)| *d <= 3)
+        .min()
+        .map(|(_, k)| k.clone())
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_close_region_names() {
+        let known = vec![
+            "us-east-1".to_owned(),
+            "us-east-2".to_owned(),
+            "eu-west-1".to_owned(),
+        ];
+        assert_eq!(closest("us-east-9", &known).as_deref(), Some("us-east-1"));
+        assert_eq!(closest("ap-south-7", &known), None);
+    }
+}

@@ -1,0 +1,81 @@
+//! imdsguard: take an AWS estate from IMDSv1 to IMDSv2 safely.
+//!
+//! The binary is thin: parse flags (`cli`), merge them into settings
+//! (`settings`), run one command (`commands`), print any error with its
+//! hint, and exit with a documented code (`exit_codes`).
+
+mod aws;
+mod cli;
+mod commands;
+mod container;
+mod error;
+mod exit_codes;
+mod filter;
+mod model;
+mod output;
+mod progress;
+mod readiness;
+mod report;
+mod scan;
+mod settings;
+mod store;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::exit_codes::ExitCode;
+use crate::settings::Global;
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let global = match Global::from_args(&cli.global) {
+        Ok(g) => g,
+        Err(e) => {
+            let style = output::Style { color: false };
+            commands::print_error(style, &e.to_string(), &e.hint());
+            return e.exit_code().into();
+        }
+    };
+    init_logging(global.verbosity);
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            commands::print_error(
+                global.stderr_style,
+                &format!("cannot start the async runtime: {e}"),
+                "",
+            );
+            return ExitCode::Failure.into();
+        }
+    };
+    let result = runtime.block_on(async {
+        match &cli.command {
+            Command::Scan(args) => commands::scan::run(&global, args).await,
+        }
+    });
+    match result {
+        Ok(code) => code.into(),
+        Err(e) => {
+            commands::print_error(global.stderr_style, &e.to_string(), &e.hint());
+            e.exit_code().into()
+        }
+    }
+}
+
+/// Logs go to stderr; `-v` shows ours, `-vv` also the SDK's.
+fn init_logging(verbosity: i8) {
+    let level = match verbosity {
+        i8::MIN..=0 => return,
+        1 => tracing::Level::INFO,
+        _ => tracing::Level::DEBUG,
+    };
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_target(verbosity >= 2)
+        .init();
+}

@@ -1,0 +1,219 @@
+//! The plain data the engine works on: an EC2 instance as we see it, and its
+//! instance metadata options.
+//!
+//! These types are deliberately independent of the AWS SDK (the `aws` module
+//! converts into them) and of any output format (renderers convert out of
+//! them), so the engine and its tests never touch SDK types.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// `HttpTokens`: whether the metadata service demands a session token (IMDSv2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpTokens {
+    /// IMDSv2 only: a plain v1 GET is refused.
+    Required,
+    /// IMDSv1 still answers.
+    Optional,
+}
+
+/// An `enabled` / `disabled` switch, as EC2 reports `HttpEndpoint`,
+/// `InstanceMetadataTags` and `HttpProtocolIpv6`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Toggle {
+    Enabled,
+    Disabled,
+}
+
+/// Whether the last change to an instance's metadata options has taken effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetadataState {
+    Pending,
+    Applied,
+}
+
+impl HttpTokens {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpTokens::Required => "required",
+            HttpTokens::Optional => "optional",
+        }
+    }
+}
+
+impl Toggle {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Toggle::Enabled => "enabled",
+            Toggle::Disabled => "disabled",
+        }
+    }
+}
+
+impl MetadataState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetadataState::Pending => "pending",
+            MetadataState::Applied => "applied",
+        }
+    }
+}
+
+/// An instance's metadata options exactly as EC2 reported them. A field EC2
+/// left out stays `None`: we never invent a value, because a later change
+/// must send back exactly what was there.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataOptions {
+    pub http_tokens: Option<HttpTokens>,
+    pub http_endpoint: Option<Toggle>,
+    pub hop_limit: Option<i32>,
+    pub instance_metadata_tags: Option<Toggle>,
+    pub http_protocol_ipv6: Option<Toggle>,
+    pub state: Option<MetadataState>,
+}
+
+/// Where an instance stands on IMDS, for counting. The classes do not
+/// overlap: an instance with the endpoint disabled counts as `Disabled`
+/// whatever its `HttpTokens` says, because no metadata is served at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Posture {
+    /// Endpoint enabled and `HttpTokens=required`.
+    Required,
+    /// Endpoint enabled and IMDSv1 allowed (or EC2 did not say: we assume the worst).
+    Optional,
+    /// Endpoint disabled: no IMDS at all.
+    Disabled,
+}
+
+impl MetadataOptions {
+    pub fn posture(&self) -> Posture {
+        if self.http_endpoint == Some(Toggle::Disabled) {
+            Posture::Disabled
+        } else if self.http_tokens == Some(HttpTokens::Required) {
+            Posture::Required
+        } else {
+            Posture::Optional
+        }
+    }
+
+    /// True when a plain IMDSv1 request would be answered.
+    pub fn allows_v1(&self) -> bool {
+        self.posture() == Posture::Optional
+    }
+}
+
+/// The lifecycle state of an instance (`pending`, `running`, `stopped`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct InstanceState(pub String);
+
+impl InstanceState {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// Instances on their way out or gone are never part of a scan.
+    pub fn is_gone(&self) -> bool {
+        matches!(self.0.as_str(), "terminated" | "shutting-down")
+    }
+}
+
+impl fmt::Display for InstanceState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One EC2 instance, as read from `DescribeInstances`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instance {
+    pub instance_id: String,
+    pub state: InstanceState,
+    /// RFC 3339, UTC.
+    pub launch_time: Option<String>,
+    pub image_id: Option<String>,
+    pub metadata: MetadataOptions,
+    pub instance_profile_arn: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl Instance {
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags.get(key).map(String::as_str)
+    }
+
+    pub fn name(&self) -> Option<&str> {
+        self.tag("Name")
+    }
+}
+
+/// An AWS region, as `DescribeRegions` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegionInfo {
+    pub name: String,
+    /// `opt-in-not-required`, `opted-in` or `not-opted-in`.
+    pub opt_in_status: Option<String>,
+}
+
+impl RegionInfo {
+    pub fn is_enabled(&self) -> bool {
+        !matches!(self.opt_in_status.as_deref(), Some("not-opted-in"))
+    }
+}
+
+/// An IAM instance profile and the role(s) inside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceProfile {
+    pub arn: String,
+    pub name: String,
+    pub role_names: Vec<String>,
+}
+
+/// Who we are talking to AWS as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub account_id: String,
+    pub arn: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(tokens: Option<HttpTokens>, endpoint: Option<Toggle>) -> MetadataOptions {
+        MetadataOptions {
+            http_tokens: tokens,
+            http_endpoint: endpoint,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn disabled_endpoint_wins_over_tokens() {
+        let o = opts(Some(HttpTokens::Required), Some(Toggle::Disabled));
+        assert_eq!(o.posture(), Posture::Disabled);
+        let o = opts(Some(HttpTokens::Optional), Some(Toggle::Disabled));
+        assert_eq!(o.posture(), Posture::Disabled);
+        assert!(!o.allows_v1());
+    }
+
+    #[test]
+    fn missing_tokens_is_treated_as_v1_allowed() {
+        let o = opts(None, Some(Toggle::Enabled));
+        assert_eq!(o.posture(), Posture::Optional);
+        assert!(o.allows_v1());
+        let o = opts(Some(HttpTokens::Required), None);
+        assert_eq!(o.posture(), Posture::Required);
+    }
+
+    #[test]
+    fn gone_states() {
+        assert!(InstanceState("terminated".into()).is_gone());
+        assert!(InstanceState("shutting-down".into()).is_gone());
+        assert!(!InstanceState("stopped".into()).is_gone());
+    }
+}

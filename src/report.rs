@@ -1,0 +1,148 @@
+//! The result of a scan as plain data: what renderers print and what the
+//! store saves. Nothing here knows about AWS SDK types or output formats.
+
+use crate::aws::AwsError;
+use crate::model::{Instance, Posture};
+use crate::readiness::{Readiness, Usage};
+
+/// One instance with everything we derived about it.
+#[derive(Debug, Clone)]
+pub struct InstanceRecord {
+    pub account_id: String,
+    pub region: String,
+    pub instance: Instance,
+    /// The role inside the instance profile: what an SSRF would hand out.
+    pub role_name: Option<String>,
+    pub owner: Option<String>,
+    pub asg_name: Option<String>,
+    pub cfn_stack: Option<String>,
+    /// `lt-...` and version, from the tags EC2 puts on instances it launched from a template.
+    pub launch_template: Option<String>,
+    pub container_host: bool,
+    pub container_reason: Option<String>,
+    pub usage: Option<Usage>,
+    pub readiness: Readiness,
+    pub reason: String,
+}
+
+/// Counts for one account and region.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegionSummary {
+    pub account_id: String,
+    pub region: String,
+    pub instances: u64,
+    pub required: u64,
+    pub optional: u64,
+    pub disabled: u64,
+    /// Instances per readiness verdict, in `Readiness::ALL` order.
+    pub verdicts: [u64; 6],
+    /// False when the region failed: its counts are then not the truth.
+    pub complete: bool,
+}
+
+impl RegionSummary {
+    pub fn add(&mut self, record: &InstanceRecord) {
+        self.instances += 1;
+        match record.instance.metadata.posture() {
+            Posture::Required => self.required += 1,
+            Posture::Optional => self.optional += 1,
+            Posture::Disabled => self.disabled += 1,
+        }
+        let idx = Readiness::ALL
+            .iter()
+            .position(|r| *r == record.readiness)
+            .expect("listed");
+        self.verdicts[idx] += 1;
+    }
+
+    pub fn merge(&mut self, other: &RegionSummary) {
+        self.instances += other.instances;
+        self.required += other.required;
+        self.optional += other.optional;
+        self.disabled += other.disabled;
+        for (a, b) in self.verdicts.iter_mut().zip(other.verdicts) {
+            *a += b;
+        }
+        self.complete &= other.complete;
+    }
+
+    /// `required / instances`, metabadger's "percent enforced". `None` for no instances.
+    pub fn percent_enforced(&self) -> Option<f64> {
+        percent(self.required, self.instances)
+    }
+
+    /// `(required + disabled) / instances`: instances where v1 cannot be used.
+    pub fn percent_protected(&self) -> Option<f64> {
+        percent(self.required + self.disabled, self.instances)
+    }
+}
+
+fn percent(part: u64, whole: u64) -> Option<f64> {
+    // One decimal, so JSON and tables agree and tests can compare exactly.
+    (whole > 0).then(|| (part as f64 * 1000.0 / whole as f64).round() / 10.0)
+}
+
+/// Something that failed without stopping the scan.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub account_id: Option<String>,
+    pub region: Option<String>,
+    pub error: AwsError,
+}
+
+/// A whole scan.
+#[derive(Debug, Clone, Default)]
+pub struct ScanReport {
+    /// The scan's id in the database, once saved.
+    pub id: Option<i64>,
+    pub started_at: String,
+    pub finished_at: String,
+    /// The principal the scan ran as, per account (ARN).
+    pub identities: Vec<(String, String)>,
+    pub regions: Vec<RegionSummary>,
+    pub instances: Vec<InstanceRecord>,
+    pub failures: Vec<Failure>,
+    /// Things the user should know that are not failures (roles unknown, ids not found).
+    pub warnings: Vec<String>,
+    /// The usage window in days, when usage was measured.
+    pub usage_days: Option<u32>,
+}
+
+impl ScanReport {
+    pub fn total(&self) -> RegionSummary {
+        let mut total = RegionSummary {
+            complete: true,
+            ..Default::default()
+        };
+        for r in &self.regions {
+            total.merge(r);
+        }
+        total
+    }
+
+    /// Instances that still answer IMDSv1, the ones that need action.
+    pub fn allowing_v1(&self) -> impl Iterator<Item = &InstanceRecord> {
+        self.instances
+            .iter()
+            .filter(|r| r.instance.metadata.allows_v1())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentages_round_to_one_decimal() {
+        let s = RegionSummary {
+            instances: 3,
+            required: 1,
+            disabled: 1,
+            optional: 1,
+            ..Default::default()
+        };
+        assert_eq!(s.percent_enforced(), Some(33.3));
+        assert_eq!(s.percent_protected(), Some(66.7));
+        assert_eq!(RegionSummary::default().percent_enforced(), None);
+    }
+}

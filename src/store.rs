@@ -1,0 +1,347 @@
+//! The local database: every scan, saved in SQLite so later commands
+//! (`show`, `report`, `query`, `plan`) work from what was seen, offline.
+//!
+//! The schema is versioned with SQLite's `user_version`; [`MIGRATIONS`] is
+//! append-only, and each migration runs once, in a transaction. A database
+//! written by a newer imdsguard is refused rather than misread.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, params};
+
+use crate::report::ScanReport;
+
+/// Append-only: never edit a migration that has shipped; add a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: scans, per-region summaries and failures, instances.
+    r#"
+    CREATE TABLE scans (
+        id            INTEGER PRIMARY KEY,
+        started_at    TEXT NOT NULL,
+        finished_at   TEXT NOT NULL,
+        tool_version  TEXT NOT NULL,
+        usage_days    INTEGER,
+        complete      INTEGER NOT NULL
+    );
+    CREATE TABLE scan_regions (
+        scan_id       INTEGER NOT NULL REFERENCES scans(id) ON DELETE CASCADE,
+        account_id    TEXT NOT NULL,
+        region        TEXT NOT NULL,
+        instances     INTEGER NOT NULL,
+        required      INTEGER NOT NULL,
+        optional      INTEGER NOT NULL,
+        disabled      INTEGER NOT NULL,
+        complete      INTEGER NOT NULL,
+        PRIMARY KEY (scan_id, account_id, region)
+    );
+    CREATE TABLE scan_failures (
+        scan_id       INTEGER NOT NULL REFERENCES scans(id) ON DELETE CASCADE,
+        account_id    TEXT,
+        region        TEXT,
+        operation     TEXT NOT NULL,
+        error_code    TEXT,
+        message       TEXT NOT NULL
+    );
+    CREATE TABLE instances (
+        scan_id                INTEGER NOT NULL REFERENCES scans(id) ON DELETE CASCADE,
+        account_id             TEXT NOT NULL,
+        region                 TEXT NOT NULL,
+        instance_id            TEXT NOT NULL,
+        name                   TEXT,
+        state                  TEXT NOT NULL,
+        launch_time            TEXT,
+        image_id               TEXT,
+        http_tokens            TEXT,
+        http_endpoint          TEXT,
+        hop_limit              INTEGER,
+        instance_metadata_tags TEXT,
+        http_protocol_ipv6     TEXT,
+        metadata_state         TEXT,
+        instance_profile_arn   TEXT,
+        role_name              TEXT,
+        owner                  TEXT,
+        tags_json              TEXT NOT NULL,
+        asg_name               TEXT,
+        cfn_stack              TEXT,
+        launch_template        TEXT,
+        container_host         INTEGER NOT NULL,
+        readiness              TEXT NOT NULL,
+        reason                 TEXT NOT NULL,
+        PRIMARY KEY (scan_id, account_id, region, instance_id)
+    );
+    CREATE INDEX instances_by_instance ON instances(instance_id);
+    "#,
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "database {path} has schema version {found}, newer than this imdsguard understands ({known})"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("cannot create {path}: {source}")]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl StoreError {
+    pub fn hint(&self) -> &'static str {
+        match self {
+            StoreError::TooNew { .. } => "upgrade imdsguard, or pass --db with another path",
+            _ => "check --db (or IMDSGUARD_DB) points to a writable file",
+        }
+    }
+}
+
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+                path: dir.to_owned(),
+                source,
+            })?;
+        }
+        let conn = Connection::open(path).map_err(|source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut store = Store { conn };
+        store.migrate(path)?;
+        Ok(store)
+    }
+
+    #[cfg(test)]
+    pub fn in_memory() -> Store {
+        let mut store = Store {
+            conn: Connection::open_in_memory().unwrap(),
+        };
+        store.migrate(Path::new(":memory:")).unwrap();
+        store
+    }
+
+    fn migrate(&mut self, path: &Path) -> Result<(), StoreError> {
+        self.conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        self.conn.pragma_update(None, "foreign_keys", "ON")?;
+        // WAL lets `show`/`query` read while a scan writes.
+        let _mode: String = self
+            .conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(StoreError::TooNew {
+                path: path.to_owned(),
+                found: version,
+                known,
+            });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    #[cfg(test)]
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    /// Saves a whole scan in one transaction and returns its id.
+    pub fn save_scan(&mut self, report: &ScanReport) -> Result<i64, StoreError> {
+        let tx = self.conn.transaction()?;
+        let complete = report.failures.is_empty();
+        tx.execute(
+            "INSERT INTO scans (started_at, finished_at, tool_version, usage_days, complete) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                report.started_at,
+                report.finished_at,
+                env!("CARGO_PKG_VERSION"),
+                report.usage_days,
+                complete
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        {
+            let mut stmt = tx.prepare(
+                "INSERT INTO scan_regions (scan_id, account_id, region, instances, required, optional, disabled, complete)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            for r in &report.regions {
+                stmt.execute(params![
+                    id,
+                    r.account_id,
+                    r.region,
+                    r.instances,
+                    r.required,
+                    r.optional,
+                    r.disabled,
+                    r.complete
+                ])?;
+            }
+            let mut stmt = tx.prepare(
+                "INSERT INTO scan_failures (scan_id, account_id, region, operation, error_code, message)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for f in &report.failures {
+                stmt.execute(params![
+                    id,
+                    f.account_id,
+                    f.region,
+                    f.error.operation,
+                    f.error.code,
+                    f.error.message
+                ])?;
+            }
+            let mut stmt = tx.prepare(
+                "INSERT INTO instances (scan_id, account_id, region, instance_id, name, state, launch_time, image_id,
+                    http_tokens, http_endpoint, hop_limit, instance_metadata_tags, http_protocol_ipv6, metadata_state,
+                    instance_profile_arn, role_name, owner, tags_json, asg_name, cfn_stack, launch_template,
+                    container_host, readiness, reason)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
+            )?;
+            for rec in &report.instances {
+                let i = &rec.instance;
+                let m = &i.metadata;
+                stmt.execute(params![
+                    id,
+                    rec.account_id,
+                    rec.region,
+                    i.instance_id,
+                    i.name(),
+                    i.state.as_str(),
+                    i.launch_time,
+                    i.image_id,
+                    m.http_tokens.map(|t| t.as_str()),
+                    m.http_endpoint.map(|t| t.as_str()),
+                    m.hop_limit,
+                    m.instance_metadata_tags.map(|t| t.as_str()),
+                    m.http_protocol_ipv6.map(|t| t.as_str()),
+                    m.state.map(|s| s.as_str()),
+                    i.instance_profile_arn,
+                    rec.role_name,
+                    rec.owner,
+                    serde_json::to_string(&i.tags).expect("tags serialize"),
+                    rec.asg_name,
+                    rec.cfn_stack,
+                    rec.launch_template,
+                    rec.container_host,
+                    rec.readiness.as_str(),
+                    rec.reason,
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Counts rows of a table in a scan.
+    #[cfg(test)]
+    pub fn count(&self, table: &str, scan_id: i64) -> Result<i64, StoreError> {
+        let sql = match table {
+            "instances" => "SELECT COUNT(*) FROM instances WHERE scan_id = ?1",
+            "scan_regions" => "SELECT COUNT(*) FROM scan_regions WHERE scan_id = ?1",
+            "scan_failures" => "SELECT COUNT(*) FROM scan_failures WHERE scan_id = ?1",
+            other => panic!("no table {other}"),
+        };
+        Ok(self.conn.query_row(sql, [scan_id], |r| r.get(0))?)
+    }
+}
+
+/// Where the database lives unless `--db` or `IMDSGUARD_DB` says otherwise.
+pub fn default_path() -> PathBuf {
+    directories::ProjectDirs::from("", "", "imdsguard")
+        .map(|d| d.data_dir().join("imdsguard.db"))
+        .unwrap_or_else(|| PathBuf::from("imdsguard.db"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::fake::instance;
+    use crate::model::HttpTokens;
+    use crate::readiness::Readiness;
+    use crate::report::{InstanceRecord, RegionSummary};
+
+    #[test]
+    fn migrates_once_and_saves_a_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/db.sqlite");
+        let mut store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        let report = ScanReport {
+            started_at: "2026-11-25T00:00:00Z".into(),
+            finished_at: "2026-11-25T00:00:01Z".into(),
+            regions: vec![RegionSummary {
+                account_id: "1".into(),
+                region: "us-east-1".into(),
+                instances: 1,
+                optional: 1,
+                complete: true,
+                ..Default::default()
+            }],
+            instances: vec![InstanceRecord {
+                account_id: "1".into(),
+                region: "us-east-1".into(),
+                instance: instance(1, HttpTokens::Optional),
+                role_name: Some("r".into()),
+                owner: None,
+                asg_name: None,
+                cfn_stack: None,
+                launch_template: None,
+                container_host: false,
+                container_reason: None,
+                usage: None,
+                readiness: Readiness::Unknown,
+                reason: "x".into(),
+            }],
+            ..Default::default()
+        };
+        let id = store.save_scan(&report).unwrap();
+        assert_eq!(store.count("instances", id).unwrap(), 1);
+        assert_eq!(store.count("scan_regions", id).unwrap(), 1);
+        drop(store);
+        // Reopening does not re-run migrations (they would fail: tables exist).
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.count("instances", id).unwrap(), 1);
+    }
+
+    #[test]
+    fn refuses_a_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        drop(Store::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        assert!(matches!(
+            Store::open(&path),
+            Err(StoreError::TooNew { found: 99, .. })
+        ));
+        let _ = Store::in_memory();
+    }
+}
