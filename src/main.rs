@@ -36,7 +36,7 @@ fn main() -> std::process::ExitCode {
             return e.exit_code().into();
         }
     };
-    init_logging(global.verbosity);
+    init_logging(global.verbosity, global.stderr_style.color);
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -67,7 +67,7 @@ fn main() -> std::process::ExitCode {
 }
 
 /// Logs go to stderr; `-v` shows ours, `-vv` also the SDK's.
-fn init_logging(verbosity: i8) {
+fn init_logging(verbosity: i8, ansi: bool) {
     let level = match verbosity {
         i8::MIN..=0 => return,
         1 => tracing::Level::INFO,
@@ -77,5 +77,6 @@ fn init_logging(verbosity: i8) {
         .with_max_level(level)
         .with_writer(std::io::stderr)
         .with_target(verbosity >= 2)
+        .with_ansi(ansi)
         .init();
 }

@@ -115,7 +115,12 @@ impl fmt::Display for AwsError {
             AwsErrorKind::Network => "could not reach AWS",
             AwsErrorKind::Service | AwsErrorKind::Other => "request failed",
         };
-        write!(f, "{what} on {}", self.operation)?;
+        // Local failures (credentials) are not an AWS operation.
+        if self.operation.contains(':') {
+            write!(f, "{what} on {}", self.operation)?;
+        } else {
+            write!(f, "{what}")?;
+        }
         match (&self.code, self.message.is_empty()) {
             (Some(code), false) => write!(f, ": {code}: {}", one_line(&self.message))?,
             (Some(code), true) => write!(f, ": {code}")?,

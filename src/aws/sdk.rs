@@ -14,7 +14,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_credential_types::provider::ProvideCredentials;
 use aws_credential_types::provider::error::CredentialsError;
-use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::operation::RequestId;
 
 use super::{
@@ -74,11 +74,11 @@ pub async fn load_config(opts: &SessionOptions) -> Result<SdkConfig, AwsError> {
             .region(aws_config::Region::new(fallback))
             .build();
     }
-    check_credentials(&config).await?;
+    check_credentials(&config, opts.profile.as_deref()).await?;
     Ok(config)
 }
 
-async fn check_credentials(config: &SdkConfig) -> Result<(), AwsError> {
+async fn check_credentials(config: &SdkConfig, profile: Option<&str>) -> Result<(), AwsError> {
     const OP: &str = "credentials";
     let Some(provider) = config.credentials_provider() else {
         return Err(AwsError::local(
@@ -89,27 +89,39 @@ async fn check_credentials(config: &SdkConfig) -> Result<(), AwsError> {
     };
     match provider.provide_credentials().await {
         Ok(_) => Ok(()),
-        Err(err) => {
-            let kind = match &err {
-                CredentialsError::CredentialsNotLoaded(_) => AwsErrorKind::NoCredentials,
-                _ => {
-                    let text = DisplayErrorContext(&err).to_string().to_ascii_lowercase();
-                    if text.contains("expired") {
-                        AwsErrorKind::ExpiredToken
-                    } else {
-                        AwsErrorKind::BadCredentials
-                    }
-                }
+        Err(CredentialsError::CredentialsNotLoaded(_)) => {
+            let message = match profile.map(str::to_owned).or_else(|| std::env::var("AWS_PROFILE").ok()) {
+                Some(p) => format!("profile `{p}` yields no credentials (is it defined in ~/.aws/config or ~/.aws/credentials?)"),
+                None => "tried the environment, the default profile, web identity, container and instance credentials".into(),
             };
-            // The provider's message never contains secret material; it says
-            // which source failed and why (e.g. "profile `x` not found").
-            Err(AwsError::local(
-                OP,
-                kind,
-                DisplayErrorContext(&err).to_string(),
-            ))
+            Err(AwsError::local(OP, AwsErrorKind::NoCredentials, message))
+        }
+        Err(err) => {
+            // The provider's messages never contain secret material; they say
+            // which source failed and why (e.g. an SSO token that expired).
+            let text = error_chain(&err);
+            let kind = if text.to_ascii_lowercase().contains("expired") {
+                AwsErrorKind::ExpiredToken
+            } else {
+                AwsErrorKind::BadCredentials
+            };
+            Err(AwsError::local(OP, kind, text))
         }
     }
+}
+
+/// An error and its sources, as one line, without Debug dumps.
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
 }
 
 /// The region the configuration resolved to (flags, environment or profile).
@@ -134,7 +146,7 @@ pub fn account_apis(config: &SdkConfig) -> AccountApis {
 fn convert<E, R>(operation: &'static str, err: SdkError<E, R>) -> AwsError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
     match &err {
         SdkError::ServiceError(_) | SdkError::ResponseError(_) if err.code().is_some() => {
@@ -145,18 +157,14 @@ where
                 err.meta().request_id(),
             )
         }
-        SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() => AwsError::local(
-            operation,
-            AwsErrorKind::Network,
-            DisplayErrorContext(&err).to_string(),
-        ),
-        SdkError::TimeoutError(_) => AwsError::local(
-            operation,
-            AwsErrorKind::Network,
-            DisplayErrorContext(&err).to_string(),
-        ),
+        SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() => {
+            AwsError::local(operation, AwsErrorKind::Network, error_chain(&err))
+        }
+        SdkError::TimeoutError(_) => {
+            AwsError::local(operation, AwsErrorKind::Network, error_chain(&err))
+        }
         _ => {
-            let text = DisplayErrorContext(&err).to_string();
+            let text = error_chain(&err);
             let kind = if text.contains("no credentials") || text.contains("CredentialsNotLoaded") {
                 AwsErrorKind::NoCredentials
             } else {

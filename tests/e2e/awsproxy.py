@@ -1,0 +1,162 @@
+"""A small AWS-aware HTTP proxy for the end-to-end tests, on loopback only.
+
+It sits between imdsguard and moto and:
+  * counts every request by (service, region, action), so tests can assert
+    how many calls a command makes;
+  * injects faults: a test passes a function that may answer a request
+    itself (an AWS error, a throttle) instead of forwarding it;
+  * can add latency per call.
+
+Service and region come from the SigV4 credential scope in the
+Authorization header; the action from the form body (query protocols), the
+X-Amz-Target header (JSON protocols) or the path (RPC v2 CBOR).
+"""
+
+from __future__ import annotations
+
+import collections
+import http.client
+import re
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable, Optional
+
+SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    headers: dict
+    body: bytes
+    service: str
+    region: str
+    action: str
+    params: dict = field(default_factory=dict)
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes
+    headers: dict = field(default_factory=dict)
+
+
+Fault = Callable[[Request], Optional[Reply]]
+
+
+def parse(method: str, path: str, headers: dict, body: bytes) -> Request:
+    auth = headers.get("authorization", "")
+    m = SCOPE.search(auth)
+    region, service = (m.group(1), m.group(2)) if m else ("", "")
+    action = ""
+    params: dict = {}
+    target = headers.get("x-amz-target")
+    if target:
+        action = target.rsplit(".", 1)[-1]
+    elif "/operation/" in path:
+        action = path.rsplit("/operation/", 1)[-1]
+    elif body and "x-www-form-urlencoded" in headers.get("content-type", ""):
+        params = dict(urllib.parse.parse_qsl(body.decode()))
+        action = params.get("Action", "")
+    return Request(method, path, headers, body, service, region, action, params)
+
+
+def ec2_error(code: str, message: str, status: int = 400) -> Reply:
+    """An error in EC2's query-protocol shape."""
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message>"
+        "</Error></Errors><RequestID>proxy-req-1</RequestID></Response>"
+    )
+    return Reply(status, body.encode(), {"Content-Type": "text/xml"})
+
+
+def query_error(code: str, message: str, status: int = 403) -> Reply:
+    """An error in the awsQuery shape used by STS and IAM."""
+    body = (
+        '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+        f"<Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>"
+        "<RequestId>proxy-req-2</RequestId></ErrorResponse>"
+    )
+    return Reply(status, body.encode(), {"Content-Type": "text/xml"})
+
+
+class AwsProxy:
+    def __init__(self, upstream: str, fault: Optional[Fault] = None, latency: float = 0.0):
+        url = urllib.parse.urlparse(upstream)
+        self.upstream_host = url.hostname
+        self.upstream_port = url.port
+        self.fault = fault
+        self.latency = latency
+        self.calls: collections.Counter = collections.Counter()
+        self.log: list[Request] = []
+        self.lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def handle_any(self):
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                req = parse(self.command, self.path, headers, body)
+                with proxy.lock:
+                    proxy.calls[(req.service, req.region, req.action)] += 1
+                    proxy.log.append(req)
+                if proxy.latency:
+                    time.sleep(proxy.latency)
+                reply = proxy.fault(req) if proxy.fault else None
+                if reply is None:
+                    reply = proxy.forward(req)
+                self.send_response(reply.status)
+                for k, v in reply.headers.items():
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(reply.body)))
+                self.end_headers()
+                self.wfile.write(reply.body)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = handle_any
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def forward(self, req: Request) -> Reply:
+        conn = http.client.HTTPConnection(self.upstream_host, self.upstream_port, timeout=120)
+        headers = {k: v for k, v in req.headers.items() if k not in ("host", "content-length")}
+        conn.request(req.method, req.path, body=req.body, headers=headers)
+        resp = conn.getresponse()
+        body = resp.read()
+        conn.close()
+        return Reply(resp.status, body, dict(resp.getheaders()))
+
+    def count(self, action: str, service: Optional[str] = None, region: Optional[str] = None) -> int:
+        with self.lock:
+            return sum(
+                n
+                for (s, r, a), n in self.calls.items()
+                if a == action and (service is None or s == service) and (region is None or r == region)
+            )
+
+    def total(self) -> int:
+        with self.lock:
+            return sum(self.calls.values())
+
+    def __enter__(self) -> "AwsProxy":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()

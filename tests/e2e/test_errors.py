@@ -1,0 +1,149 @@
+"""What users see when things go wrong: one line, a hint, an exit code,
+and for bad input, not a single request to AWS."""
+
+from __future__ import annotations
+
+import pytest
+
+import fleet
+from awsproxy import AwsProxy, ec2_error, query_error
+from conftest import ENDPOINT
+
+
+def assert_one_error(r, *needles):
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) >= 1, r.stderr
+    for n in needles:
+        assert n in r.stderr, (n, r.stderr)
+    assert "help:" in r.stderr
+    assert "panicked" not in r.stderr and "RUST_BACKTRACE" not in r.stderr
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--instance-ids", "i-123"], "malformed instance id `i-123`"),
+        (["--instance-ids", "i-0123456789abcdef0,bogus"], "malformed instance id `bogus`"),
+        (["--exclude-ids", "x"], "malformed instance id `x`"),
+        (["--tag", "env"], "malformed tag filter `env`"),
+        (["--exclude-tag", "=prod"], "malformed tag filter `=prod`"),
+        (["--regions", "us-east-1,mars"], "malformed region `mars`"),
+        (["--input-file", "/nonexistent/ids.csv"], "cannot read /nonexistent/ids.csv"),
+    ],
+)
+def test_bad_input_exits_2_without_calling_aws(run, args, needle):
+    with AwsProxy(ENDPOINT) as proxy:
+        r = run("scan", *args, endpoint=proxy.url)
+        assert r.code == 2, r.stderr
+        assert_one_error(r, needle)
+        assert proxy.total() == 0
+
+
+def test_malformed_csv_names_the_line(run, tmp_path):
+    bad = tmp_path / "ids.csv"
+    bad.write_text("instance_id,region\ni-0123456789abcdef0,us-east-1\ni-nothex,us-east-1\n")
+    with AwsProxy(ENDPOINT) as proxy:
+        r = run("scan", "--input-file", str(bad), endpoint=proxy.url)
+        assert r.code == 2
+        assert_one_error(r, "line 3", "i-nothex")
+        short = tmp_path / "short.csv"
+        short.write_text("instance_id,region\ni-0123456789abcdef0\n")
+        r = run("scan", "--input-file", str(short), endpoint=proxy.url)
+        assert r.code == 2
+        assert_one_error(r, "line 2", "expected 2 fields, found 1")
+        nocol = tmp_path / "nocol.csv"
+        nocol.write_text("id\ni-0123456789abcdef0\n")
+        r = run("scan", "--input-file", str(nocol), endpoint=proxy.url)
+        assert r.code == 2
+        assert_one_error(r, "no `instance_id` column")
+        assert proxy.total() == 0
+
+
+def test_clap_rejects_unknown_values_with_exit_2(run):
+    r = run("scan", "--state", "sleeping")
+    assert r.code == 2
+    assert "sleeping" in r.stderr
+
+
+def test_no_credentials(run):
+    r = run("scan", "--regions", "us-east-1", creds=False)
+    assert r.code == 1
+    assert_one_error(r, "no AWS credentials found", "aws configure")
+
+
+def test_unknown_profile(run):
+    r = run("scan", "--regions", "us-east-1", "--profile", "nosuchprofile", creds=False)
+    assert r.code == 1
+    assert_one_error(r, "nosuchprofile")
+
+
+def test_expired_token(run):
+    def fault(req):
+        if req.action == "GetCallerIdentity":
+            return query_error("ExpiredToken", "The security token included in the request is expired")
+        return None
+
+    with AwsProxy(ENDPOINT, fault) as proxy:
+        r = run("scan", "--regions", "us-east-1", endpoint=proxy.url)
+    assert r.code == 1
+    assert_one_error(r, "credentials expired", "ExpiredToken", "aws sso login")
+    assert r.stdout == ""
+
+
+def test_access_denied_in_one_region_names_the_permission(run, account):
+    account.client("ec2", "us-east-1").run_instances(ImageId=fleet.AMI, MinCount=3, MaxCount=3)
+    account.client("ec2", "eu-west-1").run_instances(ImageId=fleet.AMI, MinCount=2, MaxCount=2)
+
+    def fault(req):
+        if req.action == "DescribeInstances" and req.region == "eu-west-1":
+            return ec2_error("UnauthorizedOperation", "You are not authorized to perform this operation.", 403)
+        return None
+
+    with AwsProxy(ENDPOINT, fault) as proxy:
+        r = run("scan", "--regions", "us-east-1,eu-west-1", "--format", "json", endpoint=proxy.url)
+    assert r.code == 1
+    assert_one_error(r, "eu-west-1", "access denied on ec2:DescribeInstances", "UnauthorizedOperation", "grant `ec2:DescribeInstances`")
+    doc = r.json()
+    assert doc["scan"]["complete"] is False
+    regions = {c["region"]: c for c in doc["summary"]["regions"]}
+    assert regions["us-east-1"]["instances"] == 3 and regions["us-east-1"]["complete"] is True
+    assert regions["eu-west-1"]["complete"] is False
+    assert doc["failures"][0]["region"] == "eu-west-1"
+    assert doc["failures"][0]["code"] == "UnauthorizedOperation"
+
+
+def test_iam_denied_degrades_to_unknown_roles(run, account):
+    account.client("ec2", "us-east-1").run_instances(ImageId=fleet.AMI, MinCount=2, MaxCount=2)
+
+    def fault(req):
+        if req.action == "ListInstanceProfiles":
+            return query_error("AccessDenied", "User is not authorized to perform: iam:ListInstanceProfiles")
+        return None
+
+    with AwsProxy(ENDPOINT, fault) as proxy:
+        r = run("scan", "--regions", "us-east-1", "--format", "json", endpoint=proxy.url)
+    assert r.code == 0, r.stderr
+    assert "roles unknown" in r.stderr and "iam:ListInstanceProfiles" in r.stderr
+    assert r.json()["summary"]["total"]["instances"] == 2
+
+
+def test_unknown_region_suggests(run):
+    r = run("scan", "--regions", "us-east-9")
+    assert r.code == 2
+    assert_one_error(r, "unknown region `us-east-9`", "did you mean")
+
+
+def test_disabled_region_reported_rest_completes(run, account):
+    account.client("ec2", "us-east-1").run_instances(ImageId=fleet.AMI, MinCount=1, MaxCount=1)
+    r = run("scan", "--regions", "us-east-1,me-south-1", "--format", "json")
+    assert r.code == 1
+    assert_one_error(r, "me-south-1", "not enabled")
+    doc = r.json()
+    assert doc["summary"]["total"]["instances"] == 1
+    assert doc["failures"][0]["region"] == "me-south-1"
+
+
+def test_unreachable_endpoint(run):
+    r = run("scan", "--regions", "us-east-1", endpoint="http://127.0.0.1:9")
+    assert r.code == 1
+    assert_one_error(r, "could not reach AWS")
