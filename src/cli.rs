@@ -31,14 +31,48 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Inventory every instance's metadata options, roles and owners.
+    /// Inventory every instance's metadata options, roles, owners and IMDSv1 use.
     ///
     /// Lists instances in every selected region (1000 per call), joins each
     /// instance profile to its IAM role with one IAM listing per account,
-    /// prints the summary per region and the instances that still allow
-    /// IMDSv1, and saves the scan in the database.
+    /// measures IMDSv1 calls per instance from CloudWatch (`MetadataNoToken`,
+    /// `MetadataNoTokenRejected`; 250 instances per call) and gives each
+    /// instance a readiness verdict: compliant, rejecting-v1, disabled, ready,
+    /// in-use or unknown. Prints the summary per region and the instances that
+    /// still allow IMDSv1, and saves the scan in the database.
     #[command(after_help = AFTER_HELP)]
     Scan(ScanArgs),
+
+    /// Views of a stored scan (the latest unless --scan), without calling AWS.
+    ///
+    /// `show instances` prints a scan again in any format; `show usage` lists
+    /// instances by IMDSv1 calls with a daily sparkline, and `show usage
+    /// --fleet` the fleet's daily totals of answered and refused v1 calls.
+    #[command(after_help = AFTER_HELP)]
+    Show(ShowArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ShowView {
+    /// The scan's summary and instances, as `scan` printed them.
+    Instances,
+    /// IMDSv1 calls per instance (or per day with --fleet).
+    Usage,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// What to show.
+    #[arg(value_enum)]
+    pub view: ShowView,
+
+    /// The scan id (see the `scan` output); default: the latest.
+    #[arg(long, value_name = "ID")]
+    pub scan: Option<i64>,
+
+    /// With `usage`: the fleet's daily totals instead of one row per instance.
+    #[arg(long)]
+    pub fleet: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -157,6 +191,14 @@ pub struct FilterArgs {
 pub struct ScanArgs {
     #[command(flatten)]
     pub filters: FilterArgs,
+
+    /// Days of CloudWatch history to measure IMDSv1 use over (1 to 455).
+    #[arg(long, default_value_t = crate::usage::DEFAULT_DAYS, value_name = "N")]
+    pub days: u32,
+
+    /// Skip CloudWatch: inventory only (instances allowing v1 are then `unknown`).
+    #[arg(long, conflicts_with = "days")]
+    pub no_usage: bool,
 
     /// Tag key(s) naming an instance's owner, tried in order, case-insensitive.
     #[arg(

@@ -19,6 +19,7 @@ mod report;
 mod scan;
 mod settings;
 mod store;
+mod usage;
 
 use clap::Parser;
 
@@ -55,6 +56,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match &cli.command {
             Command::Scan(args) => commands::scan::run(&global, args).await,
+            Command::Show(args) => commands::show::run(&global, args),
         }
     });
     match result {

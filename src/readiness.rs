@@ -35,6 +35,18 @@ impl Readiness {
         Readiness::Unknown,
     ];
 
+    /// The column header for tables.
+    pub fn header(self) -> &'static str {
+        match self {
+            Readiness::Compliant => "COMPLIANT",
+            Readiness::RejectingV1 => "REJECTING-V1",
+            Readiness::Disabled => "DISABLED",
+            Readiness::Ready => "READY",
+            Readiness::InUse => "IN-USE",
+            Readiness::Unknown => "UNKNOWN",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Readiness::Compliant => "compliant",

@@ -1,9 +1,12 @@
 //! The result of a scan as plain data: what renderers print and what the
 //! store saves. Nothing here knows about AWS SDK types or output formats.
 
+use std::collections::BTreeMap;
+
 use crate::aws::AwsError;
 use crate::model::{Instance, Posture};
 use crate::readiness::{Readiness, Usage};
+use crate::usage::DayPoint;
 
 /// One instance with everything we derived about it.
 #[derive(Debug, Clone)]
@@ -21,6 +24,8 @@ pub struct InstanceRecord {
     pub container_host: bool,
     pub container_reason: Option<String>,
     pub usage: Option<Usage>,
+    /// The daily series behind `usage` (`YYYY-MM-DD` → sums), days with data only.
+    pub daily: BTreeMap<String, DayPoint>,
     pub readiness: Readiness,
     pub reason: String,
 }

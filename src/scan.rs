@@ -18,6 +18,7 @@ use crate::model::{Instance, InstanceProfile, RegionInfo};
 use crate::progress::Reporter;
 use crate::readiness;
 use crate::report::{Failure, InstanceRecord, RegionSummary};
+use crate::usage::{self, InstanceUsage, Window};
 
 /// EC2's largest `DescribeInstances` page.
 pub const PAGE_SIZE: i32 = 1000;
@@ -39,6 +40,8 @@ pub struct ScanSettings {
     /// Tag keys that name an owner, tried in order, matched case-insensitively.
     pub owner_tags: Vec<String>,
     pub concurrency: usize,
+    /// The usage window, or `None` for `--no-usage`.
+    pub usage: Option<Window>,
 }
 
 /// Errors that stop the scan of an account.
@@ -95,9 +98,10 @@ pub async fn scan_account(
 
     // IAM is listed once per account, alongside the regional listings.
     let profiles = list_profiles(apis);
+    let account_id = account_id.as_str();
     let listings = stream::iter(regions.iter().cloned())
         .map(|region| async move {
-            let result = list_region(apis, &region, &settings.selection).await;
+            let result = scan_region(apis, account_id, &region, settings).await;
             reporter.advance(&region);
             (region, result)
         })
@@ -117,6 +121,7 @@ pub async fn scan_account(
         }
     };
 
+    let account_id = account_id.to_owned();
     let mut seen = BTreeSet::new();
     for (region, result) in listings {
         let mut summary = RegionSummary {
@@ -126,21 +131,38 @@ pub async fn scan_account(
             ..Default::default()
         };
         match result {
-            Ok(instances) => {
-                for instance in instances {
-                    if !settings.selection.matches(&account_id, &region, &instance) {
-                        continue;
-                    }
+            Ok(listing) => {
+                let (mut usage, usage_error) = match listing.usage {
+                    Some(Ok(u)) => (u, None),
+                    Some(Err(e)) => (HashMap::new(), Some(e)),
+                    None => (HashMap::new(), None),
+                };
+                for instance in listing.instances {
                     seen.insert(instance.instance_id.clone());
-                    let record = build_record(
+                    let measured = usage.remove(&instance.instance_id);
+                    let mut record = build_record(
                         &account_id,
                         &region,
                         instance,
                         roles.as_ref(),
                         &settings.owner_tags,
+                        measured,
                     );
+                    if let Some(e) = &usage_error {
+                        if record.usage.is_none() && record.instance.metadata.allows_v1() {
+                            record.reason =
+                                format!("allows IMDSv1; v1 usage unknown: {} failed", e.operation);
+                        }
+                    }
                     summary.add(&record);
                     inv.records.push(record);
+                }
+                if let Some(error) = usage_error {
+                    inv.failures.push(Failure {
+                        account_id: Some(account_id.clone()),
+                        region: Some(region.clone()),
+                        error,
+                    });
                 }
             }
             Err(error) => {
@@ -263,6 +285,40 @@ fn same_partition(a: &str, b: &str) -> bool {
     partition(a) == partition(b)
 }
 
+/// One region's selected instances and, if measured, their usage.
+struct RegionListing {
+    instances: Vec<Instance>,
+    /// `None` when usage is not measured; an error leaves the inventory intact.
+    usage: Option<Result<HashMap<String, InstanceUsage>, AwsError>>,
+}
+
+/// Lists a region, applies the selection, then measures usage of the
+/// instances whose endpoint is enabled (a disabled endpoint serves no v1).
+async fn scan_region(
+    apis: &AccountApis,
+    account_id: &str,
+    region: &str,
+    settings: &ScanSettings,
+) -> Result<RegionListing, AwsError> {
+    let instances: Vec<Instance> = list_region(apis, region, &settings.selection)
+        .await?
+        .into_iter()
+        .filter(|i| settings.selection.matches(account_id, region, i))
+        .collect();
+    let usage = match &settings.usage {
+        Some(window) => {
+            let ids: Vec<String> = instances
+                .iter()
+                .filter(|i| i.metadata.posture() != crate::model::Posture::Disabled)
+                .map(|i| i.instance_id.clone())
+                .collect();
+            Some(usage::measure(apis.cloudwatch.as_ref(), region, &ids, window).await)
+        }
+        None => None,
+    };
+    Ok(RegionListing { instances, usage })
+}
+
 /// Every instance of one region, page by page (1000 per call).
 async fn list_region(
     apis: &AccountApis,
@@ -332,6 +388,7 @@ fn build_record(
     instance: Instance,
     roles: Option<&RoleIndex>,
     owner_tags: &[String],
+    measured: Option<InstanceUsage>,
 ) -> InstanceRecord {
     let role_name = instance
         .instance_profile_arn
@@ -351,7 +408,11 @@ fn build_record(
         }
     });
     let container_reason = container::detect(&instance);
-    let (readiness, reason) = readiness::assess(&instance.metadata, None);
+    let (usage, daily) = match measured {
+        Some(m) => (Some(m.usage), m.daily),
+        None => (None, Default::default()),
+    };
+    let (readiness, reason) = readiness::assess(&instance.metadata, usage.as_ref());
     InstanceRecord {
         account_id: account_id.to_owned(),
         region: region.to_owned(),
@@ -364,7 +425,8 @@ fn build_record(
         launch_template,
         container_host: container_reason.is_some(),
         container_reason,
-        usage: None,
+        usage,
+        daily,
         readiness,
         reason,
         instance,
@@ -385,6 +447,7 @@ mod tests {
             selection: Selection::default(),
             owner_tags: vec!["owner".into()],
             concurrency: 4,
+            usage: None,
         }
     }
 

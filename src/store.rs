@@ -7,9 +7,35 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, params};
+use std::collections::{BTreeMap, HashMap};
 
-use crate::report::ScanReport;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::de::DeserializeOwned;
+
+use crate::aws::AwsError;
+use crate::model::{Instance, InstanceState, MetadataOptions};
+use crate::readiness::{Readiness, Usage};
+use crate::report::{Failure, InstanceRecord, RegionSummary, ScanReport};
+use crate::usage::DayPoint;
+
+/// Parses a stored lowercase enum value (`required`, `enabled`, ...).
+fn parse_enum<T: DeserializeOwned>(s: &str) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
+}
+
+/// Operation names are `&'static str` in `AwsError` (they come from code);
+/// the few read back from the database map onto the same constants.
+fn leak_operation(op: &str) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "ec2:DescribeInstances",
+        "ec2:DescribeRegions",
+        "iam:ListInstanceProfiles",
+        "sts:GetCallerIdentity",
+        "cloudwatch:GetMetricData",
+        "credentials",
+    ];
+    KNOWN.iter().find(|k| **k == op).copied().unwrap_or("aws")
+}
 
 /// Append-only: never edit a migration that has shipped; add a new one.
 const MIGRATIONS: &[&str] = &[
@@ -21,7 +47,9 @@ const MIGRATIONS: &[&str] = &[
         finished_at   TEXT NOT NULL,
         tool_version  TEXT NOT NULL,
         usage_days    INTEGER,
-        complete      INTEGER NOT NULL
+        complete      INTEGER NOT NULL,
+        identities_json TEXT NOT NULL DEFAULT '[]',
+        warnings_json TEXT NOT NULL DEFAULT '[]'
     );
     CREATE TABLE scan_regions (
         scan_id       INTEGER NOT NULL REFERENCES scans(id) ON DELETE CASCADE,
@@ -65,11 +93,36 @@ const MIGRATIONS: &[&str] = &[
         cfn_stack              TEXT,
         launch_template        TEXT,
         container_host         INTEGER NOT NULL,
+        container_reason       TEXT,
         readiness              TEXT NOT NULL,
         reason                 TEXT NOT NULL,
         PRIMARY KEY (scan_id, account_id, region, instance_id)
     );
     CREATE INDEX instances_by_instance ON instances(instance_id);
+    -- Usage over the scan's window, for instances that were measured.
+    CREATE TABLE usage (
+        scan_id        INTEGER NOT NULL REFERENCES scans(id) ON DELETE CASCADE,
+        account_id     TEXT NOT NULL,
+        region         TEXT NOT NULL,
+        instance_id    TEXT NOT NULL,
+        window_days    INTEGER NOT NULL,
+        v1_calls       INTEGER NOT NULL,
+        last_v1_call   TEXT,
+        days_with_data INTEGER NOT NULL,
+        rejected_calls INTEGER NOT NULL,
+        PRIMARY KEY (scan_id, account_id, region, instance_id)
+    );
+    -- The daily series behind it: one row per instance per day with data.
+    CREATE TABLE usage_daily (
+        scan_id        INTEGER NOT NULL REFERENCES scans(id) ON DELETE CASCADE,
+        account_id     TEXT NOT NULL,
+        region         TEXT NOT NULL,
+        instance_id    TEXT NOT NULL,
+        day            TEXT NOT NULL,
+        v1_calls       REAL NOT NULL,
+        rejected_calls REAL NOT NULL,
+        PRIMARY KEY (scan_id, account_id, region, instance_id, day)
+    );
     "#,
 ];
 
@@ -90,6 +143,10 @@ pub enum StoreError {
     },
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
+    #[error("no scan with id {0} in the database")]
+    NoScan(i64),
+    #[error("the database has no scan yet")]
+    Empty,
     #[error("cannot create {path}: {source}")]
     Dir {
         path: PathBuf,
@@ -101,6 +158,10 @@ impl StoreError {
     pub fn hint(&self) -> &'static str {
         match self {
             StoreError::TooNew { .. } => "upgrade imdsguard, or pass --db with another path",
+            StoreError::NoScan(_) => {
+                "`imdsguard history` lists the scans; omit --scan for the latest"
+            }
+            StoreError::Empty => "run `imdsguard scan` first (or pass the --db it used)",
             _ => "check --db (or IMDSGUARD_DB) points to a writable file",
         }
     }
@@ -176,13 +237,16 @@ impl Store {
         let tx = self.conn.transaction()?;
         let complete = report.failures.is_empty();
         tx.execute(
-            "INSERT INTO scans (started_at, finished_at, tool_version, usage_days, complete) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO scans (started_at, finished_at, tool_version, usage_days, complete, identities_json, warnings_json)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 report.started_at,
                 report.finished_at,
                 env!("CARGO_PKG_VERSION"),
                 report.usage_days,
-                complete
+                complete,
+                serde_json::to_string(&report.identities).expect("strings serialize"),
+                serde_json::to_string(&report.warnings).expect("strings serialize"),
             ],
         )?;
         let id = tx.last_insert_rowid();
@@ -221,8 +285,16 @@ impl Store {
                 "INSERT INTO instances (scan_id, account_id, region, instance_id, name, state, launch_time, image_id,
                     http_tokens, http_endpoint, hop_limit, instance_metadata_tags, http_protocol_ipv6, metadata_state,
                     instance_profile_arn, role_name, owner, tags_json, asg_name, cfn_stack, launch_template,
-                    container_host, readiness, reason)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
+                    container_host, container_reason, readiness, reason)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
+            )?;
+            let mut usage_stmt = tx.prepare(
+                "INSERT INTO usage (scan_id, account_id, region, instance_id, window_days, v1_calls, last_v1_call,
+                    days_with_data, rejected_calls) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            let mut daily_stmt = tx.prepare(
+                "INSERT INTO usage_daily (scan_id, account_id, region, instance_id, day, v1_calls, rejected_calls)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             for rec in &report.instances {
                 let i = &rec.instance;
@@ -250,13 +322,244 @@ impl Store {
                     rec.cfn_stack,
                     rec.launch_template,
                     rec.container_host,
+                    rec.container_reason,
                     rec.readiness.as_str(),
                     rec.reason,
                 ])?;
+                if let Some(u) = &rec.usage {
+                    usage_stmt.execute(params![
+                        id,
+                        rec.account_id,
+                        rec.region,
+                        i.instance_id,
+                        u.window_days,
+                        u.v1_calls,
+                        u.last_v1_call,
+                        u.days_with_data,
+                        u.rejected_calls
+                    ])?;
+                }
+                for (day, p) in &rec.daily {
+                    daily_stmt.execute(params![
+                        id,
+                        rec.account_id,
+                        rec.region,
+                        i.instance_id,
+                        day,
+                        p.v1_calls,
+                        p.rejected_calls
+                    ])?;
+                }
             }
         }
         tx.commit()?;
         Ok(id)
+    }
+
+    /// The id of the newest scan, if any.
+    pub fn latest_scan(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT MAX(id) FROM scans", [], |r| r.get(0))?)
+    }
+
+    /// Rebuilds a saved scan exactly as it was reported.
+    pub fn load_report(&self, scan_id: i64) -> Result<ScanReport, StoreError> {
+        let head = self
+            .conn
+            .query_row(
+                "SELECT started_at, finished_at, usage_days, identities_json, warnings_json FROM scans WHERE id = ?1",
+                [scan_id],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<u32>>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                    ))
+                },
+            )
+            .optional()?
+            .ok_or(StoreError::NoScan(scan_id))?;
+        let mut report = ScanReport {
+            id: Some(scan_id),
+            started_at: head.0,
+            finished_at: head.1,
+            usage_days: head.2,
+            identities: serde_json::from_str(&head.3).unwrap_or_default(),
+            warnings: serde_json::from_str(&head.4).unwrap_or_default(),
+            ..Default::default()
+        };
+
+        let mut usage: HashMap<(String, String, String), Usage> = HashMap::new();
+        let mut stmt = self.conn.prepare(
+            "SELECT account_id, region, instance_id, window_days, v1_calls, last_v1_call, days_with_data, rejected_calls
+             FROM usage WHERE scan_id = ?1",
+        )?;
+        let rows = stmt.query_map([scan_id], |r| {
+            Ok((
+                (r.get(0)?, r.get(1)?, r.get(2)?),
+                Usage {
+                    window_days: r.get(3)?,
+                    v1_calls: r.get(4)?,
+                    last_v1_call: r.get(5)?,
+                    days_with_data: r.get(6)?,
+                    rejected_calls: r.get(7)?,
+                },
+            ))
+        })?;
+        for row in rows {
+            let (k, u) = row?;
+            usage.insert(k, u);
+        }
+        let mut daily: HashMap<(String, String, String), BTreeMap<String, DayPoint>> =
+            HashMap::new();
+        let mut stmt = self.conn.prepare(
+            "SELECT account_id, region, instance_id, day, v1_calls, rejected_calls FROM usage_daily WHERE scan_id = ?1",
+        )?;
+        let rows = stmt.query_map([scan_id], |r| {
+            Ok((
+                (r.get(0)?, r.get(1)?, r.get(2)?),
+                r.get::<_, String>(3)?,
+                DayPoint {
+                    v1_calls: r.get(4)?,
+                    rejected_calls: r.get(5)?,
+                },
+            ))
+        })?;
+        for row in rows {
+            let (k, day, p) = row?;
+            daily.entry(k).or_default().insert(day, p);
+        }
+
+        let mut stmt = self.conn.prepare(
+            "SELECT account_id, region, instance_id, state, launch_time, image_id, http_tokens, http_endpoint,
+                hop_limit, instance_metadata_tags, http_protocol_ipv6, metadata_state, instance_profile_arn,
+                role_name, owner, tags_json, asg_name, cfn_stack, launch_template, container_host,
+                container_reason, readiness, reason
+             FROM instances WHERE scan_id = ?1 ORDER BY account_id, region, rowid",
+        )?;
+        let rows = stmt.query_map([scan_id], |r| {
+            let tags_json: String = r.get(15)?;
+            let instance = Instance {
+                instance_id: r.get(2)?,
+                state: InstanceState(r.get(3)?),
+                launch_time: r.get(4)?,
+                image_id: r.get(5)?,
+                metadata: MetadataOptions {
+                    http_tokens: r
+                        .get::<_, Option<String>>(6)?
+                        .as_deref()
+                        .and_then(parse_enum),
+                    http_endpoint: r
+                        .get::<_, Option<String>>(7)?
+                        .as_deref()
+                        .and_then(parse_enum),
+                    hop_limit: r.get(8)?,
+                    instance_metadata_tags: r
+                        .get::<_, Option<String>>(9)?
+                        .as_deref()
+                        .and_then(parse_enum),
+                    http_protocol_ipv6: r
+                        .get::<_, Option<String>>(10)?
+                        .as_deref()
+                        .and_then(parse_enum),
+                    state: r
+                        .get::<_, Option<String>>(11)?
+                        .as_deref()
+                        .and_then(parse_enum),
+                },
+                instance_profile_arn: r.get(12)?,
+                tags: serde_json::from_str(&tags_json).unwrap_or_default(),
+            };
+            let readiness: String = r.get(21)?;
+            Ok(InstanceRecord {
+                account_id: r.get(0)?,
+                region: r.get(1)?,
+                role_name: r.get(13)?,
+                owner: r.get(14)?,
+                asg_name: r.get(16)?,
+                cfn_stack: r.get(17)?,
+                launch_template: r.get(18)?,
+                container_host: r.get(19)?,
+                container_reason: r.get(20)?,
+                usage: None,
+                daily: BTreeMap::new(),
+                readiness: Readiness::ALL
+                    .into_iter()
+                    .find(|v| v.as_str() == readiness)
+                    .unwrap_or(Readiness::Unknown),
+                reason: r.get(22)?,
+                instance,
+            })
+        })?;
+        for row in rows {
+            let mut rec = row?;
+            let key = (
+                rec.account_id.clone(),
+                rec.region.clone(),
+                rec.instance.instance_id.clone(),
+            );
+            rec.usage = usage.remove(&key);
+            rec.daily = daily.remove(&key).unwrap_or_default();
+            report.instances.push(rec);
+        }
+
+        let mut stmt = self.conn.prepare(
+            "SELECT account_id, region, instances, required, optional, disabled, complete
+             FROM scan_regions WHERE scan_id = ?1 ORDER BY account_id, region",
+        )?;
+        let rows = stmt.query_map([scan_id], |r| {
+            Ok(RegionSummary {
+                account_id: r.get(0)?,
+                region: r.get(1)?,
+                instances: r.get(2)?,
+                required: r.get(3)?,
+                optional: r.get(4)?,
+                disabled: r.get(5)?,
+                verdicts: [0; 6],
+                complete: r.get(6)?,
+            })
+        })?;
+        for row in rows {
+            let mut summary = row?;
+            for rec in report
+                .instances
+                .iter()
+                .filter(|i| i.account_id == summary.account_id && i.region == summary.region)
+            {
+                let idx = Readiness::ALL
+                    .iter()
+                    .position(|r| *r == rec.readiness)
+                    .expect("listed");
+                summary.verdicts[idx] += 1;
+            }
+            report.regions.push(summary);
+        }
+
+        let mut stmt = self.conn.prepare(
+            "SELECT account_id, region, operation, error_code, message FROM scan_failures WHERE scan_id = ?1 ORDER BY rowid",
+        )?;
+        let rows = stmt.query_map([scan_id], |r| {
+            let operation: String = r.get(2)?;
+            let code: Option<String> = r.get(3)?;
+            let message: String = r.get(4)?;
+            Ok(Failure {
+                account_id: r.get(0)?,
+                region: r.get(1)?,
+                error: AwsError::from_code(
+                    leak_operation(&operation),
+                    code.as_deref(),
+                    Some(&message),
+                    None,
+                ),
+            })
+        })?;
+        for row in rows {
+            report.failures.push(row?);
+        }
+        Ok(report)
     }
 
     /// Counts rows of a table in a scan.
@@ -316,6 +619,7 @@ mod tests {
                 container_host: false,
                 container_reason: None,
                 usage: None,
+                daily: Default::default(),
                 readiness: Readiness::Unknown,
                 reason: "x".into(),
             }],

@@ -152,6 +152,7 @@ impl StsApi for FakeSts {
 pub struct FakeAccount {
     pub ec2: FakeEc2,
     pub iam: FakeIam,
+    pub cloudwatch: FakeCloudWatch,
     pub sts_fail: Option<AwsError>,
     pub calls: std::sync::Arc<Calls>,
 }
@@ -175,6 +176,7 @@ impl FakeAccount {
                 calls: calls.clone(),
                 ..Default::default()
             },
+            cloudwatch: FakeCloudWatch::default(),
             sts_fail: None,
             calls,
         }
@@ -195,6 +197,7 @@ impl FakeAccount {
             }),
             ec2: Box::new(self.ec2),
             iam: Box::new(self.iam),
+            cloudwatch: Box::new(self.cloudwatch),
             home_region: home,
         }
     }
@@ -217,5 +220,86 @@ pub fn instance(n: usize, tokens: HttpTokens) -> Instance {
         },
         instance_profile_arn: None,
         tags: Default::default(),
+    }
+}
+
+/// A fake CloudWatch holding datapoints in memory; it buckets by the
+/// request's period, pages results `page_size` series at a time, and counts calls.
+#[derive(Default)]
+pub struct FakeCloudWatch {
+    points: Mutex<Vec<(String, crate::aws::Metric, i64, f64)>>,
+    calls: AtomicUsize,
+    max_queries: AtomicUsize,
+    /// Series per page; 0 means all in one page.
+    pub page_size: AtomicUsize,
+    pub fail: Option<AwsError>,
+}
+
+impl FakeCloudWatch {
+    pub fn put(&self, instance: &str, metric: crate::aws::Metric, t: i64, v: f64) {
+        self.points
+            .lock()
+            .unwrap()
+            .push((instance.to_owned(), metric, t, v));
+    }
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+    pub fn max_queries(&self) -> usize {
+        self.max_queries.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl crate::aws::CloudWatchApi for FakeCloudWatch {
+    async fn get_metric_data(
+        &self,
+        _region: &str,
+        request: &crate::aws::MetricRequest,
+        next_token: Option<String>,
+    ) -> Result<crate::aws::MetricPage, AwsError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.max_queries
+            .fetch_max(request.queries.len(), Ordering::SeqCst);
+        if let Some(e) = &self.fail {
+            return Err(e.clone());
+        }
+        assert!(
+            request.queries.len() <= 500,
+            "CloudWatch rejects more than 500 queries"
+        );
+        let points = self.points.lock().unwrap();
+        let period = i64::from(request.period);
+        let all: Vec<crate::aws::MetricSeries> = request
+            .queries
+            .iter()
+            .map(|q| {
+                let mut buckets: std::collections::BTreeMap<i64, f64> = Default::default();
+                for (i, m, t, v) in points.iter() {
+                    if *i == q.instance_id
+                        && *m == q.metric
+                        && (request.start..request.end).contains(t)
+                    {
+                        let b = request.start + (t - request.start) / period * period;
+                        *buckets.entry(b).or_default() += v;
+                    }
+                }
+                crate::aws::MetricSeries {
+                    id: q.id.clone(),
+                    timestamps: buckets.keys().copied().collect(),
+                    values: buckets.values().copied().collect(),
+                }
+            })
+            .collect();
+        let size = match self.page_size.load(Ordering::SeqCst) {
+            0 => all.len().max(1),
+            n => n,
+        };
+        let start: usize = next_token.map(|t| t.parse().unwrap()).unwrap_or(0);
+        let end = (start + size).min(all.len());
+        Ok(crate::aws::MetricPage {
+            series: all[start..end].to_vec(),
+            next_token: (end < all.len()).then(|| end.to_string()),
+        })
     }
 }

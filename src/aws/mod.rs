@@ -1,6 +1,7 @@
 //! Our narrow view of AWS: the few calls the engine makes, behind traits.
 //!
-//! The engine only ever sees [`Ec2Api`], [`IamApi`] and [`StsApi`], which speak
+//! The engine only ever sees [`Ec2Api`], [`IamApi`], [`StsApi`] and
+//! [`CloudWatchApi`], which speak
 //! our own `model` types. `sdk` implements them on the official AWS SDK for
 //! Rust; tests implement them with in-memory fakes (see `fake`) so paging,
 //! call counts and failures can be tested without a network. Each method is
@@ -70,11 +71,78 @@ pub trait StsApi: Send + Sync {
     async fn caller_identity(&self) -> Result<Identity, AwsError>;
 }
 
+/// The EC2 metrics we read, in namespace `AWS/EC2`, dimension `InstanceId`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Metric {
+    /// IMDSv1 calls that were answered.
+    MetadataNoToken,
+    /// IMDSv1 calls that were refused because IMDSv2 is required.
+    MetadataNoTokenRejected,
+}
+
+impl Metric {
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::MetadataNoToken => "MetadataNoToken",
+            Metric::MetadataNoTokenRejected => "MetadataNoTokenRejected",
+        }
+    }
+}
+
+/// One `MetricDataQuery`: the `Sum` of one metric of one instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricQuery {
+    /// Unique within the request; starts with a lowercase letter.
+    pub id: String,
+    pub metric: Metric,
+    pub instance_id: String,
+}
+
+/// One `GetMetricData` request (before pagination).
+#[derive(Debug, Clone)]
+pub struct MetricRequest {
+    pub queries: Vec<MetricQuery>,
+    /// Epoch seconds, inclusive.
+    pub start: i64,
+    /// Epoch seconds, exclusive.
+    pub end: i64,
+    /// Seconds per datapoint.
+    pub period: i32,
+}
+
+/// The datapoints of one query (timestamps in epoch seconds).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetricSeries {
+    pub id: String,
+    pub timestamps: Vec<i64>,
+    pub values: Vec<f64>,
+}
+
+/// One page of `GetMetricData`.
+#[derive(Debug, Clone, Default)]
+pub struct MetricPage {
+    pub series: Vec<MetricSeries>,
+    pub next_token: Option<String>,
+}
+
+/// The CloudWatch calls we make.
+#[async_trait]
+pub trait CloudWatchApi: Send + Sync {
+    /// One page of `GetMetricData` in `region`.
+    async fn get_metric_data(
+        &self,
+        region: &str,
+        request: &MetricRequest,
+        next_token: Option<String>,
+    ) -> Result<MetricPage, AwsError>;
+}
+
 /// Everything the engine needs to talk to one account.
 pub struct AccountApis {
     pub ec2: Box<dyn Ec2Api>,
     pub iam: Box<dyn IamApi>,
     pub sts: Box<dyn StsApi>,
+    pub cloudwatch: Box<dyn CloudWatchApi>,
     /// The region used for global and discovery calls (`DescribeRegions`).
     pub home_region: String,
 }

@@ -18,7 +18,8 @@ use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::operation::RequestId;
 
 use super::{
-    AccountApis, AwsError, AwsErrorKind, Ec2Api, Filter, IamApi, InstancePage, ProfilePage, StsApi,
+    AccountApis, AwsError, AwsErrorKind, CloudWatchApi, Ec2Api, Filter, IamApi, InstancePage,
+    MetricPage, MetricRequest, MetricSeries, ProfilePage, StsApi,
 };
 use crate::model::{
     HttpTokens, Identity, Instance, InstanceProfile, InstanceState, MetadataOptions, MetadataState,
@@ -138,6 +139,7 @@ pub fn account_apis(config: &SdkConfig) -> AccountApis {
         ec2: Box::new(SdkEc2::new(config.clone())),
         iam: Box::new(SdkIam(aws_sdk_iam::Client::new(config))),
         sts: Box::new(SdkSts(aws_sdk_sts::Client::new(config))),
+        cloudwatch: Box::new(SdkCloudWatch::new(config.clone())),
         home_region: home_region(config),
     }
 }
@@ -375,6 +377,100 @@ impl StsApi for SdkSts {
         Ok(Identity {
             account_id: out.account().unwrap_or_default().to_owned(),
             arn: out.arn().unwrap_or_default().to_owned(),
+        })
+    }
+}
+
+/// CloudWatch, with one client per region (metrics are regional).
+pub struct SdkCloudWatch {
+    config: SdkConfig,
+    clients: Mutex<HashMap<String, aws_sdk_cloudwatch::Client>>,
+}
+
+impl SdkCloudWatch {
+    pub fn new(config: SdkConfig) -> Self {
+        SdkCloudWatch {
+            config,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn client(&self, region: &str) -> aws_sdk_cloudwatch::Client {
+        let mut clients = self.clients.lock().expect("client cache poisoned");
+        clients
+            .entry(region.to_owned())
+            .or_insert_with(|| {
+                let conf = aws_sdk_cloudwatch::config::Builder::from(&self.config)
+                    .region(aws_config::Region::new(region.to_owned()))
+                    .build();
+                aws_sdk_cloudwatch::Client::from_conf(conf)
+            })
+            .clone()
+    }
+}
+
+#[async_trait]
+impl CloudWatchApi for SdkCloudWatch {
+    async fn get_metric_data(
+        &self,
+        region: &str,
+        request: &MetricRequest,
+        next_token: Option<String>,
+    ) -> Result<MetricPage, AwsError> {
+        use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
+        let queries = request
+            .queries
+            .iter()
+            .map(|q| {
+                MetricDataQuery::builder()
+                    .id(&q.id)
+                    .metric_stat(
+                        MetricStat::builder()
+                            .metric(
+                                Metric::builder()
+                                    .namespace("AWS/EC2")
+                                    .metric_name(q.metric.name())
+                                    .dimensions(
+                                        Dimension::builder()
+                                            .name("InstanceId")
+                                            .value(&q.instance_id)
+                                            .build(),
+                                    )
+                                    .build(),
+                            )
+                            .period(request.period)
+                            .stat("Sum")
+                            .build(),
+                    )
+                    .return_data(true)
+                    .build()
+            })
+            .collect();
+        let out = self
+            .client(region)
+            .get_metric_data()
+            .set_metric_data_queries(Some(queries))
+            .start_time(aws_smithy_types::DateTime::from_secs(request.start))
+            .end_time(aws_smithy_types::DateTime::from_secs(request.end))
+            .scan_by(ScanBy::TimestampAscending)
+            .set_next_token(next_token)
+            .send()
+            .await
+            .map_err(|e| convert("cloudwatch:GetMetricData", e))?;
+        Ok(MetricPage {
+            series: out
+                .metric_data_results()
+                .iter()
+                .map(|r| MetricSeries {
+                    id: r.id().unwrap_or_default().to_owned(),
+                    timestamps: r.timestamps().iter().map(|t| t.secs()).collect(),
+                    values: r.values().to_vec(),
+                })
+                .collect(),
+            next_token: out
+                .next_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned),
         })
     }
 }

@@ -2,6 +2,7 @@
 //! engine, the store and a renderer together, and returns an exit code.
 
 pub mod scan;
+pub mod show;
 
 use std::io::Write;
 use std::path::Path;

@@ -14,6 +14,7 @@ use crate::report::ScanReport;
 use crate::scan::{ScanSettings, scan_account};
 use crate::settings::{self, Global};
 use crate::store::Store;
+use crate::usage::Window;
 
 pub async fn run(global: &Global, args: &ScanArgs) -> Result<ExitCode, Error> {
     // Everything that can be wrong with the input is checked before AWS is called.
@@ -24,6 +25,15 @@ pub async fn run(global: &Global, args: &ScanArgs) -> Result<ExitCode, Error> {
         .map(|t| t.trim().to_owned())
         .filter(|t| !t.is_empty())
         .collect();
+    let window = if args.no_usage {
+        None
+    } else {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        Some(Window::new(args.days, now).map_err(|e| Error::Usage {
+            message: e.to_string(),
+            hint: e.hint(),
+        })?)
+    };
     let mut store = Store::open(&global.db)?;
 
     let started_at = now();
@@ -34,6 +44,7 @@ pub async fn run(global: &Global, args: &ScanArgs) -> Result<ExitCode, Error> {
         selection,
         owner_tags,
         concurrency: global.concurrency,
+        usage: window,
     };
     let reporter: Box<dyn Reporter> = if global.progress {
         Box::new(Bar::new("scanning regions"))
@@ -54,7 +65,7 @@ pub async fn run(global: &Global, args: &ScanArgs) -> Result<ExitCode, Error> {
         instances: inventory.records,
         failures: inventory.failures,
         warnings: inventory.warnings,
-        usage_days: None,
+        usage_days: window.map(|w| w.days),
     };
     report.id = Some(store.save_scan(&report)?);
 

@@ -9,13 +9,13 @@ use crate::readiness::Readiness;
 use crate::report::{RegionSummary, ScanReport};
 
 /// A cell: its plain text (for width) and how to paint it.
-struct Cell {
-    text: String,
-    paint: Option<Paint>,
-    right: bool,
+pub struct Cell {
+    pub text: String,
+    pub paint: Option<Paint>,
+    pub right: bool,
 }
 
-fn cell(text: impl Into<String>) -> Cell {
+pub fn cell(text: impl Into<String>) -> Cell {
     Cell {
         text: text.into(),
         paint: None,
@@ -23,7 +23,7 @@ fn cell(text: impl Into<String>) -> Cell {
     }
 }
 
-fn num(n: u64) -> Cell {
+pub fn num(n: u64) -> Cell {
     Cell {
         text: n.to_string(),
         paint: None,
@@ -31,7 +31,7 @@ fn num(n: u64) -> Cell {
     }
 }
 
-fn write_table(
+pub fn write_table(
     out: &mut dyn Write,
     style: Style,
     header: &[&str],
@@ -183,6 +183,32 @@ pub fn render(report: &ScanReport, style: Style, out: &mut dyn Write) -> std::io
             .collect::<Vec<_>>()
             .join(", ");
         writeln!(out, "Readiness: {verdicts}")?;
+        if report.usage_days.is_some() {
+            writeln!(out)?;
+            let mut rows: Vec<Vec<Cell>> = report
+                .regions
+                .iter()
+                .map(|s| {
+                    let mut row = vec![cell(&s.account_id), cell(&s.region)];
+                    row.extend(s.verdicts.iter().map(|n| num(*n)));
+                    row
+                })
+                .collect();
+            let mut last = vec![cell("TOTAL"), cell("")];
+            last.extend(total.verdicts.iter().map(|n| num(*n)));
+            rows.push(last);
+            for row in &mut rows {
+                // in-use and rejecting-v1 need someone's attention.
+                for idx in [1, 4] {
+                    if row[idx + 2].text != "0" {
+                        row[idx + 2].paint = Some(Paint::Red);
+                    }
+                }
+            }
+            let mut header = vec!["ACCOUNT", "REGION"];
+            header.extend(Readiness::ALL.iter().map(|r| r.header()));
+            write_table(out, style, &header, &rows)?;
+        }
     }
 
     let v1: Vec<_> = report.allowing_v1().collect();

@@ -5,7 +5,10 @@ It sits between imdsguard and moto and:
     how many calls a command makes;
   * injects faults: a test passes a function that may answer a request
     itself (an AWS error, a throttle) instead of forwarding it;
-  * can add latency per call.
+  * can add latency per call;
+  * with cbor_shim=True, translates Smithy RPC-v2 CBOR requests (what
+    aws-sdk-cloudwatch >= 1.100 speaks) into the JSON protocol moto
+    understands, and the replies back. moto 5.2.5 answers CBOR with a 404.
 
 Service and region come from the SigV4 credential scope in the
 Authorization header; the action from the form body (query protocols), the
@@ -14,8 +17,11 @@ X-Amz-Target header (JSON protocols) or the path (RPC v2 CBOR).
 
 from __future__ import annotations
 
+import base64
 import collections
+import datetime
 import http.client
+import json
 import re
 import threading
 import time
@@ -23,6 +29,8 @@ import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Optional
+
+import cbor2
 
 SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
 
@@ -86,8 +94,46 @@ def query_error(code: str, message: str, status: int = 403) -> Reply:
     return Reply(status, body.encode(), {"Content-Type": "text/xml"})
 
 
+RPCV2_PATH = re.compile(r"^/service/([^/]+)/operation/([^/?]+)")
+TIMESTAMP_KEYS = {"Timestamp", "Timestamps", "StartTime", "EndTime"}
+
+
+def jsonable(x):
+    """CBOR-decoded values to the JSON protocol's: timestamps become epoch seconds."""
+    if isinstance(x, datetime.datetime):
+        if x.tzinfo is None:
+            x = x.replace(tzinfo=datetime.timezone.utc)
+        return x.timestamp()
+    if isinstance(x, cbor2.CBORTag):
+        return jsonable(x.value)
+    if isinstance(x, bytes):
+        return base64.b64encode(x).decode()
+    if isinstance(x, dict):
+        return {k: jsonable(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [jsonable(v) for v in x]
+    return x
+
+
+def cborable(x, key: str = ""):
+    """JSON-protocol values to RPC-v2 CBOR's: timestamps are tag 1, doubles are floats."""
+    if isinstance(x, dict):
+        return {k: cborable(v, k) for k, v in x.items()}
+    if isinstance(x, list):
+        return [cborable(v, key) for v in x]
+    if key in TIMESTAMP_KEYS and isinstance(x, (int, float)):
+        return cbor2.CBORTag(1, float(x))
+    if key == "Values" and isinstance(x, (int, float)):
+        return float(x)
+    return x
+
+
 class AwsProxy:
-    def __init__(self, upstream: str, fault: Optional[Fault] = None, latency: float = 0.0):
+    def __init__(
+        self, upstream: str, fault: Optional[Fault] = None, latency: float = 0.0, cbor_shim: bool = False
+    ):
+        self.cbor_shim = cbor_shim
+        self.cbor_calls = 0
         url = urllib.parse.urlparse(upstream)
         self.upstream_host = url.hostname
         self.upstream_port = url.port
@@ -133,9 +179,37 @@ class AwsProxy:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def forward(self, req: Request) -> Reply:
+        m = RPCV2_PATH.match(req.path)
+        if self.cbor_shim and m and "cbor" in req.headers.get("content-type", ""):
+            with self.lock:
+                self.cbor_calls += 1
+            return self.forward_cbor(req, f"{m.group(1)}.{m.group(2)}")
+        return self.send_upstream(req.method, req.path, req.headers, req.body)
+
+    def forward_cbor(self, req: Request, target: str) -> Reply:
+        data = cbor2.loads(req.body) if req.body else {}
+        headers = {
+            k: v
+            for k, v in req.headers.items()
+            if k not in ("smithy-protocol", "content-type", "accept", "content-length", "host")
+        }
+        headers["content-type"] = "application/x-amz-json-1.0"
+        headers["x-amz-target"] = target
+        upstream = self.send_upstream("POST", "/", headers, json.dumps(jsonable(data)).encode())
+        try:
+            payload = json.loads(upstream.body) if upstream.body else {}
+        except ValueError:
+            return upstream  # not JSON (an emulator error page): pass it on as is
+        out_headers = {"Content-Type": "application/cbor", "smithy-protocol": "rpc-v2-cbor"}
+        for k, v in upstream.headers.items():
+            if k.lower() in ("x-amzn-requestid", "x-amz-request-id"):
+                out_headers[k] = v
+        return Reply(upstream.status, cbor2.dumps(cborable(payload)), out_headers)
+
+    def send_upstream(self, method: str, path: str, headers: dict, body: bytes) -> Reply:
         conn = http.client.HTTPConnection(self.upstream_host, self.upstream_port, timeout=120)
-        headers = {k: v for k, v in req.headers.items() if k not in ("host", "content-length")}
-        conn.request(req.method, req.path, body=req.body, headers=headers)
+        headers = {k: v for k, v in headers.items() if k not in ("host", "content-length")}
+        conn.request(method, path, body=body, headers=headers)
         resp = conn.getresponse()
         body = resp.read()
         conn.close()

@@ -19,13 +19,28 @@ from pathlib import Path
 import boto3
 import pytest
 
-ENDPOINT = os.environ.get("IMDSGUARD_TEST_ENDPOINT", "")
+from awsproxy import AwsProxy
+
+MOTO = os.environ.get("IMDSGUARD_TEST_ENDPOINT", "")
 BIN = os.environ.get("IMDSGUARD_BIN", "")
+# Every test talks to moto through this translating proxy (see awsproxy.py:
+# aws-sdk-cloudwatch speaks CBOR, moto does not). Set in pytest_configure,
+# before test modules import it.
+ENDPOINT = ""
+SHIM: AwsProxy | None = None
 
 
 def pytest_configure(config):
-    if not ENDPOINT or not BIN:
+    global ENDPOINT, SHIM
+    if not MOTO or not BIN:
         raise pytest.UsageError("run the end-to-end tests through scripts/test (it starts moto and builds imdsguard)")
+    SHIM = AwsProxy(MOTO, cbor_shim=True).__enter__()
+    ENDPOINT = SHIM.url
+
+
+def pytest_unconfigure(config):
+    if SHIM:
+        SHIM.__exit__(None, None, None)
 
 
 @dataclass
@@ -54,7 +69,7 @@ class Account:
 
 
 def new_account() -> Account:
-    account_id = "".join(random.choice("0123456789") for _ in range(12))
+    account_id = random.choice("123456789") + "".join(random.choice("0123456789") for _ in range(11))
     sts = boto3.client(
         "sts",
         region_name="us-east-1",

@@ -26,15 +26,15 @@ ROLES = {"web": ("web-profile", "/", "web-role"), "batch": ("batch-profile", "/a
 
 SPEC: dict[str, list[Group]] = {
     "us-east-1": [
-        Group(8, "required", hop=2, tags={"owner": "alice", "env": "prod"}, profile="web"),
-        Group(6, "optional", tags={"Owner": "bob", "env": "prod"}, profile="batch"),
+        Group(8, "required", hop=2, tags={"Name": "web", "owner": "alice", "env": "prod"}, profile="web"),
+        Group(6, "optional", tags={"Name": "batch", "Owner": "bob", "env": "prod"}, profile="batch"),
         Group(3, "optional", tags={"OWNER": "carol"}, stopped=True),
         Group(2, "optional", endpoint="disabled", tags={"env": "dev"}),
         Group(4, "optional", tags={"eks:cluster-name": "prod", "owner": "platform"}, profile="web", container=True),
         Group(2, "required", hop=2, tags={"kubernetes.io/cluster/prod": "owned"}, container=True),
     ],
     "eu-west-1": [
-        Group(10, "required", tags={"env": "prod", "team": "api"}),
+        Group(10, "required", tags={"Name": "api", "env": "prod", "team": "api"}),
         Group(5, "optional", tags={"env": "prod", "team": "web", "owner": "dave"}, profile="batch"),
         Group(3, "optional", tags={"env": "dev"}),
         Group(2, "optional", tags={"env": "dev"}, stopped=True),

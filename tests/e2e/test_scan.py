@@ -54,6 +54,8 @@ def test_fleet_json_counts_roles_owners(run, seeded):
         assert rec["owner"] == fleet.owner_of(g), iid
         assert rec["container_host"] is g.container, iid
         assert rec["state"] == ("stopped" if g.stopped else "running")
+        assert rec["name"] == g.tags.get("Name")
+        assert rec["tags"] == g.tags
         assert rec["allows_v1"] is (g.endpoint == "enabled" and g.tokens == "optional")
         if g.profile == "batch":
             assert rec["instance_profile_arn"].endswith(":instance-profile/apps/batch-profile")
@@ -216,6 +218,14 @@ def test_no_per_instance_calls_for_2500_instances(run, account):
         assert r.json()["summary"]["total"]["instances"] == 2500
         assert proxy.count("DescribeInstances") <= 3
         assert proxy.count("ListInstanceProfiles") == 1
+        # Usage: 2 queries per instance, 500 per call.
+        assert proxy.count("GetMetricData") == 2 * 2500 // 500
         actions = {a for (_, _, a) in proxy.calls}
-        assert actions == {"GetCallerIdentity", "DescribeRegions", "DescribeInstances", "ListInstanceProfiles"}
-        assert proxy.total() <= 6
+        assert actions == {
+            "GetCallerIdentity",
+            "DescribeRegions",
+            "DescribeInstances",
+            "ListInstanceProfiles",
+            "GetMetricData",
+        }
+        assert proxy.total() <= 6 + 10

@@ -1,0 +1,44 @@
+# Shared by scripts/test and scripts/demo: the pinned Python environment
+# (moto, pytest) in .venv, and a moto server on a free loopback port.
+# Source it from the repository root.
+
+ensure_venv() {
+    local python="${PYTHON:-python3}"
+    local req=tests/e2e/requirements.txt
+    local stamp=.venv/.requirements.sha256
+    local want
+    want=$(sha256sum "$req" | cut -d' ' -f1)
+    if [[ ! -x .venv/bin/python || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+        rm -rf .venv
+        "$python" -m venv .venv
+        .venv/bin/pip install --quiet --disable-pip-version-check -r "$req"
+        echo "$want" > "$stamp"
+    fi
+}
+
+# Starts moto_server in the background; sets MOTO_PID and MOTO_ENDPOINT and
+# stops it when the calling script exits, also on failure or Ctrl-C.
+start_moto() {
+    local port log
+    port=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    log=$(mktemp -t moto.XXXXXX.log)
+    .venv/bin/moto_server -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+    MOTO_PID=$!
+    trap 'kill "$MOTO_PID" 2>/dev/null || true; wait "$MOTO_PID" 2>/dev/null || true' EXIT
+    trap 'exit 130' INT TERM
+    MOTO_ENDPOINT="http://127.0.0.1:$port"
+    .venv/bin/python - "$MOTO_ENDPOINT" <<'PY'
+import sys, time, urllib.request
+url = sys.argv[1] + "/moto-api/"
+deadline = time.time() + 60
+while True:
+    try:
+        urllib.request.urlopen(url, timeout=2)
+        break
+    except Exception:
+        if time.time() > deadline:
+            sys.exit("moto did not answer within 60 s")
+        time.sleep(0.2)
+PY
+    echo "moto listening on $MOTO_ENDPOINT (log: $log)" >&2
+}

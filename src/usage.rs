@@ -1,0 +1,320 @@
+//! IMDSv1 usage from CloudWatch: `MetadataNoToken` (v1 calls answered) and
+//! `MetadataNoTokenRejected` (v1 calls refused), `Sum` per instance per UTC
+//! day, with the fewest `GetMetricData` calls CloudWatch allows.
+//!
+//! Packing: two queries per instance, up to 500 queries per call, so 250
+//! instances per call, unless the window is so long that 500 queries would
+//! exceed the 100,800 datapoints one response may carry; then fewer per call
+//! (never more pages than needed).
+//!
+//! Period: one day (86,400 s). CloudWatch keeps 1-minute data for 15 days,
+//! 5-minute data for 63 days and 1-hour data for 455 days, and a query
+//! reaching into older data must use a period that is a multiple of 300 s
+//! or 3,600 s respectively; one day is a multiple of all of them, and daily
+//! buckets are what `last_v1_call` and the charts need.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::aws::{AwsError, CloudWatchApi, Metric, MetricQuery, MetricRequest};
+use crate::readiness::Usage;
+
+pub const MIN_DAYS: u32 = 1;
+pub const MAX_DAYS: u32 = 455;
+pub const DEFAULT_DAYS: u32 = 14;
+/// CloudWatch's cap on queries per `GetMetricData` call.
+pub const MAX_QUERIES: usize = 500;
+/// CloudWatch's cap on datapoints per `GetMetricData` response.
+pub const MAX_DATAPOINTS: usize = 100_800;
+const DAY: i64 = 86_400;
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("--days {0} is out of range")]
+pub struct DaysOutOfRange(pub u32);
+
+impl DaysOutOfRange {
+    pub fn hint(&self) -> String {
+        format!(
+            "CloudWatch keeps EC2 metrics for {MAX_DAYS} days: pass --days between {MIN_DAYS} and {MAX_DAYS}"
+        )
+    }
+}
+
+/// The time window of a usage measurement: `days` whole UTC days ending
+/// with today (today's bucket is partial).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub days: u32,
+    /// Epoch seconds of the first bucket (midnight UTC).
+    pub start: i64,
+    /// Epoch seconds of the end of the last bucket (next midnight UTC).
+    pub end: i64,
+    pub period: i32,
+    /// Queries per `GetMetricData` call (even: both metrics of an instance travel together).
+    pub queries_per_call: usize,
+}
+
+/// The smallest period CloudWatch accepts for data `age_secs` old.
+pub fn min_period_for_age(age_secs: i64) -> i32 {
+    if age_secs <= 15 * DAY {
+        60
+    } else if age_secs <= 63 * DAY {
+        300
+    } else {
+        3600
+    }
+}
+
+impl Window {
+    pub fn new(days: u32, now: i64) -> Result<Window, DaysOutOfRange> {
+        if !(MIN_DAYS..=MAX_DAYS).contains(&days) {
+            return Err(DaysOutOfRange(days));
+        }
+        let today = now.div_euclid(DAY) * DAY;
+        let buckets = days as usize;
+        let fit = (MAX_DATAPOINTS / buckets).min(MAX_QUERIES);
+        Ok(Window {
+            days,
+            start: today - (i64::from(days) - 1) * DAY,
+            end: today + DAY,
+            period: DAY as i32,
+            queries_per_call: fit - fit % 2,
+        })
+        .inspect(|w| debug_assert_eq!(w.period % min_period_for_age(now - w.start), 0))
+    }
+
+    /// Number of `GetMetricData` calls (without pagination) for `n` instances.
+    #[cfg(test)]
+    pub fn calls_for(&self, n: usize) -> usize {
+        (2 * n).div_ceil(self.queries_per_call)
+    }
+}
+
+/// One day of one instance.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct DayPoint {
+    pub v1_calls: f64,
+    pub rejected_calls: f64,
+}
+
+/// An instance's usage and its daily series (only days with data).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceUsage {
+    pub usage: Usage,
+    /// `YYYY-MM-DD` → that day's sums.
+    pub daily: BTreeMap<String, DayPoint>,
+}
+
+/// Measures usage for `instance_ids` in one region. Instances CloudWatch
+/// has no datapoint for are still in the result, with `days_with_data` 0.
+pub async fn measure(
+    cw: &dyn CloudWatchApi,
+    region: &str,
+    instance_ids: &[String],
+    window: &Window,
+) -> Result<HashMap<String, InstanceUsage>, AwsError> {
+    let mut daily: HashMap<&str, BTreeMap<i64, DayPoint>> = HashMap::new();
+    for chunk in instance_ids.chunks(window.queries_per_call / 2) {
+        let mut queries = Vec::with_capacity(chunk.len() * 2);
+        for (i, id) in chunk.iter().enumerate() {
+            queries.push(MetricQuery {
+                id: format!("n{i}"),
+                metric: Metric::MetadataNoToken,
+                instance_id: id.clone(),
+            });
+            queries.push(MetricQuery {
+                id: format!("r{i}"),
+                metric: Metric::MetadataNoTokenRejected,
+                instance_id: id.clone(),
+            });
+        }
+        let request = MetricRequest {
+            queries,
+            start: window.start,
+            end: window.end,
+            period: window.period,
+        };
+        let mut token = None;
+        loop {
+            let page = cw.get_metric_data(region, &request, token).await?;
+            for series in page.series {
+                let (metric, idx) = match series.id.split_at_checked(1) {
+                    Some(("n", idx)) => (Metric::MetadataNoToken, idx),
+                    Some(("r", idx)) => (Metric::MetadataNoTokenRejected, idx),
+                    _ => continue,
+                };
+                let Some(instance) = idx.parse::<usize>().ok().and_then(|i| chunk.get(i)) else {
+                    continue;
+                };
+                let days = daily.entry(instance.as_str()).or_default();
+                for (t, v) in series.timestamps.iter().zip(&series.values) {
+                    // Bucket by UTC day whatever alignment the service used.
+                    let point = days.entry(t.div_euclid(DAY) * DAY).or_default();
+                    match metric {
+                        Metric::MetadataNoToken => point.v1_calls += v,
+                        Metric::MetadataNoTokenRejected => point.rejected_calls += v,
+                    }
+                }
+            }
+            match page.next_token {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+    }
+    Ok(instance_ids
+        .iter()
+        .map(|id| {
+            let days = daily.remove(id.as_str()).unwrap_or_default();
+            (id.clone(), summarize(window, days))
+        })
+        .collect())
+}
+
+fn summarize(window: &Window, days: BTreeMap<i64, DayPoint>) -> InstanceUsage {
+    let in_window: BTreeMap<i64, DayPoint> = days
+        .into_iter()
+        .filter(|(t, _)| (window.start..window.end).contains(t))
+        .collect();
+    let v1: f64 = in_window.values().map(|p| p.v1_calls).sum();
+    let rejected: f64 = in_window.values().map(|p| p.rejected_calls).sum();
+    let last = in_window
+        .iter()
+        .rev()
+        .find(|(_, p)| p.v1_calls > 0.0)
+        .map(|(t, _)| day_string(*t));
+    InstanceUsage {
+        usage: Usage {
+            window_days: window.days,
+            v1_calls: v1.round() as u64,
+            last_v1_call: last,
+            days_with_data: in_window.len() as u32,
+            rejected_calls: rejected.round() as u64,
+        },
+        daily: in_window
+            .into_iter()
+            .map(|(t, p)| (day_string(t), p))
+            .collect(),
+    }
+}
+
+/// `YYYY-MM-DD` of an epoch second, UTC.
+pub fn day_string(epoch: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(epoch) {
+        Ok(t) => format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()),
+        Err(_) => epoch.to_string(),
+    }
+}
+
+/// The days of the window, oldest first, as `YYYY-MM-DD`.
+pub fn window_days(window: &Window) -> Vec<String> {
+    (0..i64::from(window.days))
+        .map(|d| day_string(window.start + d * DAY))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::fake::FakeCloudWatch;
+
+    const NOW: i64 = 1_795_000_000; // 2026-11-18T...
+
+    #[test]
+    fn days_bounds() {
+        assert_eq!(Window::new(0, NOW), Err(DaysOutOfRange(0)));
+        assert_eq!(Window::new(456, NOW), Err(DaysOutOfRange(456)));
+        assert!(Window::new(1, NOW).is_ok());
+        assert!(Window::new(455, NOW).is_ok());
+    }
+
+    #[test]
+    fn retention_boundaries() {
+        assert_eq!(min_period_for_age(15 * DAY), 60);
+        assert_eq!(min_period_for_age(15 * DAY + 1), 300);
+        assert_eq!(min_period_for_age(63 * DAY), 300);
+        assert_eq!(min_period_for_age(63 * DAY + 1), 3600);
+        for days in [1, 14, 15, 16, 63, 64, 201, 202, 455] {
+            let w = Window::new(days, NOW).unwrap();
+            let oldest_age = NOW - w.start;
+            assert_eq!(w.period % min_period_for_age(oldest_age), 0, "{days}");
+            assert_eq!((w.end - w.start) / i64::from(w.period), i64::from(days));
+            assert_eq!(w.start % DAY, 0);
+            assert!(w.end > NOW && w.end - NOW <= DAY);
+            // Never more datapoints per response than CloudWatch returns.
+            assert!(
+                w.queries_per_call * days as usize <= MAX_DATAPOINTS,
+                "{days}"
+            );
+            assert!(w.queries_per_call <= MAX_QUERIES && w.queries_per_call % 2 == 0);
+        }
+        assert_eq!(Window::new(14, NOW).unwrap().queries_per_call, 500);
+        assert_eq!(Window::new(201, NOW).unwrap().queries_per_call, 500);
+        assert_eq!(Window::new(202, NOW).unwrap().queries_per_call, 498);
+        assert_eq!(Window::new(455, NOW).unwrap().queries_per_call, 220);
+    }
+
+    fn run<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn four_calls_for_1000_instances() {
+        let w = Window::new(14, NOW).unwrap();
+        let ids: Vec<String> = (0..1000).map(|i| format!("i-{i:017x}")).collect();
+        let cw = FakeCloudWatch::default();
+        let usage = run(measure(&cw, "us-east-1", &ids, &w)).unwrap();
+        assert_eq!(usage.len(), 1000);
+        assert_eq!(cw.calls(), 4);
+        assert_eq!(w.calls_for(1000), 4);
+        assert!(cw.max_queries() <= 500);
+    }
+
+    #[test]
+    fn follows_next_token_and_sums_per_instance() {
+        let w = Window::new(14, NOW).unwrap();
+        let ids = vec!["i-00000001".to_owned(), "i-00000002".to_owned()];
+        let cw = FakeCloudWatch::default();
+        let today = NOW.div_euclid(DAY) * DAY;
+        cw.put(
+            "i-00000001",
+            Metric::MetadataNoToken,
+            today - 3 * DAY + 100,
+            5.0,
+        );
+        cw.put(
+            "i-00000001",
+            Metric::MetadataNoToken,
+            today - 3 * DAY + 200,
+            2.0,
+        );
+        cw.put("i-00000001", Metric::MetadataNoToken, today - DAY, 0.0);
+        cw.put(
+            "i-00000001",
+            Metric::MetadataNoToken,
+            today - 20 * DAY,
+            100.0,
+        ); // outside
+        cw.put("i-00000002", Metric::MetadataNoTokenRejected, today, 4.0);
+        cw.page_size.store(1, std::sync::atomic::Ordering::SeqCst);
+        let usage = run(measure(&cw, "us-east-1", &ids, &w)).unwrap();
+        let a = &usage["i-00000001"].usage;
+        assert_eq!(a.v1_calls, 7);
+        assert_eq!(a.days_with_data, 2);
+        assert_eq!(
+            a.last_v1_call.as_deref(),
+            Some(day_string(today - 3 * DAY).as_str())
+        );
+        let b = &usage["i-00000002"].usage;
+        assert_eq!((b.v1_calls, b.rejected_calls, b.days_with_data), (0, 4, 1));
+        assert!(cw.calls() > 1, "paged");
+    }
+
+    #[test]
+    fn day_strings() {
+        assert_eq!(day_string(0), "1970-01-01");
+        assert_eq!(day_string(1_795_000_000), "2026-11-18");
+    }
+}
