@@ -15,6 +15,24 @@ Credentials come from the AWS SDK's default chain: environment variables,
 --profile / AWS_PROFILE (including SSO and assume-role profiles), web identity,
 container and instance roles. AWS_ENDPOINT_URL and AWS_MAX_ATTEMPTS are honoured.";
 
+const SCAN_EXAMPLES: &str = "\
+Examples:
+  imdsguard scan                                   every enabled region, 14 days of usage
+  imdsguard scan --regions us-east-1,eu-west-1 --days 90
+  imdsguard scan --tag env=prod --exclude-tag team=legacy --state running
+  imdsguard scan --input-file instances.csv --format csv --out scan.csv
+  imdsguard scan --no-usage --format json | jq '.summary.total'
+
+Readiness verdicts:
+  compliant     IMDSv2 required, no refused v1 calls in the window
+  rejecting-v1  IMDSv2 required, but something still tries v1 and is refused
+  disabled      metadata endpoint disabled
+  ready         allows v1, zero v1 calls, metric data present: safe to enforce
+  in-use        allows v1 and made v1 calls: fix the software first
+  unknown       allows v1 and no metric data (stopped, new, --no-usage): not proven safe
+
+Exit codes: 0 success, 1 error or partial result, 2 bad arguments or input.";
+
 /// Take an AWS estate from IMDSv1 to IMDSv2 safely.
 ///
 /// imdsguard finds every EC2 instance that still answers IMDSv1 (the plain
@@ -40,7 +58,7 @@ pub enum Command {
     /// instance a readiness verdict: compliant, rejecting-v1, disabled, ready,
     /// in-use or unknown. Prints the summary per region and the instances that
     /// still allow IMDSv1, and saves the scan in the database.
-    #[command(after_help = AFTER_HELP)]
+    #[command(after_help = SCAN_EXAMPLES)]
     Scan(ScanArgs),
 
     /// Views of a stored scan (the latest unless --scan), without calling AWS.
@@ -105,56 +123,95 @@ pub enum StateArg {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// Named profile from the AWS config files.
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "NAME"
+    )]
     pub profile: Option<String>,
 
     /// Regions to scan: `all` (every region enabled for the account) or a comma-separated list.
-    #[arg(long, global = true, default_value = "all", value_name = "all|R1,R2")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        default_value = "all",
+        value_name = "all|R1,R2"
+    )]
     pub regions: String,
 
     /// Send AWS requests to this endpoint instead of AWS (e.g. a local emulator).
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "URL"
+    )]
     pub endpoint_url: Option<String>,
 
     /// The imdsguard database [default: the platform data directory]
-    #[arg(long, global = true, env = "IMDSGUARD_DB", value_name = "PATH")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "IMDSGUARD_DB",
+        value_name = "PATH"
+    )]
     pub db: Option<PathBuf>,
 
     /// Output format.
-    #[arg(long, global = true, value_enum, default_value_t = FormatArg::Table)]
+    #[arg(long, global = true, help_heading = "Global options", value_enum, default_value_t = FormatArg::Table)]
     pub format: FormatArg,
 
     /// Write the output to FILE instead of standard output.
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "FILE"
+    )]
     pub out: Option<PathBuf>,
 
     /// How many regions (and later accounts) to work on at once.
-    #[arg(long, global = true, default_value_t = 8, value_name = "N",
+    #[arg(long, global = true, help_heading = "Global options", default_value_t = 8, value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
 
     /// Attempts per AWS request, including the first (the SDK's retry budget).
-    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=20))]
+    #[arg(long, global = true, help_heading = "Global options", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=20))]
     pub max_attempts: Option<u32>,
 
     /// The SDK's retry mode.
-    #[arg(long, global = true, value_enum, value_name = "MODE")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_enum,
+        value_name = "MODE"
+    )]
     pub retry_mode: Option<RetryModeArg>,
 
     /// More logging on stderr (-v info, -vv debug).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, help_heading = "Global options", action = clap::ArgAction::Count)]
     pub verbose: u8,
 
     /// Only errors on stderr.
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        help_heading = "Global options",
+        conflicts_with = "verbose"
+    )]
     pub quiet: bool,
 
     /// Colour output: auto (when a terminal, unless NO_COLOR is set), always, never.
-    #[arg(long, global = true, value_enum, default_value_t = ColorArg::Auto, value_name = "WHEN")]
+    #[arg(long, global = true, help_heading = "Global options", value_enum, default_value_t = ColorArg::Auto, value_name = "WHEN")]
     pub color: ColorArg,
 
     /// Never draw progress bars.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub no_progress: bool,
 }
 
@@ -162,28 +219,42 @@ pub struct GlobalArgs {
 #[derive(Debug, Args, Clone)]
 pub struct FilterArgs {
     /// Only these instances (comma-separated or repeated).
-    #[arg(long, value_delimiter = ',', value_name = "IDS")]
+    #[arg(
+        long,
+        help_heading = "Selection",
+        value_delimiter = ',',
+        value_name = "IDS"
+    )]
     pub instance_ids: Vec<String>,
 
     /// Only the instances listed in a CSV file with an `instance_id` column
     /// (optional `region` and `account_id` columns pin each one).
-    #[arg(long, value_name = "FILE.csv")]
+    #[arg(long, help_heading = "Selection", value_name = "FILE.csv")]
     pub input_file: Option<PathBuf>,
 
     /// Only instances with this tag (repeatable; all must match; VALUE `*` means any).
-    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    #[arg(help_heading = "Selection", long = "tag", value_name = "KEY=VALUE")]
     pub tags: Vec<String>,
 
     /// Leave out these instances.
-    #[arg(long, value_delimiter = ',', value_name = "IDS")]
+    #[arg(
+        long,
+        help_heading = "Selection",
+        value_delimiter = ',',
+        value_name = "IDS"
+    )]
     pub exclude_ids: Vec<String>,
 
     /// Leave out instances with this tag (repeatable).
-    #[arg(long = "exclude-tag", value_name = "KEY=VALUE")]
+    #[arg(
+        help_heading = "Selection",
+        long = "exclude-tag",
+        value_name = "KEY=VALUE"
+    )]
     pub exclude_tags: Vec<String>,
 
     /// Only instances in this state.
-    #[arg(long, value_enum, default_value_t = StateArg::All)]
+    #[arg(long, help_heading = "Selection", value_enum, default_value_t = StateArg::All)]
     pub state: StateArg,
 }
 
@@ -193,15 +264,16 @@ pub struct ScanArgs {
     pub filters: FilterArgs,
 
     /// Days of CloudWatch history to measure IMDSv1 use over (1 to 455).
-    #[arg(long, default_value_t = crate::usage::DEFAULT_DAYS, value_name = "N")]
+    #[arg(long, help_heading = "Scan options", default_value_t = crate::usage::DEFAULT_DAYS, value_name = "N")]
     pub days: u32,
 
     /// Skip CloudWatch: inventory only (instances allowing v1 are then `unknown`).
-    #[arg(long, conflicts_with = "days")]
+    #[arg(long, help_heading = "Scan options", conflicts_with = "days")]
     pub no_usage: bool,
 
     /// Tag key(s) naming an instance's owner, tried in order, case-insensitive.
     #[arg(
+        help_heading = "Scan options",
         long,
         default_value = "owner",
         value_delimiter = ',',
