@@ -68,6 +68,212 @@ pub enum Command {
     /// --fleet` the fleet's daily totals of answered and refused v1 calls.
     #[command(after_help = AFTER_HELP)]
     Show(ShowArgs),
+
+    /// Compute the exact change for each selected instance and write a plan file; changes nothing.
+    ///
+    /// For `require-v2`, only `ready` instances are included: `in-use` and
+    /// `unknown` ones are listed as skipped with the reason unless you opt in.
+    /// Every other option (endpoint, hop limit, tags, IPv6) is kept unless
+    /// asked otherwise, and a disabled endpoint is never re-enabled.
+    #[command(after_help = PLAN_EXAMPLES)]
+    Plan(PlanArgs),
+
+    /// Execute a plan: journaled, paced, retried, verified.
+    ///
+    /// Refuses a plan whose instances changed since it was made. Each change
+    /// is journaled before and after its call, so an interrupted run (Ctrl-C,
+    /// crash, kill) can be finished with `--resume RUN` or undone with
+    /// `imdsguard rollback RUN`.
+    #[command(after_help = AFTER_HELP)]
+    Apply(ApplyArgs),
+
+    /// Put every instance changed by a run back to its exact previous options.
+    #[command(after_help = AFTER_HELP)]
+    Rollback(RollbackArgs),
+
+    /// List apply/rollback runs, or show one run's journal.
+    #[command(after_help = AFTER_HELP)]
+    Runs(RunsArgs),
+
+    /// Plan and apply `require-v2` in one step (metabadger's `harden`).
+    #[command(after_help = AFTER_HELP)]
+    Harden(HardenArgs),
+
+    /// Plan and apply `disable-endpoint` in one step: no IMDS at all on the selected instances.
+    #[command(after_help = AFTER_HELP)]
+    Disable(DisableArgs),
+}
+
+const PLAN_EXAMPLES: &str = "\
+Examples:
+  imdsguard plan --action require-v2 --out plan.json            only `ready` instances
+  imdsguard plan --action require-v2 --hop-limit auto --tag env=prod --out plan.json
+  imdsguard plan --action require-v2 --scan 12 --include-unknown --out plan.json
+  imdsguard apply plan.json
+
+Exit codes: 0 success, 1 error, 2 bad arguments or input.";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ActionArg {
+    /// HttpTokens=required (IMDSv2 only).
+    RequireV2,
+    /// HttpEndpoint=disabled (no IMDS).
+    DisableEndpoint,
+    /// HttpTokens=optional (re-allow IMDSv1).
+    AllowV1,
+}
+
+/// How the plan is made (shared by plan, harden, disable).
+#[derive(Debug, Args, Clone)]
+pub struct PlanOpts {
+    /// Hop limit: `keep`, `auto` (2 on container hosts that have less), or a number 1-64.
+    #[arg(
+        long,
+        help_heading = "Plan options",
+        default_value = "keep",
+        value_name = "keep|auto|N"
+    )]
+    pub hop_limit: String,
+
+    /// Also turn on instance tags in IMDS (`InstanceMetadataTags=enabled`).
+    #[arg(long, help_heading = "Plan options")]
+    pub enable_tags: bool,
+
+    /// Enforce IMDSv2 even on instances that made IMDSv1 calls in the window (they will break).
+    #[arg(long, help_heading = "Plan options")]
+    pub include_in_use: bool,
+
+    /// Enforce IMDSv2 on instances without metric data (not proven safe).
+    #[arg(long, help_heading = "Plan options")]
+    pub include_unknown: bool,
+
+    /// Plan from this stored scan instead of scanning now.
+    #[arg(long, help_heading = "Plan options", value_name = "ID")]
+    pub scan: Option<i64>,
+
+    /// Days of usage the fresh scan measures (1 to 455).
+    #[arg(long, help_heading = "Plan options", default_value_t = crate::usage::DEFAULT_DAYS, value_name = "N")]
+    pub days: u32,
+
+    /// Fresh scan without CloudWatch (then only --include-unknown can enforce v2).
+    #[arg(long, help_heading = "Plan options", conflicts_with = "days")]
+    pub no_usage: bool,
+
+    /// Owner tag key(s) for the fresh scan.
+    #[arg(
+        long,
+        help_heading = "Plan options",
+        default_value = "owner",
+        value_delimiter = ',',
+        value_name = "KEY"
+    )]
+    pub owner_tag: Vec<String>,
+}
+
+/// How changes are executed (shared by apply, rollback, harden, disable).
+#[derive(Debug, Args, Clone)]
+pub struct ExecOpts {
+    /// Do not ask for confirmation (required when stdin is not a terminal).
+    #[arg(short = 'y', long, help_heading = "Execution")]
+    pub yes: bool,
+
+    /// First send every change with DryRun=true; any refusal stops the run before a change.
+    #[arg(long, help_heading = "Execution")]
+    pub check_permissions: bool,
+
+    /// Changes per second per account and region (EC2 refills its bucket at 5/s).
+    #[arg(
+        long,
+        help_heading = "Execution",
+        default_value_t = 5.0,
+        value_name = "N"
+    )]
+    pub rate: f64,
+
+    /// Also append one JSON line per change to FILE (for SIEMs).
+    #[arg(long, help_heading = "Execution", value_name = "FILE")]
+    pub log: Option<PathBuf>,
+
+    /// Seconds to wait for changes to reach `applied`.
+    #[arg(
+        long,
+        help_heading = "Execution",
+        default_value_t = 60,
+        value_name = "SECS"
+    )]
+    pub verify_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// What to do to the selected instances.
+    #[arg(long, value_enum)]
+    pub action: ActionArg,
+    #[command(flatten)]
+    pub filters: FilterArgs,
+    #[command(flatten)]
+    pub plan: PlanOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The plan file written by `imdsguard plan --out`.
+    #[arg(required_unless_present = "resume", conflicts_with = "resume")]
+    pub plan: Option<PathBuf>,
+    /// Finish an interrupted run instead (never repeats a change already accepted).
+    #[arg(long, value_name = "RUN")]
+    pub resume: Option<i64>,
+    #[command(flatten)]
+    pub exec: ExecOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The run to undo (see `imdsguard runs`).
+    pub run: i64,
+    /// Only these instances of the run.
+    #[arg(long, value_delimiter = ',', value_name = "IDS")]
+    pub instance_ids: Vec<String>,
+    /// Also roll back instances whose options changed again after the run.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub exec: ExecOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Show this run's journal instead of the list.
+    pub run: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct HardenArgs {
+    #[command(flatten)]
+    pub filters: FilterArgs,
+    /// Only print the plan.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Re-allow IMDSv1 instead (metabadger's `-v1`; prefer `rollback RUN`).
+    #[arg(long)]
+    pub allow_v1: bool,
+    #[command(flatten)]
+    pub plan: PlanOpts,
+    #[command(flatten)]
+    pub exec: ExecOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct DisableArgs {
+    #[command(flatten)]
+    pub filters: FilterArgs,
+    /// Only print the plan.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub plan: PlanOpts,
+    #[command(flatten)]
+    pub exec: ExecOpts,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

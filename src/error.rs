@@ -3,9 +3,11 @@
 
 use std::path::PathBuf;
 
+use crate::apply::ExecError;
 use crate::aws::AwsError;
 use crate::exit_codes::ExitCode;
 use crate::filter::SelectionError;
+use crate::plan::PlanError;
 use crate::scan::ScanError;
 use crate::store::StoreError;
 
@@ -30,6 +32,19 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Exec(Box<ExecError>),
+    /// A safety check refused to change anything (drift, missing instances, wrong account).
+    #[error("{message}")]
+    Refused { message: String, hint: String },
+}
+
+impl From<ExecError> for Error {
+    fn from(e: ExecError) -> Self {
+        Error::Exec(Box::new(e))
+    }
 }
 
 impl From<ScanError> for Error {
@@ -56,14 +71,21 @@ impl Error {
             },
             Error::Store(e) => e.hint().to_owned(),
             Error::Output { .. } => "check that the directory exists and is writable".into(),
+            Error::Plan(e) => e.hint().to_owned(),
+            Error::Exec(e) => match e.as_ref() {
+                ExecError::Store(e) => e.hint().to_owned(),
+                ExecError::Permission { error, .. } => format!("{}; no change was made", error.hint()),
+            },
+            Error::Refused { hint, .. } => hint.clone(),
         }
     }
 
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::Usage { .. } | Error::Selection(_) | Error::UnknownRegion { .. } => {
-                ExitCode::Usage
-            }
+            Error::Usage { .. }
+            | Error::Selection(_)
+            | Error::UnknownRegion { .. }
+            | Error::Plan(_) => ExitCode::Usage,
             _ => ExitCode::Failure,
         }
     }

@@ -7,6 +7,8 @@ pub enum ExitCode {
     Failure = 1,
     /// Bad arguments or input; nothing was changed.
     Usage = 2,
+    /// Stopped by Ctrl-C (the run can be resumed).
+    Interrupted = 130,
 }
 
 impl From<ExitCode> for std::process::ExitCode {

@@ -4,15 +4,19 @@
 //! (`settings`), run one command (`commands`), print any error with its
 //! hint, and exit with a documented code (`exit_codes`).
 
+mod apply;
 mod aws;
 mod cli;
+mod clock;
 mod commands;
 mod container;
 mod error;
 mod exit_codes;
 mod filter;
+mod journal;
 mod model;
 mod output;
+mod plan;
 mod progress;
 mod readiness;
 mod report;
@@ -57,6 +61,12 @@ fn main() -> std::process::ExitCode {
         match &cli.command {
             Command::Scan(args) => commands::scan::run(&global, args).await,
             Command::Show(args) => commands::show::run(&global, args),
+            Command::Plan(args) => commands::plan::run(&global, args).await,
+            Command::Apply(args) => commands::apply::run(&global, args).await,
+            Command::Rollback(args) => commands::rollback::run(&global, args).await,
+            Command::Runs(args) => commands::runs::run(&global, args),
+            Command::Harden(args) => commands::apply::harden(&global, args).await,
+            Command::Disable(args) => commands::apply::disable(&global, args).await,
         }
     });
     match result {

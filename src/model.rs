@@ -77,6 +77,34 @@ pub struct MetadataOptions {
     pub state: Option<MetadataState>,
 }
 
+/// A complete set of metadata options, every field explicit: what we send
+/// to `ModifyInstanceMetadataOptions` and what we journal. EC2 derives an
+/// omitted field from defaults (and moto resets it), so a change never
+/// leaves one out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Options {
+    pub http_tokens: HttpTokens,
+    pub http_endpoint: Toggle,
+    pub hop_limit: i32,
+    pub instance_metadata_tags: Toggle,
+    pub http_protocol_ipv6: Toggle,
+}
+
+impl Options {
+    /// A short human form: `required/enabled/hop 2/tags off/ipv6 off`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} {} hop {} tags {} ipv6 {}",
+            self.http_tokens.as_str(),
+            self.http_endpoint.as_str(),
+            self.hop_limit,
+            self.instance_metadata_tags.as_str(),
+            self.http_protocol_ipv6.as_str()
+        )
+    }
+}
+
 /// Where an instance stands on IMDS, for counting. The classes do not
 /// overlap: an instance with the endpoint disabled counts as `Disabled`
 /// whatever its `HttpTokens` says, because no metadata is served at all.
@@ -99,6 +127,19 @@ impl MetadataOptions {
         } else {
             Posture::Optional
         }
+    }
+
+    /// The explicit options, when EC2 reported every field. Fields EC2 did
+    /// not report take its documented defaults only for the two that older
+    /// API versions omit (`HttpProtocolIpv6`, `InstanceMetadataTags`).
+    pub fn explicit(&self) -> Option<Options> {
+        Some(Options {
+            http_tokens: self.http_tokens?,
+            http_endpoint: self.http_endpoint?,
+            hop_limit: self.hop_limit?,
+            instance_metadata_tags: self.instance_metadata_tags.unwrap_or(Toggle::Disabled),
+            http_protocol_ipv6: self.http_protocol_ipv6.unwrap_or(Toggle::Disabled),
+        })
     }
 
     /// True when a plain IMDSv1 request would be answered.

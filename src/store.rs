@@ -124,6 +124,41 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (scan_id, account_id, region, instance_id, day)
     );
     "#,
+    // 2: the change journal: runs of apply/rollback and each change's life.
+    r#"
+    CREATE TABLE runs (
+        id            INTEGER PRIMARY KEY,
+        kind          TEXT NOT NULL,          -- apply | rollback
+        action        TEXT NOT NULL,
+        parent_run    INTEGER REFERENCES runs(id),
+        status        TEXT NOT NULL,          -- running | interrupted | done | failed
+        created_at    TEXT NOT NULL,
+        finished_at   TEXT,
+        tool_version  TEXT NOT NULL,
+        plan_digest   TEXT,
+        plan_json     TEXT
+    );
+    CREATE TABLE changes (
+        run_id         INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        seq            INTEGER NOT NULL,
+        account_id     TEXT NOT NULL,
+        region         TEXT NOT NULL,
+        instance_id    TEXT NOT NULL,
+        previous_json  TEXT NOT NULL,         -- the full options before the change
+        target_json    TEXT NOT NULL,         -- the full options sent
+        status         TEXT NOT NULL,         -- planned | issued | applied | pending | failed | skipped
+        attempts       INTEGER NOT NULL DEFAULT 0,
+        issued_at      TEXT,                  -- intent: written before each call
+        finished_at    TEXT,                  -- result: written after it
+        response_state TEXT,
+        request_id     TEXT,
+        error_code     TEXT,
+        message        TEXT,
+        verified       INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (run_id, seq)
+    );
+    CREATE INDEX changes_by_instance ON changes(instance_id);
+    "#,
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -145,6 +180,10 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     #[error("no scan with id {0} in the database")]
     NoScan(i64),
+    #[error("no run with id {0} in the database")]
+    NoRun(i64),
+    #[error("the database holds unreadable data: {0}")]
+    Corrupt(String),
     #[error("the database has no scan yet")]
     Empty,
     #[error("cannot create {path}: {source}")]
@@ -162,13 +201,14 @@ impl StoreError {
                 "`imdsguard history` lists the scans; omit --scan for the latest"
             }
             StoreError::Empty => "run `imdsguard scan` first (or pass the --db it used)",
+            StoreError::NoRun(_) => "`imdsguard runs` lists the runs in this database (check --db)",
             _ => "check --db (or IMDSGUARD_DB) points to a writable file",
         }
     }
 }
 
 pub struct Store {
-    conn: Connection,
+    pub(crate) conn: Connection,
 }
 
 impl Store {

@@ -10,7 +10,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 
-use super::{AccountApis, AwsError, Ec2Api, Filter, IamApi, InstancePage, ProfilePage, StsApi};
+use super::{
+    AccountApis, AwsError, Ec2Api, Filter, IamApi, InstancePage, MetadataDefaults, ModifyOutcome,
+    ProfilePage, StsApi,
+};
 use crate::model::{
     HttpTokens, Identity, Instance, InstanceProfile, InstanceState, MetadataOptions, RegionInfo,
     Toggle,
@@ -22,6 +25,8 @@ pub struct Calls {
     pub describe_instances: AtomicUsize,
     pub list_instance_profiles: AtomicUsize,
     pub caller_identity: AtomicUsize,
+    pub modifies: AtomicUsize,
+    pub dry_runs: AtomicUsize,
     /// `MaxResults` of every `DescribeInstances` call, in order.
     pub page_sizes: Mutex<Vec<i32>>,
 }
@@ -35,7 +40,13 @@ impl Calls {
 #[derive(Default)]
 pub struct FakeEc2 {
     pub regions: Vec<RegionInfo>,
+    /// Behind a lock so `ModifyInstanceMetadataOptions` can change them.
     pub instances: HashMap<String, Vec<Instance>>,
+    pub modified: Mutex<HashMap<String, crate::model::Options>>,
+    /// Answer every `ModifyInstanceMetadataOptions` (dry run or not) with this error.
+    pub modify_error: Option<AwsError>,
+    /// Answer dry runs with this error (e.g. `UnauthorizedOperation`).
+    pub dry_run_error: Option<AwsError>,
     /// Regions whose `DescribeInstances` fails with this error.
     pub failing: HashMap<String, AwsError>,
     pub calls: std::sync::Arc<Calls>,
@@ -64,19 +75,70 @@ impl Ec2Api for FakeEc2 {
             (5..=1000).contains(&max_results),
             "EC2 rejects MaxResults {max_results}"
         );
-        let all: Vec<&Instance> = self
+        let modified = self.modified.lock().unwrap();
+        let all: Vec<Instance> = self
             .instances
             .get(region)
-            .map(|v| v.iter().filter(|i| matches_filters(i, filters)).collect())
+            .map(|v| {
+                v.iter()
+                    .filter(|i| matches_filters(i, filters))
+                    .map(|i| {
+                        let mut i = i.clone();
+                        if let Some(o) = modified.get(&i.instance_id) {
+                            i.metadata.http_tokens = Some(o.http_tokens);
+                            i.metadata.http_endpoint = Some(o.http_endpoint);
+                            i.metadata.hop_limit = Some(o.hop_limit);
+                            i.metadata.instance_metadata_tags = Some(o.instance_metadata_tags);
+                            i.metadata.http_protocol_ipv6 = Some(o.http_protocol_ipv6);
+                        }
+                        i
+                    })
+                    .collect()
+            })
             .unwrap_or_default();
         let start: usize = next_token
             .map(|t| t.parse().expect("our own token"))
             .unwrap_or(0);
         let end = (start + max_results as usize).min(all.len());
         Ok(InstancePage {
-            instances: all[start..end].iter().map(|i| (*i).clone()).collect(),
+            instances: all[start..end].to_vec(),
             next_token: (end < all.len()).then(|| end.to_string()),
         })
+    }
+
+    async fn modify_metadata_options(
+        &self,
+        _region: &str,
+        instance_id: &str,
+        target: &crate::model::Options,
+        dry_run: bool,
+    ) -> Result<ModifyOutcome, AwsError> {
+        if dry_run {
+            self.calls.dry_runs.fetch_add(1, Ordering::SeqCst);
+            if let Some(e) = self.dry_run_error.as_ref().or(self.modify_error.as_ref()) {
+                return Err(e.clone());
+            }
+            return Ok(ModifyOutcome {
+                state: None,
+                request_id: None,
+            });
+        }
+        self.calls.modifies.fetch_add(1, Ordering::SeqCst);
+        if let Some(e) = &self.modify_error {
+            return Err(e.clone());
+        }
+        self.modified
+            .lock()
+            .unwrap()
+            .insert(instance_id.to_owned(), *target);
+        Ok(ModifyOutcome {
+            state: Some(crate::model::MetadataState::Applied),
+            request_id: Some(format!("req-{instance_id}")),
+        })
+    }
+
+    async fn metadata_defaults(&self, _region: &str) -> Result<MetadataDefaults, AwsError> {
+        Ok(MetadataDefaults::default())
     }
 }
 

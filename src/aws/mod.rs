@@ -17,7 +17,7 @@ use async_trait::async_trait;
 
 pub use error::{AwsError, AwsErrorKind};
 
-use crate::model::{Identity, Instance, InstanceProfile, RegionInfo};
+use crate::model::{Identity, Instance, InstanceProfile, MetadataState, Options, RegionInfo};
 
 /// One server-side `DescribeInstances` filter (`Name` and `Values`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +54,36 @@ pub trait Ec2Api: Send + Sync {
         max_results: i32,
         next_token: Option<String>,
     ) -> Result<InstancePage, AwsError>;
+
+    /// One `ModifyInstanceMetadataOptions`, every field explicit, sent once
+    /// (no SDK retries: the executor retries, paces and journals each attempt).
+    /// With `dry_run`, EC2's `DryRunOperation` answer is a success.
+    async fn modify_metadata_options(
+        &self,
+        region: &str,
+        instance_id: &str,
+        target: &Options,
+        dry_run: bool,
+    ) -> Result<ModifyOutcome, AwsError>;
+
+    /// `GetInstanceMetadataDefaults` for the account in `region`.
+    async fn metadata_defaults(&self, region: &str) -> Result<MetadataDefaults, AwsError>;
+}
+
+/// What `ModifyInstanceMetadataOptions` answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModifyOutcome {
+    /// `pending` or `applied`; `None` for a successful dry run.
+    pub state: Option<MetadataState>,
+    pub request_id: Option<String>,
+}
+
+/// The account-level IMDS defaults of a region (`GetInstanceMetadataDefaults`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetadataDefaults {
+    pub http_tokens: Option<String>,
+    /// `enabled` makes EC2 refuse any change back to `HttpTokens=optional`.
+    pub http_tokens_enforced: Option<String>,
 }
 
 /// The IAM calls we make (IAM is global: one listing serves every region).

@@ -19,11 +19,11 @@ use aws_sdk_ec2::operation::RequestId;
 
 use super::{
     AccountApis, AwsError, AwsErrorKind, CloudWatchApi, Ec2Api, Filter, IamApi, InstancePage,
-    MetricPage, MetricRequest, MetricSeries, ProfilePage, StsApi,
+    MetadataDefaults, MetricPage, MetricRequest, MetricSeries, ModifyOutcome, ProfilePage, StsApi,
 };
 use crate::model::{
     HttpTokens, Identity, Instance, InstanceProfile, InstanceState, MetadataOptions, MetadataState,
-    RegionInfo, Toggle,
+    Options, RegionInfo, Toggle,
 };
 
 /// How the SDK retries.
@@ -182,6 +182,9 @@ where
 pub struct SdkEc2 {
     config: SdkConfig,
     clients: Mutex<HashMap<String, aws_sdk_ec2::Client>>,
+    /// Clients for mutating calls: SDK retries off, because the executor
+    /// owns the retry budget and journals every attempt.
+    once_clients: Mutex<HashMap<String, aws_sdk_ec2::Client>>,
 }
 
 impl SdkEc2 {
@@ -189,18 +192,34 @@ impl SdkEc2 {
         SdkEc2 {
             config,
             clients: Mutex::new(HashMap::new()),
+            once_clients: Mutex::new(HashMap::new()),
         }
     }
 
     fn client(&self, region: &str) -> aws_sdk_ec2::Client {
-        let mut clients = self.clients.lock().expect("client cache poisoned");
+        Self::cached(&self.config, &self.clients, region, false)
+    }
+
+    fn once_client(&self, region: &str) -> aws_sdk_ec2::Client {
+        Self::cached(&self.config, &self.once_clients, region, true)
+    }
+
+    fn cached(
+        config: &SdkConfig,
+        cache: &Mutex<HashMap<String, aws_sdk_ec2::Client>>,
+        region: &str,
+        no_retry: bool,
+    ) -> aws_sdk_ec2::Client {
+        let mut clients = cache.lock().expect("client cache poisoned");
         clients
             .entry(region.to_owned())
             .or_insert_with(|| {
-                let conf = aws_sdk_ec2::config::Builder::from(&self.config)
-                    .region(aws_config::Region::new(region.to_owned()))
-                    .build();
-                aws_sdk_ec2::Client::from_conf(conf)
+                let mut conf = aws_sdk_ec2::config::Builder::from(config)
+                    .region(aws_config::Region::new(region.to_owned()));
+                if no_retry {
+                    conf = conf.retry_config(RetryConfig::disabled());
+                }
+                aws_sdk_ec2::Client::from_conf(conf.build())
             })
             .clone()
     }
@@ -267,6 +286,76 @@ impl Ec2Api for SdkEc2 {
                 .map(str::to_owned),
         })
     }
+
+    async fn modify_metadata_options(
+        &self,
+        region: &str,
+        instance_id: &str,
+        target: &Options,
+        dry_run: bool,
+    ) -> Result<ModifyOutcome, AwsError> {
+        use aws_sdk_ec2::types::{
+            InstanceMetadataEndpointState, InstanceMetadataProtocolState, InstanceMetadataTagsState,
+        };
+        let result = self
+            .once_client(region)
+            .modify_instance_metadata_options()
+            .instance_id(instance_id)
+            .http_tokens(tokens_state(target.http_tokens))
+            .http_endpoint(InstanceMetadataEndpointState::from(
+                target.http_endpoint.as_str(),
+            ))
+            .http_put_response_hop_limit(target.hop_limit)
+            .instance_metadata_tags(InstanceMetadataTagsState::from(
+                target.instance_metadata_tags.as_str(),
+            ))
+            .http_protocol_ipv6(InstanceMetadataProtocolState::from(
+                target.http_protocol_ipv6.as_str(),
+            ))
+            .dry_run(dry_run)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(ModifyOutcome {
+                state: out
+                    .instance_metadata_options()
+                    .and_then(|m| m.state())
+                    .and_then(|s| match s.as_str() {
+                        "pending" => Some(MetadataState::Pending),
+                        "applied" => Some(MetadataState::Applied),
+                        _ => None,
+                    }),
+                request_id: out.request_id().map(str::to_owned),
+            }),
+            Err(e) if dry_run && e.code() == Some("DryRunOperation") => Ok(ModifyOutcome {
+                state: None,
+                request_id: e.meta().request_id().map(str::to_owned),
+            }),
+            Err(e) => Err(convert("ec2:ModifyInstanceMetadataOptions", e)),
+        }
+    }
+
+    async fn metadata_defaults(&self, region: &str) -> Result<MetadataDefaults, AwsError> {
+        let out = self
+            .client(region)
+            .get_instance_metadata_defaults()
+            .send()
+            .await
+            .map_err(|e| convert("ec2:GetInstanceMetadataDefaults", e))?;
+        let level = out.account_level();
+        Ok(MetadataDefaults {
+            http_tokens: level
+                .and_then(|l| l.http_tokens())
+                .map(|t| t.as_str().to_owned()),
+            http_tokens_enforced: level
+                .and_then(|l| l.http_tokens_enforced())
+                .map(|t| t.as_str().to_owned()),
+        })
+    }
+}
+
+fn tokens_state(t: HttpTokens) -> aws_sdk_ec2::types::HttpTokensState {
+    aws_sdk_ec2::types::HttpTokensState::from(t.as_str())
 }
 
 fn convert_instance(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {

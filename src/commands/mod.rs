@@ -1,6 +1,10 @@
 //! One module per subcommand: each wires settings, the AWS layer, the
 //! engine, the store and a renderer together, and returns an exit code.
 
+pub mod apply;
+pub mod plan;
+pub mod rollback;
+pub mod runs;
 pub mod scan;
 pub mod show;
 
@@ -43,6 +47,36 @@ pub fn emit(
             }
         }
     }
+}
+
+/// Loads AWS configuration (checking credentials) and builds the API set.
+pub async fn connect(global: &crate::settings::Global) -> Result<crate::aws::AccountApis, Error> {
+    let config = crate::aws::sdk::load_config(&global.session).await?;
+    Ok(crate::aws::sdk::account_apis(&config))
+}
+
+/// Asks "proceed? [y/N]" on a terminal; refuses without `--yes` elsewhere.
+pub fn confirm(question: &str, yes: bool) -> Result<bool, Error> {
+    use std::io::{BufRead, IsTerminal};
+    if yes {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::Usage {
+            message: "refusing to change AWS without confirmation: stdin is not a terminal".into(),
+            hint: "pass --yes to confirm non-interactively".into(),
+        });
+    }
+    eprint!("{question} [y/N] ");
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| Error::Usage {
+            message: format!("cannot read the answer: {e}"),
+            hint: "pass --yes to confirm non-interactively".into(),
+        })?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }
 
 /// Prints a warning on stderr (unless `-q`).

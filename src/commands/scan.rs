@@ -1,13 +1,13 @@
-//! `imdsguard scan`: inventory → store → render.
+//! `imdsguard scan`: inventory → store → render. [`perform`] is also the
+//! first step of `plan`, `harden` and `disable`.
 
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
-
-use crate::aws::sdk;
+use crate::aws::AccountApis;
 use crate::cli::ScanArgs;
+use crate::clock::now;
 use crate::commands::{emit, print_error, warn};
 use crate::error::Error;
 use crate::exit_codes::ExitCode;
+use crate::filter::Selection;
 use crate::output;
 use crate::progress::{Bar, Reporter, Silent};
 use crate::report::ScanReport;
@@ -16,29 +16,40 @@ use crate::settings::{self, Global};
 use crate::store::Store;
 use crate::usage::Window;
 
-pub async fn run(global: &Global, args: &ScanArgs) -> Result<ExitCode, Error> {
-    // Everything that can be wrong with the input is checked before AWS is called.
-    let selection = settings::selection(&args.filters)?;
-    let owner_tags: Vec<String> = args
-        .owner_tag
+/// Checks the scan inputs that need no AWS call: owner tags and `--days`.
+pub fn inputs(
+    owner_tag: &[String],
+    days: u32,
+    no_usage: bool,
+) -> Result<(Vec<String>, Option<Window>), Error> {
+    let owner_tags = owner_tag
         .iter()
         .map(|t| t.trim().to_owned())
         .filter(|t| !t.is_empty())
         .collect();
-    let window = if args.no_usage {
+    let window = if no_usage {
         None
     } else {
-        let now = OffsetDateTime::now_utc().unix_timestamp();
-        Some(Window::new(args.days, now).map_err(|e| Error::Usage {
-            message: e.to_string(),
-            hint: e.hint(),
-        })?)
+        Some(
+            Window::new(days, crate::clock::now_epoch()).map_err(|e| Error::Usage {
+                message: e.to_string(),
+                hint: e.hint(),
+            })?,
+        )
     };
-    let mut store = Store::open(&global.db)?;
+    Ok((owner_tags, window))
+}
 
+/// Scans the account behind `apis`, saves the scan and returns it.
+pub async fn perform(
+    global: &Global,
+    apis: &AccountApis,
+    store: &mut Store,
+    selection: Selection,
+    owner_tags: Vec<String>,
+    window: Option<Window>,
+) -> Result<ScanReport, Error> {
     let started_at = now();
-    let config = sdk::load_config(&global.session).await?;
-    let apis = sdk::account_apis(&config);
     let scan_settings = ScanSettings {
         regions: global.regions.clone(),
         selection,
@@ -51,8 +62,7 @@ pub async fn run(global: &Global, args: &ScanArgs) -> Result<ExitCode, Error> {
     } else {
         Box::new(Silent)
     };
-    let inventory = scan_account(&apis, &scan_settings, reporter.as_ref()).await?;
-
+    let inventory = scan_account(apis, &scan_settings, reporter.as_ref()).await?;
     let mut report = ScanReport {
         id: None,
         started_at,
@@ -68,11 +78,11 @@ pub async fn run(global: &Global, args: &ScanArgs) -> Result<ExitCode, Error> {
         usage_days: window.map(|w| w.days),
     };
     report.id = Some(store.save_scan(&report)?);
+    Ok(report)
+}
 
-    emit(global.out.as_deref(), |w| {
-        output::render(&report, global.format, global.stdout_style, w)
-    })?;
-
+/// Prints a scan's warnings and failures on stderr.
+pub fn print_problems(global: &Global, report: &ScanReport) {
     for w in &report.warnings {
         warn(global.stderr_style, global.verbosity, w);
     }
@@ -88,17 +98,22 @@ pub async fn run(global: &Global, args: &ScanArgs) -> Result<ExitCode, Error> {
             &f.error.hint(),
         );
     }
+}
+
+pub async fn run(global: &Global, args: &ScanArgs) -> Result<ExitCode, Error> {
+    // Everything that can be wrong with the input is checked before AWS is called.
+    let selection = settings::selection(&args.filters)?;
+    let (owner_tags, window) = inputs(&args.owner_tag, args.days, args.no_usage)?;
+    let mut store = Store::open(&global.db)?;
+    let apis = crate::commands::connect(global).await?;
+    let report = perform(global, &apis, &mut store, selection, owner_tags, window).await?;
+    emit(global.out.as_deref(), |w| {
+        output::render(&report, global.format, global.stdout_style, w)
+    })?;
+    print_problems(global, &report);
     Ok(if report.failures.is_empty() {
         ExitCode::Success
     } else {
         ExitCode::Failure
     })
-}
-
-fn now() -> String {
-    OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .expect("zero is a valid nanosecond")
-        .format(&Rfc3339)
-        .expect("RFC 3339 formats any UTC time")
 }

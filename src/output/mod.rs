@@ -3,6 +3,8 @@
 
 pub mod csv;
 pub mod json;
+pub mod plan;
+pub mod run;
 pub mod table;
 pub mod usage;
 

@@ -1,0 +1,490 @@
+//! Plans: the exact change `apply` will make to each instance, computed
+//! from a scan and written to a versioned, self-checking JSON file.
+//!
+//! A plan records, per instance, the options seen and the complete target
+//! options, so `apply` can refuse drift and send every field explicitly. Its
+//! `digest` (SHA-256 of the rest) makes a hand-edited or damaged file an
+//! error instead of a surprise.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::filter::{parse_instance_id, parse_region};
+use crate::model::{HttpTokens, Options, Toggle};
+use crate::readiness::Readiness;
+use crate::report::{InstanceRecord, ScanReport};
+
+pub const SCHEMA: &str = "imdsguard/plan-v1";
+
+/// What a plan does to each instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// `HttpTokens=required` (IMDSv2 only); a disabled endpoint stays disabled.
+    RequireV2,
+    /// `HttpEndpoint=disabled`: no IMDS at all.
+    DisableEndpoint,
+    /// `HttpTokens=optional`: metabadger's `-v1` (prefer `rollback`).
+    AllowV1,
+    /// Back to each instance's exact previous options (made by `rollback`).
+    Rollback,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::RequireV2 => "require-v2",
+            Action::DisableEndpoint => "disable-endpoint",
+            Action::AllowV1 => "allow-v1",
+            Action::Rollback => "rollback",
+        }
+    }
+}
+
+/// How to set the hop limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HopLimit {
+    Keep,
+    /// 2 on container hosts that have less (containers are one hop further), the rest kept.
+    Auto,
+    Set(i32),
+}
+
+/// The choices a plan was made with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanSettings {
+    pub hop_limit: HopLimit,
+    pub enable_tags: bool,
+    pub include_in_use: bool,
+    pub include_unknown: bool,
+}
+
+/// One instance to change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlannedChange {
+    pub account_id: String,
+    pub region: String,
+    pub instance_id: String,
+    pub name: Option<String>,
+    pub readiness: String,
+    pub why: String,
+    /// The options as the scan saw them; `apply` refuses to act if they changed.
+    pub current: Options,
+    pub target: Options,
+}
+
+/// One selected instance the plan leaves alone, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Skipped {
+    pub account_id: String,
+    pub region: String,
+    pub instance_id: String,
+    pub readiness: String,
+    pub why: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    pub schema: String,
+    pub created_at: String,
+    pub action: Action,
+    pub scan_id: Option<i64>,
+    pub settings: PlanSettings,
+    pub changes: Vec<PlannedChange>,
+    pub skipped: Vec<Skipped>,
+    /// Selected instances already at their target.
+    pub unchanged: u64,
+    /// SHA-256 (hex) of this document with `digest` empty.
+    pub digest: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("cannot read plan {path}: {reason}")]
+    Unreadable { path: String, reason: String },
+    #[error("plan {path} is not a valid plan file: {reason}")]
+    Malformed { path: String, reason: String },
+    #[error("plan {path} was modified after `imdsguard plan` wrote it (digest mismatch)")]
+    Tampered { path: String },
+    #[error("plan {path}: {reason}")]
+    Invalid { path: String, reason: String },
+    #[error("--hop-limit {0} is out of range")]
+    HopLimit(i32),
+}
+
+impl PlanError {
+    pub fn hint(&self) -> &'static str {
+        match self {
+            PlanError::Unreadable { .. } => {
+                "check the path; `imdsguard plan --out FILE` writes a plan"
+            }
+            PlanError::Malformed { .. }
+            | PlanError::Invalid { .. }
+            | PlanError::Tampered { .. } => {
+                "plans are not meant to be edited: run `imdsguard plan` again with the selection you want"
+            }
+            PlanError::HopLimit(_) => "the hop limit is 1 to 64; `auto` sets 2 on container hosts",
+        }
+    }
+}
+
+/// The inputs of plan computation, free of CLI types.
+#[derive(Debug, Clone)]
+pub struct PlanRequest {
+    pub action: Action,
+    pub settings: PlanSettings,
+}
+
+/// Computes a plan from a scan's records (already filtered by the selection).
+pub fn build(
+    request: &PlanRequest,
+    scan: &ScanReport,
+    created_at: String,
+) -> Result<Plan, PlanError> {
+    if let HopLimit::Set(n) = request.settings.hop_limit {
+        if !(1..=64).contains(&n) {
+            return Err(PlanError::HopLimit(n));
+        }
+    }
+    let mut plan = Plan {
+        schema: SCHEMA.to_owned(),
+        created_at,
+        action: request.action,
+        scan_id: scan.id,
+        settings: request.settings.clone(),
+        changes: Vec::new(),
+        skipped: Vec::new(),
+        unchanged: 0,
+        digest: String::new(),
+    };
+    for rec in &scan.instances {
+        let skip = |why: String| Skipped {
+            account_id: rec.account_id.clone(),
+            region: rec.region.clone(),
+            instance_id: rec.instance.instance_id.clone(),
+            readiness: rec.readiness.as_str().to_owned(),
+            why,
+        };
+        let Some(current) = rec.instance.metadata.explicit() else {
+            plan.skipped
+                .push(skip("EC2 did not report its metadata options".into()));
+            continue;
+        };
+        let target = target_for(request, rec, current);
+        if target == current {
+            plan.unchanged += 1;
+            continue;
+        }
+        if let Some(why) = gate(request, rec, &current, &target) {
+            plan.skipped.push(skip(why));
+            continue;
+        }
+        plan.changes.push(PlannedChange {
+            account_id: rec.account_id.clone(),
+            region: rec.region.clone(),
+            instance_id: rec.instance.instance_id.clone(),
+            name: rec.instance.name().map(str::to_owned),
+            readiness: rec.readiness.as_str().to_owned(),
+            why: rec.reason.clone(),
+            current,
+            target,
+        });
+    }
+    plan.digest = digest(&plan);
+    Ok(plan)
+}
+
+fn target_for(request: &PlanRequest, rec: &InstanceRecord, current: Options) -> Options {
+    let mut t = current;
+    match request.action {
+        Action::RequireV2 => t.http_tokens = HttpTokens::Required,
+        Action::DisableEndpoint => t.http_endpoint = Toggle::Disabled,
+        Action::AllowV1 => t.http_tokens = HttpTokens::Optional,
+        Action::Rollback => {}
+    }
+    // Hop limit and tags only matter where IMDS is served.
+    if t.http_endpoint == Toggle::Enabled {
+        match request.settings.hop_limit {
+            HopLimit::Keep => {}
+            HopLimit::Auto => {
+                if rec.container_host && t.hop_limit < 2 {
+                    t.hop_limit = 2;
+                }
+            }
+            HopLimit::Set(n) => t.hop_limit = n,
+        }
+        if request.settings.enable_tags {
+            t.instance_metadata_tags = Toggle::Enabled;
+        }
+    }
+    t
+}
+
+/// Why a change must not be made without an explicit opt-in, if so.
+fn gate(
+    request: &PlanRequest,
+    rec: &InstanceRecord,
+    current: &Options,
+    target: &Options,
+) -> Option<String> {
+    let enforcing =
+        current.http_tokens == HttpTokens::Optional && target.http_tokens == HttpTokens::Required;
+    if !enforcing {
+        return None;
+    }
+    match rec.readiness {
+        Readiness::InUse if !request.settings.include_in_use => Some(format!(
+            "{}; enforcing would break it (--include-in-use to force)",
+            rec.reason
+        )),
+        Readiness::Unknown if !request.settings.include_unknown => Some(format!(
+            "{}; not proven safe (--include-unknown to force)",
+            rec.reason
+        )),
+        _ => None,
+    }
+}
+
+/// SHA-256 of the plan with an empty digest, as lowercase hex.
+pub fn digest(plan: &Plan) -> String {
+    let mut copy = plan.clone();
+    copy.digest = String::new();
+    let bytes = serde_json::to_vec(&copy).expect("plans serialize");
+    Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Reads and checks a plan file: JSON shape, schema version, digest, and
+/// every field's validity. Nothing reaches AWS unless all of it holds.
+pub fn load(path: &Path) -> Result<Plan, PlanError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| PlanError::Unreadable {
+        path: shown.clone(),
+        reason: e.to_string(),
+    })?;
+    parse(&text, &shown)
+}
+
+pub fn parse(text: &str, shown: &str) -> Result<Plan, PlanError> {
+    // Check the schema first so an old or foreign file gets the right message.
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| PlanError::Malformed {
+            path: shown.to_owned(),
+            reason: e.to_string(),
+        })?;
+    match value.get("schema").and_then(|s| s.as_str()) {
+        Some(SCHEMA) => {}
+        Some(other) => {
+            return Err(PlanError::Invalid {
+                path: shown.to_owned(),
+                reason: format!("schema `{other}` is not `{SCHEMA}`"),
+            });
+        }
+        None => {
+            return Err(PlanError::Malformed {
+                path: shown.to_owned(),
+                reason: "no `schema` field".into(),
+            });
+        }
+    }
+    let plan: Plan = serde_json::from_value(value).map_err(|e| PlanError::Malformed {
+        path: shown.to_owned(),
+        reason: e.to_string(),
+    })?;
+    if digest(&plan) != plan.digest {
+        return Err(PlanError::Tampered {
+            path: shown.to_owned(),
+        });
+    }
+    validate(&plan).map_err(|reason| PlanError::Invalid {
+        path: shown.to_owned(),
+        reason,
+    })?;
+    Ok(plan)
+}
+
+fn validate(plan: &Plan) -> Result<(), String> {
+    let mut seen = BTreeSet::new();
+    for c in &plan.changes {
+        parse_instance_id(&c.instance_id)
+            .map_err(|_| format!("malformed instance id `{}`", c.instance_id))?;
+        parse_region(&c.region).map_err(|_| format!("malformed region `{}`", c.region))?;
+        if c.account_id.len() != 12 || !c.account_id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("malformed account id `{}`", c.account_id));
+        }
+        for o in [&c.current, &c.target] {
+            if !(1..=64).contains(&o.hop_limit) {
+                return Err(format!(
+                    "{}: hop limit {} is out of range 1..64",
+                    c.instance_id, o.hop_limit
+                ));
+            }
+        }
+        if c.current == c.target {
+            return Err(format!("{}: target equals current", c.instance_id));
+        }
+        if !seen.insert((&c.account_id, &c.region, &c.instance_id)) {
+            return Err(format!("{} appears twice", c.instance_id));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::fake::instance;
+    use crate::readiness::Readiness;
+
+    fn record(
+        n: usize,
+        tokens: HttpTokens,
+        readiness: Readiness,
+        container: bool,
+    ) -> InstanceRecord {
+        InstanceRecord {
+            account_id: "111122223333".into(),
+            region: "us-east-1".into(),
+            instance: instance(n, tokens),
+            role_name: None,
+            owner: None,
+            asg_name: None,
+            cfn_stack: None,
+            launch_template: None,
+            container_host: container,
+            container_reason: None,
+            usage: None,
+            daily: Default::default(),
+            readiness,
+            reason: "r".into(),
+        }
+    }
+
+    fn request(action: Action, hop: HopLimit) -> PlanRequest {
+        PlanRequest {
+            action,
+            settings: PlanSettings {
+                hop_limit: hop,
+                enable_tags: false,
+                include_in_use: false,
+                include_unknown: false,
+            },
+        }
+    }
+
+    fn scan(records: Vec<InstanceRecord>) -> ScanReport {
+        ScanReport {
+            id: Some(1),
+            instances: records,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn require_v2_gates_on_readiness() {
+        let s = scan(vec![
+            record(1, HttpTokens::Optional, Readiness::Ready, false),
+            record(2, HttpTokens::Optional, Readiness::InUse, false),
+            record(3, HttpTokens::Optional, Readiness::Unknown, false),
+            record(4, HttpTokens::Required, Readiness::Compliant, false),
+            record(5, HttpTokens::Optional, Readiness::Ready, true),
+        ]);
+        let plan = build(&request(Action::RequireV2, HopLimit::Auto), &s, "t".into()).unwrap();
+        let changed: Vec<&str> = plan
+            .changes
+            .iter()
+            .map(|c| c.instance_id.as_str())
+            .collect();
+        assert_eq!(
+            changed,
+            vec![format!("i-{:017x}", 1), format!("i-{:017x}", 5)]
+        );
+        assert_eq!(
+            plan.changes[0].target.hop_limit, 1,
+            "not a container host: kept"
+        );
+        assert_eq!(
+            plan.changes[1].target.hop_limit, 2,
+            "container host: raised"
+        );
+        assert_eq!(plan.skipped.len(), 2);
+        assert!(plan.skipped[0].why.contains("--include-in-use"));
+        assert!(plan.skipped[1].why.contains("--include-unknown"));
+        assert_eq!(plan.unchanged, 1);
+        // Everything else is preserved.
+        let c = &plan.changes[0];
+        assert_eq!(
+            (c.target.http_endpoint, c.target.instance_metadata_tags),
+            (c.current.http_endpoint, c.current.instance_metadata_tags)
+        );
+    }
+
+    #[test]
+    fn disabled_endpoint_is_never_reenabled() {
+        let mut r = record(1, HttpTokens::Optional, Readiness::Disabled, false);
+        r.instance.metadata.http_endpoint = Some(Toggle::Disabled);
+        let plan = build(
+            &request(Action::RequireV2, HopLimit::Set(3)),
+            &scan(vec![r]),
+            "t".into(),
+        )
+        .unwrap();
+        assert_eq!(plan.changes.len(), 1);
+        assert_eq!(plan.changes[0].target.http_endpoint, Toggle::Disabled);
+        assert_eq!(
+            plan.changes[0].target.hop_limit, 1,
+            "hop limit untouched where IMDS is off"
+        );
+    }
+
+    #[test]
+    fn round_trip_and_tamper_detection() {
+        let s = scan(vec![record(
+            1,
+            HttpTokens::Optional,
+            Readiness::Ready,
+            false,
+        )]);
+        let plan = build(&request(Action::RequireV2, HopLimit::Keep), &s, "t".into()).unwrap();
+        let text = serde_json::to_string_pretty(&plan).unwrap();
+        assert_eq!(parse(&text, "p").unwrap(), plan);
+        let edited = text.replace("\"hop_limit\": 1", "\"hop_limit\": 9");
+        assert!(matches!(
+            parse(&edited, "p"),
+            Err(PlanError::Tampered { .. })
+        ));
+        assert!(matches!(
+            parse(&text[..text.len() / 2], "p"),
+            Err(PlanError::Malformed { .. })
+        ));
+        let foreign = text.replace(SCHEMA, "imdsguard/plan-v9");
+        assert!(matches!(
+            parse(&foreign, "p"),
+            Err(PlanError::Invalid { .. })
+        ));
+        assert!(matches!(parse("{}", "p"), Err(PlanError::Malformed { .. })));
+    }
+
+    #[test]
+    fn bad_hop_limit() {
+        let s = scan(vec![]);
+        assert!(matches!(
+            build(
+                &request(Action::RequireV2, HopLimit::Set(65)),
+                &s,
+                "t".into()
+            ),
+            Err(PlanError::HopLimit(65))
+        ));
+    }
+}
