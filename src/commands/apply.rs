@@ -191,6 +191,7 @@ async fn apply_plan(
             hint: "re-run `imdsguard plan` so the plan matches what is there now".into(),
         });
     }
+    enforced_defaults_warning(global, apis, plan).await;
     let todo = plan.changes.len() - at_target.len();
     let regions: std::collections::BTreeSet<&str> =
         plan.changes.iter().map(|c| c.region.as_str()).collect();
@@ -248,6 +249,34 @@ async fn apply_plan(
         eprintln!("run {run} started: {todo} change(s)");
     }
     execute(global, apis, store, run, plan.action.as_str(), exec).await
+}
+
+/// Where the account default has `HttpTokensEnforced=enabled`, EC2 refuses
+/// any change back to `HttpTokens=optional`: say so before changing anything.
+async fn enforced_defaults_warning(global: &Global, apis: &AccountApis, plan: &Plan) {
+    let regions: std::collections::BTreeSet<&str> =
+        plan.changes.iter().map(|c| c.region.as_str()).collect();
+    for region in regions {
+        match apis.ec2.metadata_defaults(region).await {
+            Ok(d) if d.http_tokens_enforced.as_deref() == Some("enabled") => {
+                let what = if plan.action == Action::AllowV1 {
+                    "EC2 will refuse these changes to HttpTokens=optional"
+                } else {
+                    "a later rollback to HttpTokens=optional will be refused"
+                };
+                warn(
+                    global.stderr_style,
+                    global.verbosity,
+                    &format!(
+                        "{region}: the account default has HttpTokensEnforced=enabled: {what}"
+                    ),
+                );
+            }
+            Ok(_) => {}
+            // Older partitions and emulators lack the API; it only feeds a warning.
+            Err(e) => tracing::debug!("{region}: {e}"),
+        }
+    }
 }
 
 fn list(items: &[&str]) -> String {

@@ -349,3 +349,25 @@ def test_log_file_has_one_line_per_change(run, account, world, tmp_path):
         assert x["status"] == "applied" and x["run"] == 1 and x["action"] == "require-v2"
         assert x["previous"]["http_tokens"] == "optional" and x["target"]["http_tokens"] == "required"
         assert x["dry_run"] is False
+
+
+def test_warns_when_account_enforces_v2(run, account, world, tmp_path):
+    path, plan = plan_file(run, tmp_path, "--action", "require-v2")
+    body = (
+        '<GetInstanceMetadataDefaultsResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">'
+        "<requestId>r-1</requestId><accountLevel><httpTokens>required</httpTokens>"
+        "<httpTokensEnforced>enabled</httpTokensEnforced></accountLevel>"
+        "</GetInstanceMetadataDefaultsResponse>"
+    ).encode()
+
+    def fault(req):
+        if req.action == "GetInstanceMetadataDefaults":
+            return Reply(200, body, {"Content-Type": "text/xml"})
+        return None
+
+    with AwsProxy(conftest.ENDPOINT, fault) as proxy:
+        r = run("apply", str(path), "--yes", endpoint=proxy.url)
+        assert r.code == 0, r.stderr
+        assert "HttpTokensEnforced=enabled" in r.stderr and "rollback" in r.stderr
+        r = run("rollback", "1", "--yes", endpoint=proxy.url)
+        assert "EC2 will refuse to re-allow IMDSv1" in r.stderr
