@@ -247,16 +247,14 @@ pub struct RunsArgs {
     pub run: Option<i64>,
 }
 
+/// What `harden` and `disable` share: a selection, a plan, its execution.
 #[derive(Debug, Args)]
-pub struct HardenArgs {
+pub struct OneStepArgs {
     #[command(flatten)]
     pub filters: FilterArgs,
     /// Only print the plan.
     #[arg(long)]
     pub dry_run: bool,
-    /// Re-allow IMDSv1 instead (metabadger's `-v1`; prefer `rollback RUN`).
-    #[arg(long)]
-    pub allow_v1: bool,
     #[command(flatten)]
     pub plan: PlanOpts,
     #[command(flatten)]
@@ -264,16 +262,18 @@ pub struct HardenArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct HardenArgs {
+    #[command(flatten)]
+    pub step: OneStepArgs,
+    /// Re-allow IMDSv1 instead (metabadger's `-v1`; prefer `rollback RUN`).
+    #[arg(long)]
+    pub allow_v1: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct DisableArgs {
     #[command(flatten)]
-    pub filters: FilterArgs,
-    /// Only print the plan.
-    #[arg(long)]
-    pub dry_run: bool,
-    #[command(flatten)]
-    pub plan: PlanOpts,
-    #[command(flatten)]
-    pub exec: ExecOpts,
+    pub step: OneStepArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -186,6 +186,19 @@ impl Store {
         Ok(())
     }
 
+    /// A change settled without a call (already at target, drifted, gone):
+    /// `status` with a reason and no AWS answer.
+    pub fn settle(
+        &self,
+        run: i64,
+        seq: i64,
+        status: ChangeStatus,
+        reason: &str,
+        at: &str,
+    ) -> Result<(), StoreError> {
+        self.mark_result(run, seq, status, None, None, None, Some(reason), at)
+    }
+
     /// The outcome of re-describing the instance after the change.
     pub fn mark_verified(
         &self,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::apply::{ExecOutcome, ExecSettings, Executor, describe_options};
 use crate::aws::AccountApis;
-use crate::cli::{ApplyArgs, DisableArgs, ExecOpts, HardenArgs};
+use crate::cli::{ApplyArgs, DisableArgs, ExecOpts, HardenArgs, OneStepArgs};
 use crate::clock::now;
 use crate::commands::{confirm, connect, emit, plan as plan_cmd, print_error, warn};
 use crate::error::Error;
@@ -53,43 +53,25 @@ pub async fn harden(global: &Global, args: &HardenArgs) -> Result<ExitCode, Erro
     } else {
         Action::RequireV2
     };
-    plan_and_apply(
-        global,
-        action,
-        &args.filters,
-        &args.plan,
-        &args.exec,
-        args.dry_run,
-    )
-    .await
+    plan_and_apply(global, action, &args.step).await
 }
 
 pub async fn disable(global: &Global, args: &DisableArgs) -> Result<ExitCode, Error> {
-    plan_and_apply(
-        global,
-        Action::DisableEndpoint,
-        &args.filters,
-        &args.plan,
-        &args.exec,
-        args.dry_run,
-    )
-    .await
+    plan_and_apply(global, Action::DisableEndpoint, &args.step).await
 }
 
 async fn plan_and_apply(
     global: &Global,
     action: Action,
-    filters: &crate::cli::FilterArgs,
-    opts: &crate::cli::PlanOpts,
-    exec: &ExecOpts,
-    dry_run: bool,
+    step: &OneStepArgs,
 ) -> Result<ExitCode, Error> {
+    let exec = &step.exec;
     validate_exec(exec)?;
-    let inputs = plan_cmd::inputs(action, filters, opts)?;
+    let inputs = plan_cmd::inputs(action, &step.filters, &step.plan)?;
     let mut store = Store::open(&global.db)?;
     let apis = connect(global).await?;
     let (plan, complete) = plan_cmd::make(global, Some(&apis), &mut store, inputs).await?;
-    if dry_run || plan.changes.is_empty() {
+    if step.dry_run || plan.changes.is_empty() {
         emit(global.out.as_deref(), |w| {
             output::plan::render(&plan, global.format, global.stdout_style, w)
         })?;
@@ -233,16 +215,7 @@ async fn apply_plan(
     let loaded = store.load_run(run)?;
     for c in &loaded.changes {
         if at_target.contains(&c.instance_id.as_str()) {
-            store.mark_result(
-                run,
-                c.seq,
-                ChangeStatus::Skipped,
-                None,
-                None,
-                None,
-                Some("already at target"),
-                &at,
-            )?;
+            store.settle(run, c.seq, ChangeStatus::Skipped, "already at target", &at)?;
         }
     }
     if global.verbosity >= 0 {
@@ -330,32 +303,14 @@ async fn resume(
                 } else {
                     ChangeStatus::Skipped
                 };
-                store.mark_result(
-                    run,
-                    c.seq,
-                    status,
-                    None,
-                    None,
-                    None,
-                    Some("found at target on resume"),
-                    &at,
-                )?;
+                store.settle(run, c.seq, status, "found at target on resume", &at)?;
             }
             Some(Ok(Some((now, _)))) if *now != c.previous => {
                 let msg = format!(
                     "changed since the run started (now {}); not touched",
                     now.describe()
                 );
-                store.mark_result(
-                    run,
-                    c.seq,
-                    ChangeStatus::Skipped,
-                    None,
-                    None,
-                    None,
-                    Some(&msg),
-                    &at,
-                )?;
+                store.settle(run, c.seq, ChangeStatus::Skipped, &msg, &at)?;
             }
             Some(Ok(Some(_))) => {
                 store.mark_result(

@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use crate::model::Options;
-use crate::output::table::{Cell, cell, write_table};
+use crate::output::table::{Cell, cell, painted, write_table};
 use crate::output::{Format, Paint, Style};
 use crate::plan::Plan;
 
@@ -134,11 +134,7 @@ pub fn render(
                         vec![
                             cell(&s.region),
                             cell(&s.instance_id),
-                            Cell {
-                                text: s.readiness.clone(),
-                                paint: Some(Paint::Yellow),
-                                right: false,
-                            },
+                            painted(s.readiness.clone(), Paint::Yellow),
                             cell(&s.why),
                         ]
                     })

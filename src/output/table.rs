@@ -23,6 +23,15 @@ pub fn cell(text: impl Into<String>) -> Cell {
     }
 }
 
+/// A left-aligned cell in a colour.
+pub fn painted(text: impl Into<String>, paint: Paint) -> Cell {
+    Cell {
+        text: text.into(),
+        paint: Some(paint),
+        right: false,
+    }
+}
+
 pub fn num(n: u64) -> Cell {
     Cell {
         text: n.to_string(),
@@ -242,16 +251,14 @@ pub fn render(report: &ScanReport, style: Style, out: &mut dyn Write) -> std::io
                     cell(&i.instance_id),
                     cell(i.name().unwrap_or("-")),
                     cell(i.state.as_str()),
-                    Cell {
-                        text: i
-                            .metadata
+                    painted(
+                        i.metadata
                             .http_tokens
                             .map(HttpTokens::as_str)
                             .unwrap_or("?")
                             .to_owned(),
-                        paint: Some(Paint::Red),
-                        right: false,
-                    },
+                        Paint::Red,
+                    ),
                     Cell {
                         text: i
                             .metadata

@@ -8,7 +8,7 @@ use std::io::Write;
 use serde::Serialize;
 
 use crate::output::json::{InstanceV1, SCHEMA};
-use crate::output::table::{Cell, cell, num, write_table};
+use crate::output::table::{Cell, cell, num, painted, write_table};
 use crate::output::{Format, Paint, Style};
 use crate::report::{InstanceRecord, ScanReport};
 
@@ -326,11 +326,7 @@ pub fn render_fleet(
                         num(d.v1_calls),
                         num(d.rejected_calls),
                         num(d.instances_with_data),
-                        Cell {
-                            text: bar(d.v1_calls),
-                            paint: Some(Paint::Red),
-                            right: false,
-                        },
+                        painted(bar(d.v1_calls), Paint::Red),
                     ]
                 })
                 .collect();

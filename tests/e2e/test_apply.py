@@ -289,28 +289,33 @@ def test_throttled_and_flaky_ec2_loses_nothing(run, account, tmp_path):
     assert "throttled" in r.stderr
 
 
+def slow_modify(req):
+    """50 ms per change: long enough to interrupt a run in its middle."""
+    if req.action == "ModifyInstanceMetadataOptions":
+        time.sleep(0.05)
+    return None
+
+
+def start_apply(run, path, proxy, *args, **popen):
+    env = dict(run.base_env, **run.account.env(), AWS_ENDPOINT_URL=proxy.url)
+    return subprocess.Popen([conftest.BIN, "apply", str(path), "--yes", *args], env=env, **popen)
+
+
+def wait_for_modifies(proxy, n):
+    deadline = time.time() + 60
+    while proxy.count("ModifyInstanceMetadataOptions") < n and time.time() < deadline:
+        time.sleep(0.02)
+
+
 def test_sigkill_mid_run_then_resume(run, account, tmp_path):
     ec2 = account.client("ec2", REGION)
     ids = launch(ec2, 120) + launch(ec2, 100)
     path, plan = plan_file(run, tmp_path, "--action", "require-v2", "--no-usage", "--include-unknown")
     assert len(plan["changes"]) == 220
 
-    def slow(req):
-        if req.action == "ModifyInstanceMetadataOptions":
-            time.sleep(0.05)
-        return None
-
-    with AwsProxy(conftest.ENDPOINT, slow) as proxy:
-        env = dict(run.base_env, **run.account.env(), AWS_ENDPOINT_URL=proxy.url)
-        proc = subprocess.Popen(
-            [conftest.BIN, "apply", str(path), "--yes", "--rate", "40"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.time() + 60
-        while proxy.count("ModifyInstanceMetadataOptions") < 60 and time.time() < deadline:
-            time.sleep(0.02)
+    with AwsProxy(conftest.ENDPOINT, slow_modify) as proxy:
+        proc = start_apply(run, path, proxy, "--rate", "40", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_modifies(proxy, 60)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         first = [q.params["InstanceId"] for q in proxy.log if q.action == "ModifyInstanceMetadataOptions"]
@@ -371,3 +376,30 @@ def test_warns_when_account_enforces_v2(run, account, world, tmp_path):
         assert "HttpTokensEnforced=enabled" in r.stderr and "rollback" in r.stderr
         r = run("rollback", "1", "--yes", endpoint=proxy.url)
         assert "EC2 will refuse to re-allow IMDSv1" in r.stderr
+
+
+def test_ctrl_c_finishes_in_flight_then_resume(run, account, tmp_path):
+    ids = launch(account.client("ec2", REGION), 150)
+    path, plan = plan_file(run, tmp_path, "--action", "require-v2", "--no-usage", "--include-unknown")
+
+    with AwsProxy(conftest.ENDPOINT, slow_modify) as proxy:
+        proc = start_apply(
+            run, path, proxy, "--rate", "40", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        wait_for_modifies(proxy, 40)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        sent = {q.params["InstanceId"] for q in proxy.log if q.action == "ModifyInstanceMetadataOptions"}
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "imdsguard apply --resume 1" in err and "imdsguard rollback 1" in err
+    db = sqlite3.connect(run.db)
+    statuses = dict(db.execute("SELECT instance_id, status FROM changes WHERE run_id = 1").fetchall())
+    run_status = db.execute("SELECT status FROM runs WHERE id = 1").fetchone()[0]
+    db.close()
+    # In-flight calls finished and were recorded: nothing is left in limbo.
+    assert "issued" not in statuses.values()
+    assert {i for i, s in statuses.items() if s in ("applied", "pending")} == sent
+    assert run_status == "interrupted"
+    r = run("apply", "--resume", "1", "--yes", "--rate", "100")
+    assert r.code == 0, r.stderr
+    assert all(v[0] == "required" for v in options(account, ids).values())
