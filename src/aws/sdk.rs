@@ -64,6 +64,14 @@ pub async fn load_config(opts: &SessionOptions) -> Result<SdkConfig, AwsError> {
         }
         loader = loader.retry_config(retry);
     }
+    // A stuck connection must not hang a scan forever. Two minutes per
+    // attempt leaves room for GetMetricData's slowest large answers.
+    loader = loader.timeout_config(
+        aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .operation_attempt_timeout(std::time::Duration::from_secs(120))
+            .build(),
+    );
     let mut config = loader.load().await;
     if config.region().is_none() {
         let fallback = opts
