@@ -1,0 +1,748 @@
+"""The imdsguard benchmark: scans, apply and memory against bench/fakeaws.py.
+
+Run it through bench/run (which prepares the Python environment, GNU time and
+the release binary; `bench/run --help`). Every AWS call goes to a fake
+endpoint on 127.0.0.1 that this script starts and stops; nothing reaches AWS.
+
+  bench.py --bin PATH [--quick] [--latency-ms 50] [--out bench/RESULTS.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+FAKE = HERE / "fakeaws.py"
+ACCOUNTS = 1
+BENCH_REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2", "sa-east-1"]
+# An uneven split, like real estates: 40/30/20/10 %.
+SPLIT = [0.4, 0.3, 0.2, 0.1]
+SIZES = [1_000, 5_000, 10_000]
+MEMORY_FLEET = 100_000
+APPLY_CHANGES = 1_000
+APPLY_REGION = "us-east-1"
+DAYS = 14
+DESCRIBE_PAGE = 1_000  # EC2's largest DescribeInstances page
+METRIC_QUERIES = 500  # CloudWatch's cap on queries per GetMetricData
+
+# Targets (issue 5).
+TARGET_CALL_RATIO = 1.05
+TARGET_APPLY_RATE = 4.5
+TARGET_RSS_MB = 300
+
+SCAN_TIMEOUT = {1_000: 180, 5_000: 300, 10_000: 420, MEMORY_FLEET: 1200}
+PLAN_TIMEOUT = 300
+APPLY_TIMEOUT = 900  # 1,000 changes at 5/s is 200 s
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- the fake endpoint
+class Fake:
+    """fakeaws.py in a child process, on a free loopback port."""
+
+    def __init__(self, workdir: Path, sizes: dict[str, int], latency_ms: float, lifetime: float, extra=()):
+        self.ready = workdir / f"fake-{os.getpid()}-{time.monotonic_ns()}.url"
+        self.logfile = open(workdir / "fakeaws.log", "a")
+        spec = ",".join(f"{r}={n}" for r, n in sizes.items())
+        cmd = [
+            sys.executable,
+            str(FAKE),
+            "--regions",
+            spec,
+            "--latency-ms",
+            str(latency_ms),
+            "--ready-file",
+            str(self.ready),
+            "--max-lifetime",
+            str(lifetime),
+            *extra,
+        ]
+        self.proc = subprocess.Popen(cmd, stdout=self.logfile, stderr=self.logfile)
+        deadline = time.monotonic() + 120
+        while not self.ready.exists():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"fakeaws exited with {self.proc.returncode}; see {self.logfile.name}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("fakeaws did not start within 120 s")
+            time.sleep(0.05)
+        self.url = self.ready.read_text().strip()
+        assert self.url.startswith("http://127.0.0.1:"), self.url
+
+    def get(self, path: str) -> dict:
+        with urllib.request.urlopen(self.url + path, timeout=120) as r:
+            return json.load(r)
+
+    def post(self, path: str) -> dict:
+        req = urllib.request.Request(self.url + path, data=b"", method="POST")
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.load(r)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.post("/_bench/shutdown")
+            except Exception:
+                pass
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.terminate()  # our own child, by its handle
+                try:
+                    self.proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+        self.ready.unlink(missing_ok=True)
+        self.logfile.close()
+
+    def __enter__(self) -> "Fake":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+# ---------------------------------------------------------------- running imdsguard
+@dataclass
+class Run:
+    argv: list[str]
+    code: int
+    wall: float
+    rss_kb: int
+    stdout: str
+    stderr: str
+    timed_out: bool = False
+    started: float = 0.0  # time.monotonic() around the process
+    ended: float = 0.0
+
+    @property
+    def rss_mb(self) -> float:
+        return self.rss_kb / 1024.0
+
+    def brief_error(self) -> str:
+        if self.timed_out:
+            return "timed out"
+        lines = [l for l in self.stderr.strip().splitlines() if l.strip() and not l.startswith("\t")]
+        return (lines[0] if lines else f"exit {self.code}")[:200]
+
+
+class Imdsguard:
+    def __init__(self, binary: Path, workdir: Path):
+        self.binary = binary
+        self.workdir = workdir
+
+    def env(self, endpoint: str, home: Path) -> dict:
+        home.mkdir(parents=True, exist_ok=True)
+        # Empty files rather than missing ones: the SDK warns about missing ones.
+        (home / "empty-aws-config").touch()
+        (home / "empty-aws-credentials").touch()
+        return {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(home),
+            "AWS_CONFIG_FILE": str(home / "empty-aws-config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(home / "empty-aws-credentials"),
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_REGION": "us-east-1",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "NO_COLOR": "1",
+        }
+
+    def run(self, args: list[str], endpoint: str, home: Path, timeout: float) -> Run:
+        timefile = self.workdir / "time.txt"
+        timefile.unlink(missing_ok=True)
+        argv = ["/usr/bin/time", "-v", "-o", str(timefile), str(self.binary), *args]
+        t0 = time.monotonic()
+        timed_out = False
+        try:
+            proc = subprocess.run(
+                argv, env=self.env(endpoint, home), capture_output=True, text=True, timeout=timeout, cwd=self.workdir
+            )
+            code, out, err = proc.returncode, proc.stdout, proc.stderr
+        except subprocess.TimeoutExpired as e:
+            timed_out = True
+            code = -1
+            out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+            err = e.stderr.decode() if isinstance(e.stderr, bytes) else (e.stderr or "")
+        t1 = time.monotonic()
+        wall = t1 - t0
+        rss = 0
+        if timefile.exists():
+            text = timefile.read_text()
+            m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
+            rss = int(m.group(1)) if m else 0
+        return Run(argv[4:], code, wall, rss, out, err, timed_out, t0, t1)
+
+    def has_subcommand(self, name: str) -> bool:
+        try:
+            proc = subprocess.run(
+                [str(self.binary), name, "--help"], capture_output=True, text=True, timeout=30,
+                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.workdir)},
+            )
+        except subprocess.TimeoutExpired:
+            return False
+        return proc.returncode == 0
+
+
+# ---------------------------------------------------------------- helpers
+def split_fleet(total: int) -> dict[str, int]:
+    sizes = [int(total * s) for s in SPLIT]
+    sizes[0] += total - sum(sizes)
+    return dict(zip(BENCH_REGIONS, sizes))
+
+
+def minimum_calls(expected: dict, usage: bool) -> dict[str, int]:
+    """The physical minimum for one account: nothing can be saved below this."""
+    regions = expected["regions"].values()
+    out = {
+        "GetCallerIdentity": ACCOUNTS,
+        "DescribeRegions": ACCOUNTS,
+        "ListInstanceProfiles": ACCOUNTS,  # 25 profiles: one page
+        "DescribeInstances": sum(max(1, math.ceil(r["instances"] / DESCRIBE_PAGE)) for r in regions),
+        "GetMetricData": 0,
+    }
+    if usage:
+        out["GetMetricData"] = sum(math.ceil(2 * r["endpoint_enabled"] / METRIC_QUERIES) for r in regions)
+    return out
+
+
+def calls_by_action(stats: dict) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for c in stats["calls"]:
+        out[c["action"]] = out.get(c["action"], 0) + c["count"]
+    return out
+
+
+def calls_by_region(stats: dict) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for c in stats["calls"]:
+        if c["region"] in BENCH_REGIONS and c["action"] in ("DescribeInstances", "GetMetricData"):
+            out[c["region"]] = out.get(c["region"], 0) + c["count"]
+    return out
+
+
+def latency_floor(stats: dict) -> float:
+    """Time the scan cannot avoid waiting with this latency: the account-level
+    calls that precede the regions (GetCallerIdentity, DescribeRegions) plus
+    the busiest region's sequential calls (regions run concurrently; within a
+    region pages and metric batches are sequential). ListInstanceProfiles runs
+    alongside the regions, so it is not on the critical path."""
+    lat = stats["latency_per_call_seconds"]
+    per_region = calls_by_region(stats)
+    return lat * (2 + (max(per_region.values()) if per_region else 0))
+
+
+def check_totals(doc: dict, expected: dict, usage: bool) -> list[str]:
+    """Differences between the scan's JSON summary and the generated fleet."""
+    problems = []
+    key = "readiness_usage" if usage else "readiness_no_usage"
+    want_total = {"instances": 0, "required": 0, "optional": 0, "disabled": 0}
+    want_ready: dict[str, int] = {}
+    for r in expected["regions"].values():
+        for k in want_total:
+            want_total[k] += r[k]
+        for k, v in r[key].items():
+            want_ready[k] = want_ready.get(k, 0) + v
+    total = doc["summary"]["total"]
+    for k, v in want_total.items():
+        if total.get(k) != v:
+            problems.append(f"total.{k} = {total.get(k)}, fleet has {v}")
+    for k, v in want_ready.items():
+        if total["readiness"].get(k, 0) != v:
+            problems.append(f"total.readiness.{k} = {total['readiness'].get(k, 0)}, fleet has {v}")
+    got_regions = {r["region"]: r for r in doc["summary"]["regions"]}
+    for name, r in expected["regions"].items():
+        g = got_regions.get(name)
+        if g is None:
+            problems.append(f"region {name} missing from the summary")
+            continue
+        for k in ("instances", "required", "optional", "disabled"):
+            if g.get(k) != r[k]:
+                problems.append(f"{name}.{k} = {g.get(k)}, fleet has {r[k]}")
+        if not g.get("complete", False):
+            problems.append(f"{name} incomplete")
+    if len(doc.get("instances", [])) != want_total["instances"]:
+        problems.append(f"{len(doc.get('instances', []))} instance records, fleet has {want_total['instances']}")
+    if doc.get("failures"):
+        problems.append(f"failures: {doc['failures'][:3]}")
+    if not doc["scan"].get("complete", False):
+        problems.append("scan.complete is false")
+    return problems
+
+
+def fmt_s(x: float) -> str:
+    return f"{x:.1f} s" if x >= 10 else f"{x:.2f} s"
+
+
+def pf(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("PASS" if ok else "FAIL")
+
+
+# ---------------------------------------------------------------- benchmarks
+@dataclass
+class ScanResult:
+    fleet: int
+    regions: int
+    label: str
+    usage: bool
+    calls: dict[str, int] = field(default_factory=dict)
+    minimum: dict[str, int] = field(default_factory=dict)
+    wall: float = 0.0
+    rss_mb: float = 0.0
+    busy: float = 0.0
+    floor: float = 0.0
+    latency_sum: float = 0.0
+    problems: list[str] = field(default_factory=list)
+    error: str = ""
+    before_first: float = 0.0  # process start → first AWS call
+    calls_span: float = 0.0  # first AWS call → last response
+    after_last: float = 0.0  # last response → process exit
+    cpu_note: str = ""
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+    @property
+    def min_total(self) -> int:
+        return sum(self.minimum.values())
+
+    @property
+    def ratio(self) -> float:
+        return self.total / self.min_total if self.min_total else float("nan")
+
+
+def run_scan(ig: Imdsguard, fake: Fake, fleet: int, usage: bool, label: str, timeout: float) -> ScanResult:
+    expected = fake.get("/_bench/fleet")
+    regions = list(expected["regions"])
+    res = ScanResult(fleet, len(regions), label, usage)
+    res.minimum = minimum_calls(expected, usage)
+    fake.post("/_bench/reset")
+    tmp = Path(tempfile.mkdtemp(prefix=f"scan-{fleet}-", dir=ig.workdir))
+    out = tmp / "scan.json"
+    args = ["scan", *(["--days", str(DAYS)] if usage else ["--no-usage"])]
+    args += ["--regions", ",".join(regions), "--format", "json", "--db", str(tmp / "imdsguard.db"), "--out", str(out)]
+    args += ["--no-progress"]
+    log(f"{label}: imdsguard {' '.join(args)}")
+    run = ig.run(args, fake.url, tmp / "home", timeout)
+    stats = fake.get("/_bench/stats")
+    res.calls = calls_by_action(stats)
+    res.wall, res.rss_mb = run.wall, run.rss_mb
+    res.busy = stats["busy_seconds"]
+    res.floor = latency_floor(stats)
+    res.latency_sum = stats["latency_seconds_injected"]
+    if stats.get("first_call_monotonic") and run.started:
+        res.before_first = max(0.0, stats["first_call_monotonic"] - run.started)
+        res.calls_span = stats["calls_span_seconds"]
+        res.after_last = max(0.0, run.ended - stats["last_call_monotonic"])
+    if run.code != 0:
+        res.error = f"imdsguard exited {run.code}: {run.brief_error()}"
+    try:
+        doc = json.loads(out.read_text())
+        res.problems = check_totals(doc, expected, usage)
+    except Exception as e:  # no or broken JSON
+        res.problems = [f"no scan JSON: {e}"]
+    shutil.rmtree(tmp, ignore_errors=True)
+    log(
+        f"{label}: {res.total} calls (minimum {res.min_total}), {fmt_s(res.wall)}, {res.rss_mb:.0f} MB"
+        + (f", PROBLEMS: {res.problems}" if res.problems else "")
+        + (f", ERROR: {res.error}" if res.error else "")
+    )
+    return res
+
+
+@dataclass
+class ApplyResult:
+    skipped: str = ""
+    error: str = ""
+    planned: int | None = None
+    changes: int = 0
+    wall: float = 0.0
+    rate: float = 0.0
+    fake_rate: float = 0.0
+    throttled: int = 0
+    modify_calls: int = 0
+    failed: int | None = None
+    failed_source: str = ""
+    remaining_optional: int = 0
+    plan_calls: dict[str, int] = field(default_factory=dict)
+    apply_calls: dict[str, int] = field(default_factory=dict)
+    rss_mb: float = 0.0
+    report_failed: int | None = None
+    report_counts: dict = field(default_factory=dict)
+    endpoint_flips: int = 0
+    planned_not_done: int | None = None
+    plan_skipped: int | None = None
+
+
+def find_count(doc, names: tuple[str, ...]):
+    """The first integer under any of `names`, searched breadth-first."""
+    queue = [doc]
+    while queue:
+        x = queue.pop(0)
+        if isinstance(x, dict):
+            for k, v in x.items():
+                if k in names and isinstance(v, int) and not isinstance(v, bool):
+                    return v
+                if k in names and isinstance(v, list):
+                    return len(v)
+            queue.extend(x.values())
+        elif isinstance(x, list):
+            queue.extend(x)
+    return None
+
+
+def run_apply(ig: Imdsguard, workdir: Path, latency_ms: float) -> ApplyResult:
+    res = ApplyResult()
+    missing = [c for c in ("plan", "apply") if not ig.has_subcommand(c)]
+    if missing:
+        res.skipped = f"`imdsguard {' / '.join(missing)} --help` fails in this binary: the command is not there yet"
+        log(f"apply: SKIPPED: {res.skipped}")
+        return res
+    # One region of 1,250 instances; exactly 1,000 have HttpTokens=optional and
+    # so need `require-v2`: 950 with the endpoint enabled (76 %) and 50 with it
+    # disabled (4 %; their endpoint must stay disabled). The other 250 are required.
+    size = 1_250
+    extra = ["--optional-share", "0.76", "--disabled-share", "0.04", "--disabled-tokens", "optional"]
+    with Fake(workdir, {APPLY_REGION: size}, latency_ms, APPLY_TIMEOUT + PLAN_TIMEOUT + 300, extra) as fake:
+        before = fake.get("/_bench/state")[APPLY_REGION]
+        to_change = before.get("enabled/optional", 0) + before.get("disabled/optional", 0)
+        assert to_change == APPLY_CHANGES, before
+        tmp = Path(tempfile.mkdtemp(prefix="apply-", dir=workdir))
+        db, plan = tmp / "imdsguard.db", tmp / "plan.json"
+        home = tmp / "home"
+        args = [
+            "plan", "--action", "require-v2", "--include-unknown", "--include-in-use",
+            "--regions", APPLY_REGION, "--no-usage", "--out", str(plan), "--db", str(db),
+        ]
+        log(f"apply: imdsguard {' '.join(args)}")
+        run = ig.run(args, fake.url, home, PLAN_TIMEOUT)
+        res.plan_calls = calls_by_action(fake.get("/_bench/stats"))
+        if run.code != 0 or not plan.exists():
+            res.error = f"plan failed (exit {run.code}): {run.brief_error()}"
+            log(f"apply: {res.error}")
+            return res
+        planned_ids: list[str] = []
+        try:
+            doc = json.loads(plan.read_text())
+            if isinstance(doc.get("changes"), list):
+                planned_ids = [c["instance_id"] for c in doc["changes"] if isinstance(c, dict) and "instance_id" in c]
+                res.planned = len(doc["changes"])
+                res.plan_skipped = len(doc.get("skipped") or [])
+            else:
+                res.planned = find_count(doc, ("changes", "actions", "items", "instances"))
+        except Exception:
+            res.planned = None
+        fake.post("/_bench/reset")
+        args = ["apply", str(plan), "--yes", "--format", "json", "--db", str(db)]
+        log(f"apply: imdsguard {' '.join(args)} (about {APPLY_CHANGES / 5:.0f} s at 5 changes/s)")
+        run = ig.run(args, fake.url, home, APPLY_TIMEOUT)
+        stats = fake.get("/_bench/stats")
+        after = fake.get("/_bench/state")[APPLY_REGION]
+        res.apply_calls = calls_by_action(stats)
+        res.wall, res.rss_mb = run.wall, run.rss_mb
+        res.throttled = sum(stats["throttled"].values())
+        res.modify_calls = res.apply_calls.get("ModifyInstanceMetadataOptions", 0)
+        # Changes made and failed, from the fake's final state: every instance
+        # that allowed IMDSv1 before must now be at HttpTokens=required, and no
+        # endpoint may have changed state.
+        res.remaining_optional = after.get("enabled/optional", 0) + after.get("disabled/optional", 0)
+        res.changes = to_change - res.remaining_optional
+        res.failed = res.remaining_optional
+        res.failed_source = "the fake's final state: instances still at HttpTokens=optional"
+        dis_before = before.get("disabled/optional", 0) + before.get("disabled/required", 0)
+        dis_after = after.get("disabled/optional", 0) + after.get("disabled/required", 0)
+        res.endpoint_flips = abs(dis_after - dis_before)
+        if planned_ids:
+            req = urllib.request.Request(fake.url + "/_bench/lookup", data=json.dumps(planned_ids).encode(), method="POST")
+            with urllib.request.urlopen(req, timeout=60) as r:
+                now = json.load(r)
+            res.planned_not_done = sum(1 for o in now.values() if not o or o["httpTokens"] != "required")
+        res.rate = res.changes / res.wall if res.wall else 0.0
+        span = stats["modify_span_seconds"]
+        res.fake_rate = (sum(stats["modified"].values()) - 1) / span if span > 0 else 0.0
+        try:
+            report = json.loads(run.stdout)
+            # schema imdsguard/v1, kind "run": {"run": {...}, "counts": {"applied": n, "failed": n, ...}}
+            if isinstance(report.get("counts"), dict):
+                res.report_counts = report["counts"]
+                res.report_failed = report["counts"].get("failed")
+            else:
+                res.report_failed = find_count(report, ("failed", "failures", "errors"))
+        except Exception:
+            res.report_failed = None
+        if run.code != 0:
+            res.error = f"apply exited {run.code}: {run.brief_error()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+    log(
+        f"apply: {res.changes} changes in {fmt_s(res.wall)} = {res.rate:.2f}/s, "
+        f"{res.throttled} RequestLimitExceeded, {res.failed} failed" + (f", ERROR: {res.error}" if res.error else "")
+    )
+    return res
+
+
+# ---------------------------------------------------------------- report
+def machine() -> dict[str, str]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    free = subprocess.run(["free", "-h"], capture_output=True, text=True).stdout.rstrip()
+    nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "nproc": nproc,
+        "cpu": cpu,
+        "free": free,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+    }
+
+
+def binary_info(binary: Path) -> str:
+    try:
+        version = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
+    except Exception:
+        version = "?"
+    mtime = datetime.datetime.fromtimestamp(binary.stat().st_mtime, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    git = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "src", "Cargo.toml", "Cargo.lock"],
+                           capture_output=True, text=True).stdout.strip()
+    kind = "release" if "/release/" in str(binary) else ("debug" if "/debug/" in str(binary) else "custom")
+    return f"`{binary}` ({kind} build; `{version}`; built {mtime}; HEAD {git}{', src/ has uncommitted changes' if dirty else ''})"
+
+
+def scan_table(results: list[ScanResult]) -> list[str]:
+    actions = ["DescribeInstances", "GetMetricData", "GetCallerIdentity", "DescribeRegions", "ListInstanceProfiles"]
+    head = ["scan", "instances", "accounts × regions"] + actions + [
+        "other", "calls", "minimum", "calls / min", "wall", "waiting on fake", "latency floor", "peak RSS", "totals = fleet",
+    ]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in results:
+        cells = [r.label, f"{r.fleet:,}", f"{ACCOUNTS} × {r.regions}"]
+        for a in actions:
+            got, want = r.calls.get(a, 0), r.minimum.get(a, 0)
+            cells.append(f"{got}" if got == want else f"**{got}** (min {want})")
+        other = sum(v for k, v in r.calls.items() if k not in actions)
+        cells += [
+            str(other),
+            str(r.total),
+            str(r.min_total),
+            f"{r.ratio:.3f}",
+            fmt_s(r.wall),
+            f"{r.busy / r.wall:.0%} ({fmt_s(r.busy)})" if r.wall else "-",
+            f"{r.floor / r.wall:.0%} ({fmt_s(r.floor)})" if r.wall else "-",
+            f"{r.rss_mb:.0f} MB",
+            "yes" if not r.problems and not r.error else "**NO**",
+        ]
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
+
+
+def write_results(path: Path, args, binary: str, scans: list[ScanResult], memory: list[ScanResult],
+                  apply: ApplyResult | None, elapsed: float) -> bool:
+    m = machine()
+    lines = [
+        "# imdsguard benchmark results",
+        "",
+        f"Generated by `bench/run{' --quick' if args.quick else ''}` on {m['date']} in {elapsed / 60:.1f} min. "
+        "Do not edit by hand: run `bench/run` again.",
+        "",
+        "## Machine",
+        "",
+        f"* CPU: {m['cpu']} · `nproc`: {m['nproc']} · kernel {m['kernel']} · Python {m['python']}",
+        f"* binary: {binary}",
+        f"* fake AWS: `bench/fakeaws.py` on 127.0.0.1, fixed latency {args.latency_ms:g} ms per call, seed 42",
+        "",
+        "```",
+        "$ free -h",
+        m["free"],
+        "```",
+        "",
+    ]
+    verdicts: list[tuple[str, bool | None, str]] = []
+
+    all_scans = scans + memory
+    lines += [
+        "## Scans",
+        "",
+        f"`imdsguard scan --days {DAYS} --regions {','.join(BENCH_REGIONS)} --format json --db TMP` against a fleet "
+        "split 40/30/20/10 % over 4 regions of one account: 30 % `HttpTokens=optional` (10 % of those with "
+        "`MetadataNoToken` > 0, 10 % stopped with no metric data), 5 % endpoint disabled, the rest required "
+        "(3 % of those with `MetadataNoTokenRejected` > 0). The memory rows are the 100,000-instance fleet, "
+        "25,000 per region, scanned with `--no-usage` and with `--days 14`.",
+        "",
+    ]
+    lines += scan_table(all_scans)
+    lines += [
+        "",
+        "* **minimum** (the physical minimum per account): Σ ceil(N_r / 1000) `DescribeInstances` + "
+        "Σ ceil(2 · N_r,enabled / 500) `GetMetricData` (instances with the metadata endpoint disabled are not "
+        "measured) + 1 `GetCallerIdentity` + 1 `DescribeRegions` + 1 `ListInstanceProfiles` (the fake has 25 "
+        "profiles: one page). A bold cell differs from its minimum.",
+        "* **waiting on fake**: measured by the fake: the time during which at least one AWS call of the run was "
+        "in flight (request received → response written, i.e. the injected latency plus the fake's own work, "
+        "union over concurrent calls), divided by wall time. The rest is imdsguard's own work (start-up, "
+        "parsing, SQLite, rendering) and the client side of HTTP.",
+        "* **latency floor**: what the injected latency alone forces: the two account-level calls that come "
+        "before the regions (`GetCallerIdentity`, `DescribeRegions`) plus the busiest region's sequential calls "
+        "(regions run concurrently, `--concurrency` 8 ≥ 4 regions; pages and metric batches within a region are "
+        "sequential; `ListInstanceProfiles` overlaps the regions), × latency. The simpler estimate Σ latency / "
+        "regions-in-parallel gives "
+        + ", ".join(f"{r.latency_sum / r.regions:.2f} s ({r.label})" for r in all_scans)
+        + ".",
+        "* **totals = fleet**: the scan's JSON `summary` (total and per region: instances, required, optional, "
+        "disabled, every readiness count) and its instance count equal the generated fleet, no failures, exit 0.",
+        "",
+    ]
+    lines += [
+        "Where the wall time goes (clocks of the runner and the fake are both CLOCK_MONOTONIC):",
+        "",
+        "| scan | wall | start → first AWS call | first call → last response | of which ≥ 1 call in flight | "
+        "last response → exit (SQLite, rendering) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in all_scans:
+        lines.append(
+            f"| {r.label} | {fmt_s(r.wall)} | {fmt_s(r.before_first)} | {fmt_s(r.calls_span)} | {fmt_s(r.busy)} | "
+            f"{fmt_s(r.after_last)} |"
+        )
+    lines.append("")
+    problems = [(r.label, p) for r in all_scans for p in ([r.error] if r.error else []) + r.problems]
+    if problems:
+        lines += ["Problems:", ""] + [f"* {label}: {p}" for label, p in problems] + [""]
+
+    for r in scans:
+        ok = r.ratio <= TARGET_CALL_RATIO and not r.error
+        verdicts.append((f"API calls ≤ {TARGET_CALL_RATIO} × minimum ({r.fleet:,} instances)", ok,
+                         f"{r.total} / {r.min_total} = {r.ratio:.3f}"))
+        verdicts.append((f"scan totals equal the fleet ({r.fleet:,} instances)", not r.problems and not r.error,
+                         "; ".join(r.problems[:2]) or "all counts match"))
+
+    lines += ["## Apply", ""]
+    if apply is None:
+        lines += ["Not run (`--quick` runs it too; it was disabled with `--no-apply`).", ""]
+        verdicts.append((f"apply ≥ {TARGET_APPLY_RATE} changes/s with 0 failed", None, "not run"))
+    elif apply.skipped:
+        lines += [f"**Skipped**: {apply.skipped}. Run `bench/run` again once it exists.", ""]
+        verdicts.append((f"apply ≥ {TARGET_APPLY_RATE} changes/s with 0 failed", None, "skipped: no apply command"))
+    else:
+        lines += [
+            f"{APPLY_CHANGES:,} instances with `HttpTokens=optional` in {APPLY_REGION}, of 1,250 (950 with the "
+            "endpoint enabled, 50 with it disabled, which must stay disabled; the other 250 are already required). "
+            "`imdsguard plan --action require-v2 --include-unknown --include-in-use "
+            f"--regions {APPLY_REGION} --no-usage --out plan.json --db TMP`, then `imdsguard apply plan.json --yes "
+            "--format json --db TMP` (its defaults: 5 changes/s per region, retries). The fake's "
+            "`ModifyInstanceMetadataOptions` sits behind a token bucket per region (burst 100, refill 5/s) and "
+            "answers HTTP 503 `RequestLimitExceeded` when it is empty.",
+            "",
+            "| planned changes | changes made | apply wall | changes/s | changes/s (fake: first → last change) | "
+            "ModifyInstanceMetadataOptions calls | RequestLimitExceeded served | failed changes | endpoints flipped | peak RSS |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+            f"| {apply.planned if apply.planned is not None else '?'} | {apply.changes} | {fmt_s(apply.wall)} | "
+            f"{apply.rate:.2f} | {apply.fake_rate:.2f} | {apply.modify_calls} | {apply.throttled} | "
+            f"{apply.failed if apply.failed is not None else '?'} | {apply.endpoint_flips} | {apply.rss_mb:.0f} MB |",
+            "",
+            "* changes/s = changes made / wall time of the `apply` process (start-up, checks and verification "
+            "included); the fake's figure is the rate between its first and last accepted change.",
+            f"* failed changes: {apply.failed_source}"
+            + (f"; of the plan's own instances, {apply.planned_not_done} are not at required"
+               if apply.planned_not_done is not None else "")
+            + "; the apply report itself says "
+            f"{apply.report_failed if apply.report_failed is not None else 'nothing parseable'}"
+            + (f" (its counts: {json.dumps(apply.report_counts)})" if apply.report_counts else "")
+            + (f"; the plan skipped {apply.plan_skipped} instance(s)" if apply.plan_skipped is not None else "")
+            + ".",
+            f"* calls by `plan`: {json.dumps(apply.plan_calls)}; by `apply`: {json.dumps(apply.apply_calls)}",
+            "",
+        ]
+        if apply.error:
+            lines += [f"Error: {apply.error}", ""]
+        ok = (apply.rate >= TARGET_APPLY_RATE and apply.failed == 0 and not apply.error
+              and apply.endpoint_flips == 0 and apply.changes == APPLY_CHANGES)
+        verdicts.append((f"apply ≥ {TARGET_APPLY_RATE} changes/s with 0 failed", ok,
+                         f"{apply.rate:.2f}/s, {apply.failed} failed" + (f", {apply.error}" if apply.error else "")))
+
+    lines += ["## Memory (100,000 instances)", ""]
+    if memory:
+        for r in memory:
+            ok = r.rss_mb < TARGET_RSS_MB and not r.error and not r.problems
+            verdicts.append((f"peak RSS < {TARGET_RSS_MB} MB, 100k `{r.label.split(' ', 1)[1]}`", ok, f"{r.rss_mb:.0f} MB"))
+        lines += ["See the `100k` rows of the scan table above (peak RSS by `/usr/bin/time -v`).", ""]
+    else:
+        lines += ["Not run (`--quick`).", ""]
+        verdicts.append((f"peak RSS < {TARGET_RSS_MB} MB at 100k instances", None, "not run (--quick)"))
+
+    lines += ["## Targets", "", "| target | result | detail |", "|---|---|---|"]
+    lines += [f"| {name} | {pf(ok)} | {detail} |" for name, ok, detail in verdicts]
+    lines += [""]
+    all_ok = all(ok is not False for _, ok, _ in verdicts)
+    path.write_text("\n".join(lines))
+    print("\n".join(lines))
+    return all_ok
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", required=True, type=Path)
+    ap.add_argument("--quick", action="store_true", help="1,000 instances only; skip 100k")
+    ap.add_argument("--latency-ms", type=float, default=50.0)
+    ap.add_argument("--no-apply", action="store_true", help="skip the apply benchmark")
+    ap.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    args = ap.parse_args()
+
+    t0 = time.monotonic()
+    workdir = Path(tempfile.mkdtemp(prefix="imdsguard-bench-"))
+    ig = Imdsguard(args.bin.resolve(), workdir)
+    scans: list[ScanResult] = []
+    memory: list[ScanResult] = []
+    apply = None
+    try:
+        for n in SIZES[:1] if args.quick else SIZES:
+            with Fake(workdir, split_fleet(n), args.latency_ms, SCAN_TIMEOUT[n] + 120) as fake:
+                scans.append(run_scan(ig, fake, n, True, f"{n // 1000}k", SCAN_TIMEOUT[n]))
+        if not args.no_apply:
+            apply = run_apply(ig, workdir, args.latency_ms)
+        if not args.quick:
+            sizes = {r: MEMORY_FLEET // len(BENCH_REGIONS) for r in BENCH_REGIONS}
+            with Fake(workdir, sizes, args.latency_ms, 2 * SCAN_TIMEOUT[MEMORY_FLEET] + 120) as fake:
+                memory.append(run_scan(ig, fake, MEMORY_FLEET, False, "100k --no-usage", SCAN_TIMEOUT[MEMORY_FLEET]))
+                memory.append(run_scan(ig, fake, MEMORY_FLEET, True, f"100k --days {DAYS}", SCAN_TIMEOUT[MEMORY_FLEET]))
+        ok = write_results(args.out, args, binary_info(ig.binary), scans, memory, apply, time.monotonic() - t0)
+    except BaseException:
+        log(f"bench failed; logs kept in {workdir}")
+        raise
+    if ok:
+        shutil.rmtree(workdir, ignore_errors=True)
+    else:
+        log(f"logs (fakeaws.log) kept in {workdir}")
+    log(f"results written to {args.out}" + ("" if ok else " (some targets FAILED)"))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,900 @@
+"""A fast, deterministic fake of the AWS APIs imdsguard calls, on loopback only.
+
+moto is too slow to serve fleets of 10,000+ instances, so this server
+*generates* a fleet from a seed instead of storing one: instance `idx` of
+region `r` is a pure function of (seed, r, idx), and only the metadata
+options changed by `ModifyInstanceMetadataOptions` are kept in memory.
+
+It implements exactly what imdsguard sends:
+
+  sts        GetCallerIdentity               awsQuery (form POST, XML)
+  iam        ListInstanceProfiles            awsQuery (form POST, XML, Marker/MaxItems)
+  ec2        DescribeRegions                 EC2 query (form POST, XML)
+  ec2        DescribeInstances               MaxResults/NextToken, InstanceId.N,
+                                             Filter.N.Name/Value.M (instance-id,
+                                             instance-state-name, tag:KEY, tag-key)
+  ec2        GetInstanceMetadataDefaults     no account-level defaults
+  ec2        ModifyInstanceMetadataOptions   behind a token bucket per region
+                                             (burst 100, refill 5/s by default);
+                                             empty bucket: HTTP 503 RequestLimitExceeded
+  monitoring GetMetricData                   Smithy RPC-v2 CBOR
+
+Every AWS call is counted by (service, region, action), where service and
+region come from the SigV4 credential scope, and delayed by a fixed latency
+(--latency-ms, default 50). Bench endpoints (never counted, never delayed):
+
+  GET  /_bench/stats     counters, throttles, busy time, modifications (JSON)
+  GET  /_bench/fleet     the generated fleet's expected summary (JSON)
+  GET  /_bench/state     current HttpTokens/HttpEndpoint counts per region (JSON)
+  POST /_bench/lookup    current metadata options of a JSON list of instance ids
+  POST /_bench/reset     zero the counters (the fleet state is kept)
+  POST /_bench/shutdown  stop the server
+
+The server binds 127.0.0.1 only (there is deliberately no option to change
+that) and stops by itself after --max-lifetime seconds.
+
+Usage:
+  fakeaws.py --regions us-east-1=400,eu-west-1=300 [--seed 42] [--latency-ms 50]
+             [--ready-file PATH] [--max-lifetime 3600] [shares...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import collections
+import datetime
+import json
+import random
+import sys
+import threading
+import time
+import urllib.parse
+import zlib
+from fnmatch import fnmatchcase
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from xml.sax.saxutils import escape
+
+import cbor2
+
+HOST = "127.0.0.1"  # loopback only, by design
+ACCOUNT = "123456789012"
+EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
+DAY = 86_400
+
+# Regions DescribeRegions lists besides the fleet's; a few are opt-in and not opted in.
+OTHER_REGIONS = [
+    ("us-east-2", "opt-in-not-required"),
+    ("us-west-1", "opt-in-not-required"),
+    ("us-west-2", "opt-in-not-required"),
+    ("ca-central-1", "opt-in-not-required"),
+    ("eu-central-1", "opt-in-not-required"),
+    ("eu-west-2", "opt-in-not-required"),
+    ("eu-west-3", "opt-in-not-required"),
+    ("eu-north-1", "opt-in-not-required"),
+    ("ap-northeast-1", "opt-in-not-required"),
+    ("ap-northeast-2", "opt-in-not-required"),
+    ("ap-south-1", "opt-in-not-required"),
+    ("ap-southeast-1", "opt-in-not-required"),
+    ("af-south-1", "not-opted-in"),
+    ("ap-east-1", "not-opted-in"),
+    ("me-south-1", "not-opted-in"),
+    ("eu-south-1", "not-opted-in"),
+]
+
+# Instance classes. Each instance gets exactly one; counts per region are exact
+# quotas (see Fleet), positions are shuffled by the seed.
+OPT_INUSE, OPT_READY, OPT_STOPPED, DIS_RUNNING, DIS_STOPPED, REQ_REJECTING, REQ_RUNNING, REQ_STOPPED = range(8)
+CLASS_NAMES = [
+    "optional/running/v1-calls",
+    "optional/running/no-v1-calls",
+    "optional/stopped/no-data",
+    "disabled/running",
+    "disabled/stopped",
+    "required/running/v1-rejected",
+    "required/running",
+    "required/stopped",
+]
+STOPPED = {OPT_STOPPED, DIS_STOPPED, REQ_STOPPED}
+OPTIONAL = {OPT_INUSE, OPT_READY, OPT_STOPPED}
+DISABLED = {DIS_RUNNING, DIS_STOPPED}
+
+AMIS = [f"ami-0{zlib.crc32(f'ami{i}'.encode()):08x}{i:08x}" for i in range(8)]
+TEAMS = ["payments", "search", "platform", "data", "identity", "growth", "ml", "edge"]
+PROFILE_COUNT = 25
+
+
+def utc(ts: float) -> str:
+    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def quotas(n: int, shares: argparse.Namespace) -> list[int]:
+    """Exact class counts for a region of n instances."""
+    n_opt = round(n * shares.optional_share)
+    n_dis = round(n * shares.disabled_share)
+    n_req = n - n_opt - n_dis
+    inuse = round(n_opt * shares.in_use_share)
+    opt_stopped = round(n_opt * shares.stopped_share)
+    dis_stopped = round(n_dis * shares.stopped_share)
+    rejecting = round(n_req * shares.rejecting_share)
+    req_stopped = round(n_req * shares.stopped_share)
+    counts = [0] * 8
+    counts[OPT_INUSE] = inuse
+    counts[OPT_STOPPED] = opt_stopped
+    counts[OPT_READY] = n_opt - inuse - opt_stopped
+    counts[DIS_STOPPED] = dis_stopped
+    counts[DIS_RUNNING] = n_dis - dis_stopped
+    counts[REQ_REJECTING] = rejecting
+    counts[REQ_STOPPED] = req_stopped
+    counts[REQ_RUNNING] = n_req - rejecting - req_stopped
+    assert min(counts) >= 0 and sum(counts) == n, counts
+    return counts
+
+
+class Region:
+    def __init__(self, number: int, name: str, size: int, seed: int, shares: argparse.Namespace):
+        self.number = number
+        self.name = name
+        self.size = size
+        self.counts = quotas(size, shares)
+        classes = bytearray()
+        for cls, count in enumerate(self.counts):
+            classes.extend(bytes([cls]) * count)
+        order = list(range(size))
+        random.Random(f"{seed}:{name}").shuffle(order)
+        self.classes = bytearray(size)
+        for pos, idx in enumerate(order):
+            self.classes[idx] = classes[pos]
+        # The token bucket for mutating calls.
+        self.tokens = float(shares.burst)
+        self.refilled = time.monotonic()
+
+
+class Fleet:
+    """The generated fleet: attributes are computed from (seed, region, idx)."""
+
+    def __init__(self, seed: int, sizes: list[tuple[str, int]], shares: argparse.Namespace):
+        self.seed = seed
+        self.shares = shares
+        self.regions: dict[str, Region] = {}
+        for number, (name, size) in enumerate(sizes):
+            self.regions[name] = Region(number, name, size, seed, shares)
+        self.by_number = {r.number: r for r in self.regions.values()}
+        # instance id -> options changed by ModifyInstanceMetadataOptions
+        self.overrides: dict[str, dict] = {}
+        self.lock = threading.Lock()
+        self.epoch = 1_700_000_000  # launch times are spread over the 3 years before this
+
+    # ---- identity of an instance -------------------------------------------------
+    def hash(self, number: int, idx: int) -> int:
+        return zlib.crc32(f"{self.seed}:{number}:{idx}".encode())
+
+    def instance_id(self, number: int, idx: int) -> str:
+        return f"i-0{number:02x}{idx:06x}{self.hash(number, idx):08x}"
+
+    def locate(self, instance_id: str):
+        """(Region, idx) of an id this fleet generated, else None."""
+        if len(instance_id) != 19 or not instance_id.startswith("i-0"):
+            return None
+        try:
+            number, idx, h = int(instance_id[3:5], 16), int(instance_id[5:11], 16), int(instance_id[11:], 16)
+        except ValueError:
+            return None
+        region = self.by_number.get(number)
+        if region is None or idx >= region.size or self.hash(number, idx) != h:
+            return None
+        return region, idx
+
+    # ---- attributes ----------------------------------------------------------------
+    def options(self, region: Region, idx: int, instance_id: str) -> dict:
+        cls = region.classes[idx]
+        h = self.hash(region.number, idx)
+        opts = {
+            "state": "applied",
+            "httpTokens": "optional" if cls in OPTIONAL else "required",
+            "httpPutResponseHopLimit": "2" if (h >> 3) % 5 == 0 else "1",
+            "httpEndpoint": "disabled" if cls in DISABLED else "enabled",
+            "httpProtocolIpv6": "enabled" if (h >> 7) % 20 == 0 else "disabled",
+            "instanceMetadataTags": "enabled" if (h >> 9) % 10 == 0 else "disabled",
+        }
+        if cls in DISABLED:
+            # Endpoint off: the posture is "disabled" whatever HttpTokens says.
+            mode = self.shares.disabled_tokens
+            if mode == "optional" or (mode == "mixed" and (h >> 11) % 2):
+                opts["httpTokens"] = "optional"
+        override = self.overrides.get(instance_id)
+        if override:
+            opts.update(override)
+        return opts
+
+    def tags(self, region: Region, idx: int, h: int) -> list[tuple[str, str]]:
+        tags = [("Name", f"{TEAMS[h % 8]}-{region.name}-{idx}")]
+        if (h >> 4) % 10 < 6:
+            tags.append(("Owner", TEAMS[(h >> 4) % 8]))
+        if (h >> 12) % 10 < 3:
+            asg = f"{TEAMS[h % 8]}-asg-{(h >> 16) % 40}"
+            tags.append(("aws:autoscaling:groupName", asg))
+            tags.append(("aws:ec2launchtemplate:id", f"lt-0{(h >> 16) % 40:016x}"))
+            tags.append(("aws:ec2launchtemplate:version", str(1 + (h >> 20) % 9)))
+        if (h >> 14) % 20 == 0:
+            tags.append(("eks:cluster-name", f"{TEAMS[h % 8]}-k8s"))
+            tags.append((f"kubernetes.io/cluster/{TEAMS[h % 8]}-k8s", "owned"))
+        if (h >> 18) % 25 == 0:
+            tags.append(("aws:cloudformation:stack-name", f"stack-{(h >> 20) % 50}"))
+        if (h >> 22) % 3 == 0:
+            tags.append(("env", ["prod", "staging", "dev"][(h >> 24) % 3]))
+        return tags
+
+    def render_instance(self, region: Region, idx: int) -> str:
+        instance_id = self.instance_id(region.number, idx)
+        h = self.hash(region.number, idx)
+        cls = region.classes[idx]
+        stopped = cls in STOPPED
+        state = "<code>80</code><name>stopped</name>" if stopped else "<code>16</code><name>running</name>"
+        o = self.options(region, idx, instance_id)
+        profile = ""
+        if h % 10 < 7:
+            p = (h >> 5) % PROFILE_COUNT
+            profile = (
+                f"<iamInstanceProfile><arn>arn:aws:iam::{ACCOUNT}:instance-profile/app-profile-{p}</arn>"
+                f"<id>AIPA{p:016d}</id></iamInstanceProfile>"
+            )
+        tags = "".join(
+            f"<item><key>{escape(k)}</key><value>{escape(v)}</value></item>" for k, v in self.tags(region, idx, h)
+        )
+        launch = utc(self.epoch - (h % (3 * 365 * DAY)))
+        az = region.name + "abc"[h % 3]
+        return (
+            f"<item><instanceId>{instance_id}</instanceId><imageId>{AMIS[h % 8]}</imageId>"
+            f"<instanceState>{state}</instanceState>"
+            f"<privateDnsName>ip-10-{(h >> 8) % 256}-{h % 256}-1.ec2.internal</privateDnsName>"
+            f"<dnsName/><reason/><amiLaunchIndex>0</amiLaunchIndex><productCodes/>"
+            f"<instanceType>{['t3.micro', 'm5.large', 'c6i.xlarge', 'r6g.large'][h % 4]}</instanceType>"
+            f"<launchTime>{launch}</launchTime>"
+            f"<placement><availabilityZone>{az}</availabilityZone><groupName/><tenancy>default</tenancy></placement>"
+            f"<monitoring><state>disabled</state></monitoring>"
+            f"<subnetId>subnet-0{h % 16:016x}</subnetId><vpcId>vpc-0{h % 4:016x}</vpcId>"
+            f"<privateIpAddress>10.{(h >> 8) % 256}.{h % 256}.1</privateIpAddress>"
+            f"<architecture>x86_64</architecture><rootDeviceType>ebs</rootDeviceType>"
+            f"<rootDeviceName>/dev/xvda</rootDeviceName>{profile}"
+            f"<tagSet>{tags}</tagSet><virtualizationType>hvm</virtualizationType>"
+            f"<metadataOptions><state>{o['state']}</state><httpTokens>{o['httpTokens']}</httpTokens>"
+            f"<httpPutResponseHopLimit>{o['httpPutResponseHopLimit']}</httpPutResponseHopLimit>"
+            f"<httpEndpoint>{o['httpEndpoint']}</httpEndpoint>"
+            f"<httpProtocolIpv6>{o['httpProtocolIpv6']}</httpProtocolIpv6>"
+            f"<instanceMetadataTags>{o['instanceMetadataTags']}</instanceMetadataTags></metadataOptions>"
+            f"</item>"
+        )
+
+    def matches(self, region: Region, idx: int, filters: list[tuple[str, list[str]]]) -> bool:
+        if not filters:
+            return True
+        h = self.hash(region.number, idx)
+        for name, values in filters:
+            if name == "instance-id":
+                ok = self.instance_id(region.number, idx) in values
+            elif name == "instance-state-name":
+                ok = ("stopped" if region.classes[idx] in STOPPED else "running") in values
+            elif name.startswith("tag:"):
+                key = name[4:]
+                ok = any(k == key and any(fnmatchcase(v, p) for p in values) for k, v in self.tags(region, idx, h))
+            elif name == "tag-key":
+                ok = any(k in values for k, _ in self.tags(region, idx, h))
+            else:
+                raise BadRequest("InvalidParameterValue", f"The filter '{name}' is invalid")
+            if not ok:
+                return False
+        return True
+
+    # ---- CloudWatch data -------------------------------------------------------------
+    def datapoints(self, instance_id: str, metric: str, start: float, end: float, period: int):
+        """Daily sums for one instance and metric, only where data exists."""
+        loc = self.locate(instance_id)
+        if loc is None:
+            return [], []
+        region, idx = loc
+        cls = region.classes[idx]
+        if cls in STOPPED:
+            return [], []  # a stopped instance reports nothing
+        h = self.hash(region.number, idx)
+        now = time.time()
+        period = max(int(period), 60)
+        t = int(start) // period * period
+        if t < start:
+            t += period
+        stamps, values = [], []
+        last = min(end, now)
+        while t < last:
+            stamps.append(t)
+            day = t // DAY
+            v = 0.0
+            if metric == "MetadataNoToken" and cls == OPT_INUSE:
+                # calls on roughly half the days, always on the latest day
+                if (h ^ day) % 2 == 0 or t + period >= last:
+                    v = float(1 + (h ^ (day * 2654435761)) % 500)
+            elif metric == "MetadataNoTokenRejected" and cls == REQ_REJECTING:
+                if (h ^ day) % 3 == 0 or t + period >= last:
+                    v = float(1 + (h ^ day) % 40)
+            values.append(v)
+            t += period
+        return stamps, values
+
+    # ---- expected results -------------------------------------------------------------
+    def expected(self) -> dict:
+        regions = {}
+        for r in self.regions.values():
+            c = r.counts
+            optional = c[OPT_INUSE] + c[OPT_READY] + c[OPT_STOPPED]
+            disabled = c[DIS_RUNNING] + c[DIS_STOPPED]
+            required = r.size - optional - disabled
+            regions[r.name] = {
+                "instances": r.size,
+                "required": required,
+                "optional": optional,
+                "disabled": disabled,
+                "endpoint_enabled": r.size - disabled,
+                "classes": dict(zip(CLASS_NAMES, c)),
+                "readiness_usage": {
+                    "compliant": c[REQ_RUNNING] + c[REQ_STOPPED],
+                    "rejecting-v1": c[REQ_REJECTING],
+                    "disabled": disabled,
+                    "ready": c[OPT_READY],
+                    "in-use": c[OPT_INUSE],
+                    "unknown": c[OPT_STOPPED],
+                },
+                "readiness_no_usage": {
+                    "compliant": required,
+                    "rejecting-v1": 0,
+                    "disabled": disabled,
+                    "ready": 0,
+                    "in-use": 0,
+                    "unknown": optional,
+                },
+            }
+        return {"account_id": ACCOUNT, "seed": self.seed, "regions": regions}
+
+    def state_counts(self) -> dict:
+        out = {}
+        for r in self.regions.values():
+            counter = collections.Counter()
+            for idx in range(r.size):
+                o = self.options(r, idx, self.instance_id(r.number, idx))
+                counter[f"{o['httpEndpoint']}/{o['httpTokens']}"] += 1
+            out[r.name] = dict(counter)
+        return out
+
+
+class BadRequest(Exception):
+    def __init__(self, code: str, message: str, status: int = 400):
+        super().__init__(message)
+        self.code, self.message, self.status = code, message, status
+
+
+def ec2_error(code: str, message: str, status: int) -> tuple[int, bytes, dict]:
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Response><Errors><Error><Code>{code}</Code><Message>{escape(message)}</Message>"
+        f"</Error></Errors><RequestID>{request_id()}</RequestID></Response>"
+    )
+    return status, body.encode(), {"Content-Type": "text/xml;charset=UTF-8"}
+
+
+def query_error(code: str, message: str, status: int = 400) -> tuple[int, bytes, dict]:
+    body = (
+        "<ErrorResponse><Error><Type>Sender</Type>"
+        f"<Code>{code}</Code><Message>{escape(message)}</Message></Error>"
+        f"<RequestId>{request_id()}</RequestId></ErrorResponse>"
+    )
+    return status, body.encode(), {"Content-Type": "text/xml"}
+
+
+_counter = iter(range(1, 1 << 62))
+_counter_lock = threading.Lock()
+
+
+def request_id() -> str:
+    with _counter_lock:
+        n = next(_counter)
+    return f"00000000-0000-4000-8000-{n:012x}"
+
+
+def xml_ok(body: str) -> tuple[int, bytes, dict]:
+    return 200, ('<?xml version="1.0" encoding="UTF-8"?>\n' + body).encode(), {"Content-Type": "text/xml;charset=UTF-8"}
+
+
+def ec2_list(params: dict, prefix: str) -> list[str]:
+    out, n = [], 1
+    while f"{prefix}.{n}" in params:
+        out.append(params[f"{prefix}.{n}"])
+        n += 1
+    return out
+
+
+def ec2_filters(params: dict) -> list[tuple[str, list[str]]]:
+    filters, n = [], 1
+    while f"Filter.{n}.Name" in params:
+        filters.append((params[f"Filter.{n}.Name"], ec2_list(params, f"Filter.{n}.Value")))
+        n += 1
+    return filters
+
+
+def encode_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"bench-offset:{offset}".encode()).decode()
+
+
+def decode_token(token: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(token.encode()).decode()
+        assert text.startswith("bench-offset:")
+        return int(text.split(":", 1)[1])
+    except Exception:
+        raise BadRequest("InvalidParameterValue", f"Invalid value '{token}' for nextToken")
+
+
+def as_epoch(x) -> float:
+    if isinstance(x, datetime.datetime):
+        if x.tzinfo is None:
+            x = x.replace(tzinfo=datetime.timezone.utc)
+        return x.timestamp()
+    if isinstance(x, cbor2.CBORTag):
+        return as_epoch(x.value)
+    return float(x)
+
+
+class FakeAws:
+    def __init__(self, fleet: Fleet, latency: float, burst: float, refill: float):
+        self.fleet = fleet
+        self.latency = latency
+        self.burst = burst
+        self.refill = refill
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.calls: collections.Counter = collections.Counter()
+            self.throttled: collections.Counter = collections.Counter()
+            self.errors: collections.Counter = collections.Counter()
+            self.modified: collections.Counter = collections.Counter()
+            self.first_modify = None
+            self.last_modify = None
+            self.inflight = 0
+            self.busy = 0.0
+            self.busy_since = 0.0
+            self.max_inflight = 0
+            self.latency_total = 0.0
+            self.started = time.monotonic()
+            self.first_call = None
+            self.last_call = None
+            self.bytes_out = 0
+
+    def stats(self) -> dict:
+        with self.lock:
+            busy = self.busy + (time.monotonic() - self.busy_since if self.inflight else 0.0)
+            return {
+                "calls": [
+                    {"service": s, "region": r, "action": a, "count": n} for (s, r, a), n in sorted(self.calls.items())
+                ],
+                "total_calls": sum(self.calls.values()),
+                "throttled": dict(self.throttled),
+                "errors": [{"region": r, "action": a, "code": c, "count": n} for (r, a, c), n in self.errors.items()],
+                "modified": dict(self.modified),
+                "modify_span_seconds": (self.last_modify - self.first_modify) if self.first_modify else 0.0,
+                "busy_seconds": busy,
+                "max_inflight": self.max_inflight,
+                "latency_seconds_injected": self.latency_total,
+                "latency_per_call_seconds": self.latency,
+                "calls_span_seconds": (self.last_call - self.first_call) if self.first_call else 0.0,
+                # time.monotonic() is CLOCK_MONOTONIC: comparable with the runner's clock.
+                "first_call_monotonic": self.first_call,
+                "last_call_monotonic": self.last_call,
+                "bytes_out": self.bytes_out,
+            }
+
+    # ---- accounting ------------------------------------------------------------------
+    def begin(self, key) -> None:
+        with self.lock:
+            now = time.monotonic()
+            self.calls[key] += 1
+            self.latency_total += self.latency
+            if self.first_call is None:
+                self.first_call = now
+            if self.inflight == 0:
+                self.busy_since = now
+            self.inflight += 1
+            self.max_inflight = max(self.max_inflight, self.inflight)
+
+    def end(self, nbytes: int) -> None:
+        with self.lock:
+            now = time.monotonic()
+            self.inflight -= 1
+            if self.inflight == 0:
+                self.busy += now - self.busy_since
+            self.last_call = now
+            self.bytes_out += nbytes
+
+    def take_token(self, region_name: str) -> bool:
+        region = self.fleet.regions.get(region_name)
+        if region is None:
+            return True
+        with self.lock:
+            now = time.monotonic()
+            region.tokens = min(self.burst, region.tokens + (now - region.refilled) * self.refill)
+            region.refilled = now
+            if region.tokens >= 1.0:
+                region.tokens -= 1.0
+                return True
+            return False
+
+    # ---- dispatch --------------------------------------------------------------------
+    def handle(self, service: str, region: str, action: str, path: str, headers: dict, body: bytes, params: dict):
+        try:
+            if service == "sts" and action == "GetCallerIdentity":
+                return self.get_caller_identity()
+            if service == "iam" and action == "ListInstanceProfiles":
+                return self.list_instance_profiles(params)
+            if service == "ec2":
+                if action == "DescribeRegions":
+                    return self.describe_regions(params)
+                if action == "DescribeInstances":
+                    return self.describe_instances(region, params)
+                if action == "ModifyInstanceMetadataOptions":
+                    return self.modify_metadata_options(region, params)
+                if action == "GetInstanceMetadataDefaults":
+                    return self.metadata_defaults()
+                return ec2_error("InvalidAction", f"The action {action} is not valid for this web service.", 400)
+            if service == "monitoring" and action == "GetMetricData":
+                return self.get_metric_data(body)
+            return query_error("InvalidAction", f"fakeaws does not implement {service}:{action}", 400)
+        except BadRequest as e:
+            with self.lock:
+                self.errors[(region, action, e.code)] += 1
+            if service == "ec2":
+                return ec2_error(e.code, e.message, e.status)
+            return query_error(e.code, e.message, e.status)
+
+    def get_caller_identity(self):
+        return xml_ok(
+            '<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+            "<GetCallerIdentityResult>"
+            f"<Arn>arn:aws:iam::{ACCOUNT}:user/bench</Arn><UserId>AIDABENCHBENCHBENCH00</UserId>"
+            f"<Account>{ACCOUNT}</Account></GetCallerIdentityResult>"
+            f"<ResponseMetadata><RequestId>{request_id()}</RequestId></ResponseMetadata>"
+            "</GetCallerIdentityResponse>"
+        )
+
+    def list_instance_profiles(self, params: dict):
+        max_items = int(params.get("MaxItems", 100))
+        start = int(params["Marker"]) if params.get("Marker", "").isdigit() else 0
+        page = list(range(start, min(PROFILE_COUNT, start + max_items)))
+        truncated = page[-1] + 1 < PROFILE_COUNT if page else False
+        members = []
+        for p in page:
+            created = utc(self.fleet.epoch - p * DAY * 7)
+            members.append(
+                "<member><Path>/</Path>"
+                f"<InstanceProfileName>app-profile-{p}</InstanceProfileName>"
+                f"<InstanceProfileId>AIPA{p:016d}</InstanceProfileId>"
+                f"<Arn>arn:aws:iam::{ACCOUNT}:instance-profile/app-profile-{p}</Arn>"
+                f"<CreateDate>{created}</CreateDate><Roles>"
+                f"<member><Path>/</Path><RoleName>app-role-{p}</RoleName><RoleId>AROA{p:016d}</RoleId>"
+                f"<Arn>arn:aws:iam::{ACCOUNT}:role/app-role-{p}</Arn><CreateDate>{created}</CreateDate>"
+                "<AssumeRolePolicyDocument>%7B%7D</AssumeRolePolicyDocument></member>"
+                "</Roles></member>"
+            )
+        marker = f"<Marker>{page[-1] + 1}</Marker>" if truncated else ""
+        return xml_ok(
+            '<ListInstanceProfilesResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/">'
+            f"<ListInstanceProfilesResult><IsTruncated>{'true' if truncated else 'false'}</IsTruncated>{marker}"
+            f"<InstanceProfiles>{''.join(members)}</InstanceProfiles></ListInstanceProfilesResult>"
+            f"<ResponseMetadata><RequestId>{request_id()}</RequestId></ResponseMetadata>"
+            "</ListInstanceProfilesResponse>"
+        )
+
+    def describe_regions(self, params: dict):
+        all_regions = params.get("AllRegions", "false").lower() == "true"
+        items = [(name, "opt-in-not-required") for name in self.fleet.regions]
+        items += [(n, s) for n, s in OTHER_REGIONS if n not in self.fleet.regions]
+        wanted = set(ec2_list(params, "RegionName"))
+        out = []
+        for name, status in items:
+            if wanted and name not in wanted:
+                continue
+            if not all_regions and status == "not-opted-in":
+                continue
+            out.append(
+                f"<item><regionName>{name}</regionName><regionEndpoint>ec2.{name}.amazonaws.com</regionEndpoint>"
+                f"<optInStatus>{status}</optInStatus></item>"
+            )
+        return xml_ok(
+            f'<DescribeRegionsResponse xmlns="{EC2_NS}"><requestId>{request_id()}</requestId>'
+            f"<regionInfo>{''.join(out)}</regionInfo></DescribeRegionsResponse>"
+        )
+
+    def describe_instances(self, region_name: str, params: dict):
+        ids = ec2_list(params, "InstanceId")
+        if ids and "MaxResults" in params:
+            raise BadRequest(
+                "InvalidParameterCombination", "The parameter instancesSet cannot be used with the parameter maxResults"
+            )
+        max_results = int(params.get("MaxResults", 0) or 0)
+        if max_results and not 5 <= max_results <= 1000:
+            raise BadRequest(
+                "InvalidParameterValue", f"Value ( {max_results} ) for parameter maxResults is invalid."
+            )
+        filters = ec2_filters(params)
+        region = self.fleet.regions.get(region_name)
+        idxs: list[int] = []
+        if region is not None:
+            id_filter = [v for n, vs in filters if n == "instance-id" for v in vs]
+            if ids or id_filter:
+                for iid in dict.fromkeys(ids + id_filter):
+                    loc = self.fleet.locate(iid)
+                    if loc and loc[0] is region:
+                        idxs.append(loc[1])
+                if ids and len(idxs) < len(set(ids)):
+                    missing = [i for i in ids if not (self.fleet.locate(i) and self.fleet.locate(i)[0] is region)]
+                    raise BadRequest("InvalidInstanceID.NotFound", f"The instance IDs '{', '.join(missing)}' do not exist")
+                idxs.sort()
+                idxs = [i for i in idxs if self.fleet.matches(region, i, filters)]
+            elif filters:
+                idxs = [i for i in range(region.size) if self.fleet.matches(region, i, filters)]
+            else:
+                idxs = range(region.size)  # type: ignore[assignment]
+        offset = decode_token(params["NextToken"]) if params.get("NextToken") else 0
+        end = offset + max_results if max_results else len(idxs)
+        page = idxs[offset:end]
+        next_token = encode_token(end) if end < len(idxs) else None
+        # Two instances per reservation (pairs launched together), like RunInstances with MinCount 2.
+        parts = [f'<DescribeInstancesResponse xmlns="{EC2_NS}"><requestId>{request_id()}</requestId><reservationSet>']
+        current = None
+        for idx in page:
+            rid = idx // 2
+            if rid != current:
+                if current is not None:
+                    parts.append("</instancesSet></item>")
+                parts.append(
+                    f"<item><reservationId>r-0{region.number:02x}{rid:014x}</reservationId>"
+                    f"<ownerId>{ACCOUNT}</ownerId><groupSet/><instancesSet>"
+                )
+                current = rid
+            parts.append(self.fleet.render_instance(region, idx))
+        if current is not None:
+            parts.append("</instancesSet></item>")
+        parts.append("</reservationSet>")
+        if next_token:
+            parts.append(f"<nextToken>{next_token}</nextToken>")
+        parts.append("</DescribeInstancesResponse>")
+        return xml_ok("".join(parts))
+
+    def modify_metadata_options(self, region_name: str, params: dict):
+        instance_id = params.get("InstanceId", "")
+        if not self.take_token(region_name):
+            with self.lock:
+                self.throttled[region_name] += 1
+            return ec2_error("RequestLimitExceeded", "Request limit exceeded.", 503)
+        loc = self.fleet.locate(instance_id)
+        if loc is None or loc[0].name != region_name:
+            raise BadRequest("InvalidInstanceID.NotFound", f"The instance ID '{instance_id}' does not exist")
+        if params.get("DryRun", "false").lower() == "true":
+            raise BadRequest("DryRunOperation", "Request would have succeeded, but DryRun flag is set.", 412)
+        change = {}
+        for param, key in [
+            ("HttpTokens", "httpTokens"),
+            ("HttpPutResponseHopLimit", "httpPutResponseHopLimit"),
+            ("HttpEndpoint", "httpEndpoint"),
+            ("HttpProtocolIpv6", "httpProtocolIpv6"),
+            ("InstanceMetadataTags", "instanceMetadataTags"),
+        ]:
+            if param in params:
+                change[key] = params[param]
+        if change.get("httpTokens", "required") not in ("required", "optional"):
+            raise BadRequest("InvalidParameterValue", f"Invalid value for HttpTokens: {change['httpTokens']}")
+        with self.fleet.lock:
+            self.fleet.overrides.setdefault(instance_id, {}).update(change)
+        with self.lock:
+            self.modified[region_name] += 1
+            now = time.monotonic()
+            self.first_modify = self.first_modify or now
+            self.last_modify = now
+        region, idx = loc
+        o = self.fleet.options(region, idx, instance_id)
+        return xml_ok(
+            f'<ModifyInstanceMetadataOptionsResponse xmlns="{EC2_NS}"><requestId>{request_id()}</requestId>'
+            f"<instanceId>{instance_id}</instanceId><instanceMetadataOptions>"
+            f"<state>applied</state><httpTokens>{o['httpTokens']}</httpTokens>"
+            f"<httpPutResponseHopLimit>{o['httpPutResponseHopLimit']}</httpPutResponseHopLimit>"
+            f"<httpEndpoint>{o['httpEndpoint']}</httpEndpoint><httpProtocolIpv6>{o['httpProtocolIpv6']}</httpProtocolIpv6>"
+            f"<instanceMetadataTags>{o['instanceMetadataTags']}</instanceMetadataTags>"
+            "</instanceMetadataOptions></ModifyInstanceMetadataOptionsResponse>"
+        )
+
+    def metadata_defaults(self):
+        # No account-level defaults set (what a new account answers).
+        return xml_ok(
+            f'<GetInstanceMetadataDefaultsResponse xmlns="{EC2_NS}"><requestId>{request_id()}</requestId>'
+            "<accountLevel/></GetInstanceMetadataDefaultsResponse>"
+        )
+
+    def get_metric_data(self, body: bytes):
+        req = cbor2.loads(body) if body else {}
+        start = as_epoch(req["StartTime"])
+        end = as_epoch(req["EndTime"])
+        queries = req.get("MetricDataQueries") or []
+        if len(queries) > 500:
+            return self.cbor_error("ValidationError", "The collection MetricDataQueries must not have a size greater than 500.")
+        results = []
+        for q in queries:
+            stat = q.get("MetricStat") or {}
+            metric = stat.get("Metric") or {}
+            dims = metric.get("Dimensions") or []
+            instance_id = dims[0]["Value"] if dims else ""
+            period = int(stat.get("Period") or 60)
+            stamps, values = self.fleet.datapoints(instance_id, metric.get("MetricName", ""), start, end, period)
+            if req.get("ScanBy") == "TimestampDescending":
+                stamps, values = stamps[::-1], values[::-1]
+            results.append(
+                {
+                    "Id": q["Id"],
+                    "Label": metric.get("MetricName", q["Id"]),
+                    "Timestamps": [cbor2.CBORTag(1, float(t)) for t in stamps],
+                    "Values": values,
+                    "StatusCode": "Complete",
+                }
+            )
+        payload = cbor2.dumps({"MetricDataResults": results, "Messages": []})
+        return 200, payload, {"Content-Type": "application/cbor", "smithy-protocol": "rpc-v2-cbor"}
+
+    @staticmethod
+    def cbor_error(code: str, message: str, status: int = 400):
+        payload = cbor2.dumps({"__type": f"com.amazonaws.cloudwatch#{code}", "message": message})
+        return status, payload, {"Content-Type": "application/cbor", "smithy-protocol": "rpc-v2-cbor"}
+
+
+def parse_scope(auth: str) -> tuple[str, str]:
+    # Credential=AKID/20250101/us-east-1/ec2/aws4_request
+    marker = "Credential="
+    i = auth.find(marker)
+    if i < 0:
+        return "", ""
+    parts = auth[i + len(marker) :].split(",", 1)[0].split("/")
+    if len(parts) >= 5:
+        return parts[3], parts[2]  # service, region
+    return "", ""
+
+
+def make_server(fake: FakeAws, port: int) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def reply(self, status: int, body: bytes, headers: dict) -> None:
+            self.send_response(status)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("x-amzn-RequestId", request_id())
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def bench(self, body: bytes) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/_bench/stats":
+                out = fake.stats()
+            elif path == "/_bench/fleet":
+                out = fake.fleet.expected()
+            elif path == "/_bench/state":
+                out = fake.fleet.state_counts()
+            elif path == "/_bench/lookup" and self.command == "POST":
+                ids = json.loads(body or b"[]")
+                out = {}
+                for iid in ids:
+                    loc = fake.fleet.locate(iid)
+                    out[iid] = fake.fleet.options(loc[0], loc[1], iid) if loc else None
+            elif path == "/_bench/reset" and self.command == "POST":
+                fake.reset()
+                out = {"ok": True}
+            elif path == "/_bench/shutdown" and self.command == "POST":
+                out = {"ok": True}
+                threading.Thread(target=self.server.shutdown, daemon=True).start()
+            else:
+                self.reply(404, b'{"error":"unknown bench endpoint"}', {"Content-Type": "application/json"})
+                return
+            self.reply(200, json.dumps(out).encode(), {"Content-Type": "application/json"})
+
+        def handle_any(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            body = self.rfile.read(length) if length else b""
+            if self.path.startswith("/_bench/"):
+                self.bench(body)
+                return
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            service, region = parse_scope(headers.get("authorization", ""))
+            params: dict = {}
+            action = ""
+            if "/operation/" in self.path:
+                action = self.path.split("?", 1)[0].rsplit("/operation/", 1)[-1]
+            elif headers.get("x-amz-target"):
+                action = headers["x-amz-target"].rsplit(".", 1)[-1]
+            else:
+                raw = body.decode() if body else urllib.parse.urlsplit(self.path).query
+                params = dict(urllib.parse.parse_qsl(raw, keep_blank_values=True))
+                action = params.get("Action", "")
+            key = (service, region, action)
+            fake.begin(key)
+            nbytes = 0
+            try:
+                # A fixed network/service latency on top of the fake's own work.
+                if fake.latency > 0:
+                    time.sleep(fake.latency)
+                status, out, out_headers = fake.handle(service, region, action, self.path, headers, body, params)
+                nbytes = len(out)
+                self.reply(status, out, out_headers)
+            finally:
+                fake.end(nbytes)
+
+        do_GET = do_POST = do_PUT = do_DELETE = handle_any
+
+    server = ThreadingHTTPServer((HOST, port), Handler)
+    server.daemon_threads = True
+    return server
+
+
+def parse_sizes(text: str) -> list[tuple[str, int]]:
+    out = []
+    for part in text.split(","):
+        name, _, n = part.partition("=")
+        out.append((name.strip(), int(n)))
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--regions", required=True, help="REGION=N,REGION=N: instances per region")
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--latency-ms", type=float, default=50.0, help="fixed latency per AWS call (default 50)")
+    ap.add_argument("--port", type=int, default=0, help="loopback port (default: a free one)")
+    ap.add_argument("--ready-file", help="write the endpoint URL here once listening")
+    ap.add_argument("--max-lifetime", type=float, default=3600.0, help="stop by itself after this many seconds")
+    ap.add_argument("--optional-share", type=float, default=0.30, help="HttpTokens=optional share (default 0.30)")
+    ap.add_argument("--disabled-share", type=float, default=0.05, help="endpoint-disabled share (default 0.05)")
+    ap.add_argument("--in-use-share", type=float, default=0.10, help="optional ones with MetadataNoToken > 0")
+    ap.add_argument("--stopped-share", type=float, default=0.10, help="stopped share of each posture (no metric data)")
+    ap.add_argument("--rejecting-share", type=float, default=0.03, help="required ones with MetadataNoTokenRejected > 0")
+    ap.add_argument(
+        "--disabled-tokens",
+        choices=["mixed", "optional", "required"],
+        default="mixed",
+        help="HttpTokens of endpoint-disabled instances (default: half each)",
+    )
+    ap.add_argument("--burst", type=float, default=100.0, help="token bucket size for mutating calls, per region")
+    ap.add_argument("--refill", type=float, default=5.0, help="token bucket refill per second, per region")
+    args = ap.parse_args(argv)
+
+    fleet = Fleet(args.seed, parse_sizes(args.regions), args)
+    fake = FakeAws(fleet, args.latency_ms / 1000.0, args.burst, args.refill)
+    server = make_server(fake, args.port)
+    url = f"http://{HOST}:{server.server_address[1]}"
+    timer = threading.Timer(args.max_lifetime, server.shutdown)
+    timer.daemon = True
+    timer.start()
+    if args.ready_file:
+        with open(args.ready_file + ".tmp", "w") as f:
+            f.write(url + "\n")
+        import os
+
+        os.replace(args.ready_file + ".tmp", args.ready_file)
+    print(f"fakeaws listening on {url} ({sum(r.size for r in fleet.regions.values())} instances)", file=sys.stderr)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
