@@ -1,8 +1,6 @@
 //! The result of a scan as plain data: what renderers print and what the
 //! store saves. Nothing here knows about AWS SDK types or output formats.
 
-use std::collections::BTreeMap;
-
 use crate::aws::AwsError;
 use crate::model::{Instance, Posture};
 use crate::readiness::{Readiness, Usage};
@@ -24,8 +22,8 @@ pub struct InstanceRecord {
     pub container_host: bool,
     pub container_reason: Option<String>,
     pub usage: Option<Usage>,
-    /// The daily series behind `usage` (`YYYY-MM-DD` → sums), days with data only.
-    pub daily: BTreeMap<String, DayPoint>,
+    /// The daily series behind `usage`, days with data only, oldest first.
+    pub daily: Vec<DayPoint>,
     pub readiness: Readiness,
     pub reason: String,
 }

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::de::DeserializeOwned;
@@ -379,13 +379,13 @@ impl Store {
                         u.rejected_calls
                     ])?;
                 }
-                for (day, p) in &rec.daily {
+                for p in &rec.daily {
                     daily_stmt.execute(params![
                         id,
                         rec.account_id,
                         rec.region,
                         i.instance_id,
-                        day,
+                        crate::usage::day_label(p.day),
                         p.v1_calls,
                         p.rejected_calls
                     ])?;
@@ -453,16 +453,17 @@ impl Store {
             let (k, u) = row?;
             usage.insert(k, u);
         }
-        let mut daily: HashMap<(String, String, String), BTreeMap<String, DayPoint>> =
-            HashMap::new();
+        let mut daily: HashMap<(String, String, String), Vec<DayPoint>> = HashMap::new();
         let mut stmt = self.conn.prepare(
-            "SELECT account_id, region, instance_id, day, v1_calls, rejected_calls FROM usage_daily WHERE scan_id = ?1",
+            "SELECT account_id, region, instance_id, day, v1_calls, rejected_calls FROM usage_daily
+             WHERE scan_id = ?1 ORDER BY day",
         )?;
         let rows = stmt.query_map([scan_id], |r| {
             Ok((
                 (r.get(0)?, r.get(1)?, r.get(2)?),
                 r.get::<_, String>(3)?,
                 DayPoint {
+                    day: 0,
                     v1_calls: r.get(4)?,
                     rejected_calls: r.get(5)?,
                 },
@@ -470,7 +471,10 @@ impl Store {
         })?;
         for row in rows {
             let (k, day, p) = row?;
-            daily.entry(k).or_default().insert(day, p);
+            let Some(day) = crate::usage::parse_day(&day) else {
+                return Err(StoreError::Corrupt(format!("day `{day}` in usage_daily")));
+            };
+            daily.entry(k).or_default().push(DayPoint { day, ..p });
         }
 
         let mut stmt = self.conn.prepare(
@@ -525,7 +529,7 @@ impl Store {
                 container_host: r.get(19)?,
                 container_reason: r.get(20)?,
                 usage: None,
-                daily: BTreeMap::new(),
+                daily: Vec::new(),
                 readiness: Readiness::ALL
                     .into_iter()
                     .find(|v| v.as_str() == readiness)

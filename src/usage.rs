@@ -89,19 +89,21 @@ impl Window {
     }
 }
 
-/// One day of one instance.
+/// One day of one instance. Compact on purpose: a 100,000-instance scan
+/// over 14 days holds 1.4 million of these.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct DayPoint {
+    /// Days since 1970-01-01 (UTC).
+    pub day: i32,
     pub v1_calls: f64,
     pub rejected_calls: f64,
 }
 
-/// An instance's usage and its daily series (only days with data).
+/// An instance's usage and its daily series (only days with data, oldest first).
 #[derive(Debug, Clone, PartialEq)]
 pub struct InstanceUsage {
     pub usage: Usage,
-    /// `YYYY-MM-DD` → that day's sums.
-    pub daily: BTreeMap<String, DayPoint>,
+    pub daily: Vec<DayPoint>,
 }
 
 /// Measures usage for `instance_ids` in one region. Instances CloudWatch
@@ -112,7 +114,7 @@ pub async fn measure(
     instance_ids: &[String],
     window: &Window,
 ) -> Result<HashMap<String, InstanceUsage>, AwsError> {
-    let mut daily: HashMap<&str, BTreeMap<i64, DayPoint>> = HashMap::new();
+    let mut out = HashMap::with_capacity(instance_ids.len());
     for chunk in instance_ids.chunks(window.queries_per_call / 2) {
         let mut queries = Vec::with_capacity(chunk.len() * 2);
         for (i, id) in chunk.iter().enumerate() {
@@ -133,6 +135,8 @@ pub async fn measure(
             end: window.end,
             period: window.period,
         };
+        // Only this chunk's series are held while its pages arrive.
+        let mut daily: Vec<BTreeMap<i64, DayPoint>> = vec![BTreeMap::new(); chunk.len()];
         let mut token = None;
         loop {
             let page = cw.get_metric_data(region, &request, token).await?;
@@ -142,13 +146,16 @@ pub async fn measure(
                     Some(("r", idx)) => (Metric::MetadataNoTokenRejected, idx),
                     _ => continue,
                 };
-                let Some(instance) = idx.parse::<usize>().ok().and_then(|i| chunk.get(i)) else {
+                let Some(days) = idx.parse::<usize>().ok().and_then(|i| daily.get_mut(i)) else {
                     continue;
                 };
-                let days = daily.entry(instance.as_str()).or_default();
                 for (t, v) in series.timestamps.iter().zip(&series.values) {
                     // Bucket by UTC day whatever alignment the service used.
-                    let point = days.entry(t.div_euclid(DAY) * DAY).or_default();
+                    let day = t.div_euclid(DAY);
+                    let point = days.entry(day).or_insert(DayPoint {
+                        day: day as i32,
+                        ..Default::default()
+                    });
                     match metric {
                         Metric::MetadataNoToken => point.v1_calls += v,
                         Metric::MetadataNoTokenRejected => point.rejected_calls += v,
@@ -160,41 +167,55 @@ pub async fn measure(
                 None => break,
             }
         }
+        for (id, days) in chunk.iter().zip(daily) {
+            out.insert(id.clone(), summarize(window, days));
+        }
     }
-    Ok(instance_ids
-        .iter()
-        .map(|id| {
-            let days = daily.remove(id.as_str()).unwrap_or_default();
-            (id.clone(), summarize(window, days))
-        })
-        .collect())
+    Ok(out)
 }
 
 fn summarize(window: &Window, days: BTreeMap<i64, DayPoint>) -> InstanceUsage {
-    let in_window: BTreeMap<i64, DayPoint> = days
+    let (first, last) = (window.start.div_euclid(DAY), window.end.div_euclid(DAY));
+    let daily: Vec<DayPoint> = days
         .into_iter()
-        .filter(|(t, _)| (window.start..window.end).contains(t))
+        .filter(|(d, _)| (first..last).contains(d))
+        .map(|(_, p)| p)
         .collect();
-    let v1: f64 = in_window.values().map(|p| p.v1_calls).sum();
-    let rejected: f64 = in_window.values().map(|p| p.rejected_calls).sum();
-    let last = in_window
+    let v1: f64 = daily.iter().map(|p| p.v1_calls).sum();
+    let rejected: f64 = daily.iter().map(|p| p.rejected_calls).sum();
+    let last_v1 = daily
         .iter()
         .rev()
-        .find(|(_, p)| p.v1_calls > 0.0)
-        .map(|(t, _)| day_string(*t));
+        .find(|p| p.v1_calls > 0.0)
+        .map(|p| day_label(p.day));
     InstanceUsage {
         usage: Usage {
             window_days: window.days,
             v1_calls: v1.round() as u64,
-            last_v1_call: last,
-            days_with_data: in_window.len() as u32,
+            last_v1_call: last_v1,
+            days_with_data: daily.len() as u32,
             rejected_calls: rejected.round() as u64,
         },
-        daily: in_window
-            .into_iter()
-            .map(|(t, p)| (day_string(t), p))
-            .collect(),
+        daily,
     }
+}
+
+/// `YYYY-MM-DD` of a day number (days since 1970-01-01).
+pub fn day_label(day: i32) -> String {
+    day_string(i64::from(day) * DAY)
+}
+
+/// The day number of a `YYYY-MM-DD` label.
+pub fn parse_day(label: &str) -> Option<i32> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date = time::Date::parse(label, &format).ok()?;
+    Some(
+        (date
+            .midnight()
+            .assume_utc()
+            .unix_timestamp()
+            .div_euclid(DAY)) as i32,
+    )
 }
 
 /// `YYYY-MM-DD` of an epoch second, UTC.
@@ -205,11 +226,10 @@ pub fn day_string(epoch: i64) -> String {
     }
 }
 
-/// The days of the window, oldest first, as `YYYY-MM-DD`.
-pub fn window_days(window: &Window) -> Vec<String> {
-    (0..i64::from(window.days))
-        .map(|d| day_string(window.start + d * DAY))
-        .collect()
+/// The day numbers of the window, oldest first.
+pub fn window_days(window: &Window) -> Vec<i32> {
+    let first = window.start.div_euclid(DAY) as i32;
+    (0..window.days as i32).map(|d| first + d).collect()
 }
 
 #[cfg(test)]
@@ -316,5 +336,9 @@ mod tests {
     fn day_strings() {
         assert_eq!(day_string(0), "1970-01-01");
         assert_eq!(day_string(1_795_000_000), "2026-11-18");
+        let d = (1_795_000_000 / DAY) as i32;
+        assert_eq!(day_label(d), "2026-11-18");
+        assert_eq!(parse_day("2026-11-18"), Some(d));
+        assert_eq!(parse_day("2026-13-01"), None);
     }
 }

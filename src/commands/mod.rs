@@ -35,7 +35,7 @@ pub fn emit(
         }
         None => {
             let stdout = std::io::stdout();
-            let mut lock = stdout.lock();
+            let mut lock = std::io::BufWriter::new(stdout.lock());
             match render(&mut lock).and_then(|_| lock.flush()) {
                 Ok(()) => Ok(()),
                 // `imdsguard scan | head` is not an error.

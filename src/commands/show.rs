@@ -51,7 +51,7 @@ pub fn run(global: &Global, args: &ShowArgs) -> Result<ExitCode, Error> {
 }
 
 /// The days the scan's usage window covered, rebuilt from when it ran.
-fn window_days(report: &ScanReport) -> Vec<String> {
+fn window_days(report: &ScanReport) -> Vec<i32> {
     let Some(days) = report.usage_days else {
         return Vec::new();
     };

@@ -20,9 +20,19 @@ pub struct ScanDoc<'a> {
     pub kind: &'static str,
     pub scan: ScanMeta<'a>,
     pub summary: Summary,
-    pub instances: Vec<InstanceV1<'a>>,
+    pub instances: Instances<'a>,
     pub failures: Vec<FailureV1<'a>>,
     pub warnings: &'a [String],
+}
+
+/// The instance records, serialized one at a time as they are written:
+/// a 100,000-instance scan never holds a second copy of itself.
+pub struct Instances<'a>(pub &'a [InstanceRecord]);
+
+impl Serialize for Instances<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(InstanceV1::new))
+    }
 }
 
 #[derive(Serialize)]
@@ -183,7 +193,7 @@ pub fn document(report: &ScanReport) -> ScanDoc<'_> {
                 .map(|r| Counts::new(r, false))
                 .collect(),
         },
-        instances: report.instances.iter().map(InstanceV1::new).collect(),
+        instances: Instances(&report.instances),
         failures: report
             .failures
             .iter()

@@ -11,6 +11,7 @@ use crate::output::json::{InstanceV1, SCHEMA};
 use crate::output::table::{Cell, cell, num, painted, write_table};
 use crate::output::{Format, Paint, Style};
 use crate::report::{InstanceRecord, ScanReport};
+use crate::usage::day_label;
 
 /// One day of the whole fleet.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -22,22 +23,22 @@ pub struct FleetDay {
 }
 
 /// Fleet-wide totals per day of the window (days without any data included, as zeros).
-pub fn fleet_days(report: &ScanReport, days: &[String]) -> Vec<FleetDay> {
-    let mut by_day: BTreeMap<&str, FleetDay> = days
+pub fn fleet_days(report: &ScanReport, days: &[i32]) -> Vec<FleetDay> {
+    let mut by_day: BTreeMap<i32, FleetDay> = days
         .iter()
         .map(|d| {
             (
-                d.as_str(),
+                *d,
                 FleetDay {
-                    day: d.clone(),
+                    day: day_label(*d),
                     ..Default::default()
                 },
             )
         })
         .collect();
     for rec in &report.instances {
-        for (day, p) in &rec.daily {
-            if let Some(f) = by_day.get_mut(day.as_str()) {
+        for p in &rec.daily {
+            if let Some(f) = by_day.get_mut(&p.day) {
                 f.v1_calls += p.v1_calls.round() as u64;
                 f.rejected_calls += p.rejected_calls.round() as u64;
                 f.instances_with_data += 1;
@@ -89,7 +90,7 @@ struct UsageDoc<'a> {
     kind: &'static str,
     scan_id: Option<i64>,
     window_days: Option<u32>,
-    days: &'a [String],
+    days: Vec<String>,
     instances: Vec<UsageInstance<'a>>,
 }
 
@@ -111,14 +112,15 @@ struct FleetDoc<'a> {
     days: &'a [FleetDay],
 }
 
-fn series(rec: &InstanceRecord, days: &[String], rejected: bool) -> Vec<Option<f64>> {
+fn series(rec: &InstanceRecord, days: &[i32], rejected: bool) -> Vec<Option<f64>> {
     days.iter()
         .map(|d| {
-            rec.daily.get(d).map(|p| {
+            // `daily` is sorted by day.
+            rec.daily.binary_search_by_key(d, |p| p.day).ok().map(|i| {
                 if rejected {
-                    p.rejected_calls
+                    rec.daily[i].rejected_calls
                 } else {
-                    p.v1_calls
+                    rec.daily[i].v1_calls
                 }
             })
         })
@@ -127,7 +129,7 @@ fn series(rec: &InstanceRecord, days: &[String], rejected: bool) -> Vec<Option<f
 
 pub fn render_instances(
     report: &ScanReport,
-    days: &[String],
+    days: &[i32],
     format: Format,
     style: Style,
     out: &mut dyn Write,
@@ -140,7 +142,7 @@ pub fn render_instances(
                 kind: "usage",
                 scan_id: report.id,
                 window_days: report.usage_days,
-                days,
+                days: days.iter().map(|d| day_label(*d)).collect(),
                 instances: ranked
                     .iter()
                     .map(|r| UsageInstance {
@@ -167,7 +169,8 @@ pub fn render_instances(
                 "rejected_calls",
                 "readiness",
             ];
-            header.extend(days.iter().map(String::as_str));
+            let labels: Vec<String> = days.iter().map(|d| day_label(*d)).collect();
+            header.extend(labels.iter().map(String::as_str));
             w.write_record(&header)?;
             for r in ranked {
                 let u = r.usage.as_ref().expect("ranked has usage");
@@ -273,7 +276,7 @@ pub fn render_instances(
 
 pub fn render_fleet(
     report: &ScanReport,
-    days: &[String],
+    days: &[i32],
     format: Format,
     style: Style,
     out: &mut dyn Write,
