@@ -401,7 +401,9 @@ pub async fn execute(
     } else {
         Box::new(Silent)
     };
-    let burst = (exec.rate * 20.0).clamp(1.0, 100.0);
+    // EC2's bucket holds about 100 calls and is shared with every other
+    // caller in the account and region: start with half of it, at most.
+    let burst = (exec.rate * 10.0).clamp(1.0, 50.0);
     let settings = ExecSettings {
         rate: exec.rate,
         burst,

@@ -74,10 +74,16 @@ pub async fn make(
     let mut report = match (inputs.scan, apis) {
         (Some(id), _) => {
             let mut r = store.load_report(id)?;
+            // A stored scan may cover more regions than asked for now.
+            let regions = match &global.regions {
+                crate::scan::RegionRequest::List(list) => Some(list),
+                crate::scan::RegionRequest::All => None,
+            };
             r.instances.retain(|rec| {
-                inputs
-                    .selection
-                    .matches(&rec.account_id, &rec.region, &rec.instance)
+                regions.is_none_or(|l| l.contains(&rec.region))
+                    && inputs
+                        .selection
+                        .matches(&rec.account_id, &rec.region, &rec.instance)
             });
             r
         }

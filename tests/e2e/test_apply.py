@@ -403,3 +403,30 @@ def test_ctrl_c_finishes_in_flight_then_resume(run, account, tmp_path):
     r = run("apply", "--resume", "1", "--yes", "--rate", "100")
     assert r.code == 0, r.stderr
     assert all(v[0] == "required" for v in options(account, ids).values())
+
+
+def test_plan_from_stored_scan_respects_regions_and_selection(run, account, world, tmp_path):
+    eu = launch(account.client("ec2", "eu-west-1"), 2)
+    r = run("scan", "--regions", f"{REGION},eu-west-1", "--no-usage", "--format", "json")
+    assert r.code == 0, r.stderr
+    scan_id = r.json()["scan"]["id"]
+    with AwsProxy(conftest.ENDPOINT) as proxy:
+        # A stored scan needs no AWS call to plan from.
+        r = run(
+            "plan", "--action", "require-v2", "--scan", str(scan_id), "--include-unknown",
+            "--regions", "eu-west-1", "--format", "json", endpoint=proxy.url,
+        )
+        assert r.code == 0, r.stderr
+        assert proxy.total() == 0
+    plan = r.json()
+    assert plan["scan_id"] == scan_id
+    assert {c["instance_id"] for c in plan["changes"]} == set(eu)
+    r = run(
+        "plan", "--action", "require-v2", "--scan", str(scan_id), "--include-unknown",
+        "--instance-ids", world["ready"][0], "--format", "json",
+    )
+    assert [c["instance_id"] for c in r.json()["changes"]] == [world["ready"][0]]
+    r = run("plan", "--action", "require-v2", "--scan", "999")
+    assert r.code == 1 and "no scan with id 999" in r.stderr
+    r = run("plan", "--action", "require-v2", "--hop-limit", "99")
+    assert r.code == 2 and "--hop-limit `99`" in r.stderr
