@@ -283,7 +283,19 @@ impl Executor<'_> {
         let at = now();
         let store = self.store.lock().expect("not poisoned");
         let accepted = match result {
-            Ok(outcome) => {
+            Ok(None) => {
+                // Stopped before (another) attempt: back to `planned` for `--resume`,
+                // which first checks EC2 for any earlier attempt that did land.
+                store.settle(
+                    self.run,
+                    c.seq,
+                    ChangeStatus::Planned,
+                    "stopped before sending",
+                    &at,
+                )?;
+                return Ok(None);
+            }
+            Ok(Some(outcome)) => {
                 let status = match outcome.state {
                     Some(MetadataState::Applied) => ChangeStatus::Applied,
                     _ => ChangeStatus::Pending,
@@ -345,7 +357,7 @@ impl Executor<'_> {
         bucket: &tokio::sync::Mutex<Bucket>,
         shared: &Shared,
         journal_seq: Option<i64>,
-    ) -> Result<crate::aws::ModifyOutcome, AwsError> {
+    ) -> Result<Option<crate::aws::ModifyOutcome>, AwsError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -355,6 +367,11 @@ impl Executor<'_> {
                     None => break,
                     Some(d) => tokio::time::sleep(d).await,
                 }
+            }
+            // A stop (Ctrl-C, access denied) may have come while this change
+            // waited for a token or a backoff: then it is not sent at all.
+            if self.stopped(shared) {
+                return Ok(None);
             }
             if let Some(seq) = journal_seq {
                 if let Err(e) =
@@ -376,7 +393,7 @@ impl Executor<'_> {
                 .modify_metadata_options(region, &c.instance_id, &c.target, dry_run)
                 .await
             {
-                Ok(o) => return Ok(o),
+                Ok(o) => return Ok(Some(o)),
                 Err(e) if transient(&e) && attempt < self.settings.max_attempts => {
                     if e.kind == AwsErrorKind::Throttled {
                         shared.throttled.fetch_add(1, Ordering::SeqCst);
@@ -701,6 +718,33 @@ mod tests {
                 .count(),
             9
         );
+    }
+
+    #[test]
+    fn a_cancelled_run_sends_nothing_more() {
+        let (ec2, calls, mut store, run) = setup(5);
+        let changes = store.load_run(run).unwrap().changes;
+        let cancel = AtomicBool::new(true);
+        let journal = Mutex::new(&mut store);
+        let executor = Executor {
+            ec2: &ec2,
+            store: &journal,
+            run,
+            settings: fast(),
+            cancel: &cancel,
+            reporter: &Silent,
+            on_result: &|_| {},
+        };
+        let out = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+            .block_on(executor.execute(changes))
+            .unwrap();
+        assert!(out.interrupted);
+        assert_eq!(Calls::get(&calls.modifies), 0);
+        let r = store.load_run(run).unwrap();
+        assert!(r.changes.iter().all(|c| c.status == ChangeStatus::Planned));
     }
 
     #[test]

@@ -298,7 +298,7 @@ async fn resume(
             Some(Err(e)) => return Err(Error::Aws(e.clone())),
             Some(Ok(Some((now, _)))) if *now == c.target => {
                 // Already in effect: an answered call, or one whose answer was lost.
-                let status = if c.status == ChangeStatus::Issued {
+                let status = if c.status == ChangeStatus::Issued || c.attempts > 0 {
                     ChangeStatus::Applied
                 } else {
                     ChangeStatus::Skipped

@@ -23,15 +23,16 @@ pub async fn run(global: &Global, args: &RollbackArgs) -> Result<ExitCode, Error
         .collect::<Result<_, _>>()?;
     let mut store = Store::open(&global.db)?;
     let parent = store.load_run(args.run)?;
-    // Anything EC2 may have accepted: answered successes and unanswered calls.
+    // Anything EC2 may have accepted: answered successes, unanswered calls,
+    // and failures or stops after an attempt (a timed-out call can still land).
+    // What actually landed is decided below, from what EC2 says now.
     let candidates: Vec<_> = parent
         .changes
         .iter()
-        .filter(|c| {
-            matches!(
-                c.status,
-                ChangeStatus::Applied | ChangeStatus::Pending | ChangeStatus::Issued
-            )
+        .filter(|c| match c.status {
+            ChangeStatus::Applied | ChangeStatus::Pending | ChangeStatus::Issued => true,
+            ChangeStatus::Failed | ChangeStatus::Planned => c.attempts > 0,
+            ChangeStatus::Skipped => false,
         })
         .filter(|c| only.is_empty() || only.contains(&c.instance_id))
         .collect();
@@ -53,10 +54,15 @@ pub async fn run(global: &Global, args: &RollbackArgs) -> Result<ExitCode, Error
         match seen.get(&(c.region.clone(), c.instance_id.clone())) {
             Some(Err(e)) => return Err(Error::Aws(e.clone())),
             Some(Ok(None)) | None => notes.push(format!("{}: no longer exists", c.instance_id)),
-            Some(Ok(Some((now, _)))) if *now == c.previous => notes.push(format!(
-                "{}: already at its previous options",
-                c.instance_id
-            )),
+            Some(Ok(Some((now, _)))) if *now == c.previous => {
+                // Expected for failed attempts; worth a word for accepted ones.
+                if matches!(c.status, ChangeStatus::Applied | ChangeStatus::Pending) {
+                    notes.push(format!(
+                        "{}: already at its previous options",
+                        c.instance_id
+                    ));
+                }
+            }
             Some(Ok(Some((now, _)))) if *now != c.target && !args.force => notes.push(format!(
                 "{}: changed again since run {} (now {}); left alone (--force to override)",
                 c.instance_id,
