@@ -10,6 +10,7 @@ Exit codes:
   0  success
   1  an error, or a partial result (some account or region failed; the rest is reported)
   2  bad arguments or input (nothing was changed)
+  130  an apply or rollback stopped by Ctrl-C (resume it with `apply --resume RUN`)
 
 Credentials come from the AWS SDK's default chain: environment variables,
 --profile / AWS_PROFILE (including SSO and assume-role profiles), web identity,
@@ -370,7 +371,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true, help_heading = "Global options", value_enum, default_value_t = FormatArg::Table)]
     pub format: FormatArg,
 
-    /// Write the output to FILE instead of standard output.
+    /// Write the output to FILE instead of standard output (for `plan`: the plan file).
     #[arg(
         long,
         global = true,
@@ -379,7 +380,7 @@ pub struct GlobalArgs {
     )]
     pub out: Option<PathBuf>,
 
-    /// How many regions (and later accounts) to work on at once.
+    /// How many regions to work on at once.
     #[arg(long, global = true, help_heading = "Global options", default_value_t = 8, value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,

@@ -229,3 +229,16 @@ def test_no_per_instance_calls_for_2500_instances(run, account):
             "GetMetricData",
         }
         assert proxy.total() <= 6 + 10
+
+
+def test_color_flags(run, account):
+    account.client("ec2", "us-east-1").run_instances(ImageId=fleet.AMI, MinCount=1, MaxCount=1)
+    r = run("scan", "--regions", "us-east-1", "--no-usage", "--color", "always")
+    assert r.code == 0, r.stderr
+    assert "\x1b[31moptional\x1b[0m" in r.stdout
+    r = run("scan", "--regions", "us-east-1", "--no-usage", "--color", "never")
+    assert "\x1b[" not in r.stdout
+    # --out files never get colour, whatever --color says.
+    out = run.tmp / "t.txt"
+    r = run("scan", "--regions", "us-east-1", "--no-usage", "--color", "always", "--out", str(out))
+    assert "\x1b[" not in out.read_text()
