@@ -509,10 +509,14 @@ impl Executor<'_> {
 /// What EC2 says now about each instance: its explicit options and metadata
 /// state, `None` if it no longer exists (or is terminated), or the error of
 /// its region. Batched: `instance-id` filters of up to 200 ids, pages of 1000.
+/// What a batched re-describe found, per key: the options and metadata
+/// state, `None` for an instance that is gone, or its region's error.
+pub type Described<K> = HashMap<K, Result<Option<(Options, Option<MetadataState>)>, AwsError>>;
+
 pub async fn describe_options<'x>(
     ec2: &dyn Ec2Api,
     instances: impl Iterator<Item = (&'x str, &'x str)>,
-) -> HashMap<(String, String), Result<Option<(Options, Option<MetadataState>)>, AwsError>> {
+) -> Described<(String, String)> {
     let mut by_region: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (region, id) in instances {
         by_region.entry(region).or_default().push(id);

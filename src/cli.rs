@@ -23,6 +23,7 @@ Examples:
   imdsguard scan --tag env=prod --exclude-tag team=legacy --state running
   imdsguard scan --input-file instances.csv --format csv --out scan.csv
   imdsguard scan --no-usage --format json | jq '.summary.total'
+  imdsguard scan --org --role-name OrganizationAccountAccessRole
 
 Readiness verdicts:
   compliant     IMDSv2 required, no refused v1 calls in the window
@@ -347,6 +348,39 @@ pub struct GlobalArgs {
         value_name = "all|R1,R2"
     )]
     pub regions: String,
+
+    /// Work on these accounts (comma-separated ids) by assuming --role-name in each.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_delimiter = ',',
+        value_name = "IDS",
+        conflicts_with = "org"
+    )]
+    pub accounts: Vec<String>,
+
+    /// Work on every active account of the organization (Organizations ListAccounts) by assuming --role-name.
+    #[arg(long, global = true, help_heading = "Global options")]
+    pub org: bool,
+
+    /// The role to assume in each account of --accounts / --org (your own account uses your credentials).
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "NAME"
+    )]
+    pub role_name: Option<String>,
+
+    /// The external id the role's trust policy requires, if any.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "ID"
+    )]
+    pub external_id: Option<String>,
 
     /// Send AWS requests to this endpoint instead of AWS (e.g. a local emulator).
     #[arg(

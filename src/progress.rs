@@ -5,7 +5,7 @@
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub trait Reporter: Send + Sync {
-    /// `n` units of work (regions) are about to start.
+    /// `n` more units of work (regions, changes) are about to start.
     fn start(&self, _n: u64) {}
     /// One unit finished; `label` says which.
     fn advance(&self, _label: &str) {}
@@ -34,7 +34,7 @@ impl Bar {
 
 impl Reporter for Bar {
     fn start(&self, n: u64) {
-        self.0.set_length(n);
+        self.0.inc_length(n);
         self.0
             .enable_steady_tick(std::time::Duration::from_millis(120));
     }

@@ -42,6 +42,8 @@ pub struct ScanSettings {
     pub concurrency: usize,
     /// The usage window, or `None` for `--no-usage`.
     pub usage: Option<Window>,
+    /// Regions in flight across all accounts scanned at once (`--concurrency`).
+    pub permits: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// Errors that stop the scan of an account.
@@ -101,6 +103,11 @@ pub async fn scan_account(
     let account_id = account_id.as_str();
     let listings = stream::iter(regions.iter().cloned())
         .map(|region| async move {
+            let _permit = settings
+                .permits
+                .acquire()
+                .await
+                .expect("the semaphore is never closed");
             let result = scan_region(apis, account_id, &region, settings).await;
             reporter.advance(&region);
             (region, result)
@@ -448,6 +455,7 @@ mod tests {
             owner_tags: vec!["owner".into()],
             concurrency: 4,
             usage: None,
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(4)),
         }
     }
 

@@ -12,9 +12,30 @@ use crate::filter::{self, Selection, SelectionInput, StateFilter};
 use crate::output::{Format, Style};
 use crate::scan::RegionRequest;
 
+/// Which accounts a command works on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountScope {
+    /// The account of the credentials in use.
+    Current,
+    /// These accounts, through `role_name`.
+    List(Vec<String>),
+    /// Every active account of the organization, through `role_name`.
+    Organization,
+}
+
+/// How to reach accounts other than the caller's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleSettings {
+    pub role_name: String,
+    pub external_id: Option<String>,
+}
+
 /// Settings every command shares.
 pub struct Global {
     pub session: SessionOptions,
+    pub accounts: AccountScope,
+    /// Set when --role-name is given (required with --accounts / --org).
+    pub role: Option<RoleSettings>,
     pub regions: RegionRequest,
     pub db: PathBuf,
     pub format: Format,
@@ -31,6 +52,52 @@ pub struct Global {
 impl Global {
     pub fn from_args(args: &GlobalArgs) -> Result<Global, Error> {
         let regions = parse_regions(&args.regions)?;
+        let accounts = if args.org {
+            AccountScope::Organization
+        } else if args.accounts.is_empty() {
+            AccountScope::Current
+        } else {
+            let mut ids = Vec::new();
+            for raw in &args.accounts {
+                let id = raw.trim();
+                if id.len() != 12 || !id.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(Error::Usage {
+                        message: format!("malformed account id `{raw}`"),
+                        hint: "account ids are 12 digits; separate several with commas".into(),
+                    });
+                }
+                if !ids.iter().any(|i: &String| i == id) {
+                    ids.push(id.to_owned());
+                }
+            }
+            AccountScope::List(ids)
+        };
+        let role = match &args.role_name {
+            Some(name) => {
+                let ok = !name.is_empty()
+                    && name.len() <= 64
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
+                if !ok {
+                    return Err(Error::Usage {
+                        message: format!("malformed role name `{name}`"),
+                        hint: "pass the role's name, not its ARN (letters, digits and +=,.@_-, at most 64)".into(),
+                    });
+                }
+                Some(RoleSettings {
+                    role_name: name.clone(),
+                    external_id: args.external_id.clone(),
+                })
+            }
+            None if accounts != AccountScope::Current => {
+                return Err(Error::Usage {
+                    message: "--accounts and --org need --role-name".into(),
+                    hint: "name the role imdsguard may assume in each account, e.g. --role-name OrganizationAccountAccessRole".into(),
+                });
+            }
+            None => None,
+        };
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         let color_for = |tty: bool| match args.color {
             ColorArg::Always => true,
@@ -54,6 +121,8 @@ impl Global {
                     RetryModeArg::Adaptive => RetryMode::Adaptive,
                 }),
             },
+            accounts,
+            role,
             regions,
             db: args.db.clone().unwrap_or_else(crate::store::default_path),
             format: match args.format {

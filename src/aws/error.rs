@@ -74,6 +74,9 @@ impl AwsError {
     /// What the user should do about it, in one line.
     pub fn hint(&self) -> String {
         match self.kind {
+            AwsErrorKind::AccessDenied if self.operation == "sts:AssumeRole" => {
+                "check that the role exists in that account, that its trust policy allows your identity, and --external-id if it requires one".into()
+            }
             AwsErrorKind::AccessDenied => format!(
                 "grant `{}` to the identity you are using (see README: required permissions)",
                 self.operation

@@ -141,6 +141,70 @@ pub fn home_region(config: &SdkConfig) -> String {
         .unwrap_or_else(|| "us-east-1".to_owned())
 }
 
+/// `aws`, `aws-cn` or `aws-us-gov`: role ARNs name their partition.
+pub fn partition(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
+/// A configuration whose credentials come from assuming `role_name` in
+/// `account_id` with the base credentials (refreshed by the SDK as needed).
+/// Nothing is called yet: a refusal surfaces on the account's first call.
+pub async fn assume_role_config(
+    base: &SdkConfig,
+    account_id: &str,
+    role_name: &str,
+    external_id: Option<&str>,
+) -> SdkConfig {
+    let arn = format!(
+        "arn:{}:iam::{account_id}:role/{role_name}",
+        partition(&home_region(base))
+    );
+    let mut builder = aws_config::sts::AssumeRoleProvider::builder(arn)
+        .session_name("imdsguard")
+        .configure(base);
+    if let Some(id) = external_id {
+        builder = builder.external_id(id);
+    }
+    let provider = builder.build().await;
+    base.to_builder()
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(provider),
+        )
+        .build()
+}
+
+/// The ACTIVE accounts of the organization the base credentials belong to
+/// (`organizations:ListAccounts`, paginated).
+pub async fn organization_accounts(base: &SdkConfig) -> Result<Vec<String>, AwsError> {
+    let client = aws_sdk_organizations::Client::new(base);
+    let mut out = Vec::new();
+    let mut token = None;
+    loop {
+        let page = client
+            .list_accounts()
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| convert("organizations:ListAccounts", e))?;
+        for a in page.accounts() {
+            let active = a.status().is_none_or(|s| s.as_str() == "ACTIVE");
+            if let (true, Some(id)) = (active, a.id()) {
+                out.push(id.to_owned());
+            }
+        }
+        match page.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+            _ => return Ok(out),
+        }
+    }
+}
+
 /// Builds the API set for the account the configuration's credentials belong to.
 pub fn account_apis(config: &SdkConfig) -> AccountApis {
     AccountApis {
@@ -175,6 +239,9 @@ where
         }
         _ => {
             let text = error_chain(&err);
+            if text.contains("loading credentials") {
+                return credentials_error(&text);
+            }
             let kind = if text.contains("no credentials") || text.contains("CredentialsNotLoaded") {
                 AwsErrorKind::NoCredentials
             } else {
@@ -182,6 +249,28 @@ where
             };
             AwsError::local(operation, kind, text)
         }
+    }
+}
+
+/// A call failed because its credentials could not be loaded: for an
+/// assumed role, that is `sts:AssumeRole` failing, with AWS's own code.
+fn credentials_error(text: &str) -> AwsError {
+    // The provider's error carries AWS's answer as `code: "..", message: ".."`.
+    let field = |name: &str| -> Option<String> {
+        let start = text.find(&format!("{name}: \""))? + name.len() + 3;
+        let len = text[start..].find('"')?;
+        Some(text[start..start + len].to_owned())
+    };
+    let operation = if text.contains("AssumeRole") || text.contains("assume") {
+        "sts:AssumeRole"
+    } else {
+        "credentials"
+    };
+    match field("code") {
+        Some(code) => {
+            AwsError::from_code(operation, Some(&code), field("message").as_deref(), None)
+        }
+        None => AwsError::local(operation, AwsErrorKind::BadCredentials, text),
     }
 }
 

@@ -7,11 +7,15 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::apply::{ExecOutcome, ExecSettings, Executor, describe_options};
-use crate::aws::AccountApis;
+use crate::apply::{ExecOutcome, ExecSettings, Executor};
+use std::collections::BTreeSet;
+
+use futures::stream::{self, StreamExt};
+
 use crate::cli::{ApplyArgs, DisableArgs, ExecOpts, HardenArgs, OneStepArgs};
 use crate::clock::now;
-use crate::commands::{confirm, connect, emit, plan as plan_cmd, print_error, warn};
+use crate::commands::accounts::{AccountMap, apis_for, describe_all, scan_targets};
+use crate::commands::{confirm, emit, plan as plan_cmd, print_error, warn};
 use crate::error::Error;
 use crate::exit_codes::ExitCode;
 use crate::journal::{ChangeRecord, ChangeStatus, NewChange};
@@ -43,7 +47,7 @@ pub async fn run(global: &Global, args: &ApplyArgs) -> Result<ExitCode, Error> {
         eprintln!("nothing to do: the plan has no changes");
         return Ok(ExitCode::Success);
     }
-    let apis = connect(global).await?;
+    let apis = apis_for(global, &plan_accounts(&plan)).await?;
     apply_plan(global, &apis, &mut store, &plan, &plan_json, &args.exec).await
 }
 
@@ -69,8 +73,8 @@ async fn plan_and_apply(
     validate_exec(exec)?;
     let inputs = plan_cmd::inputs(action, &step.filters, &step.plan)?;
     let mut store = Store::open(&global.db)?;
-    let apis = connect(global).await?;
-    let (plan, complete) = plan_cmd::make(global, Some(&apis), &mut store, inputs).await?;
+    let targets = scan_targets(global).await?;
+    let (plan, complete) = plan_cmd::make(global, Some(&targets[..]), &mut store, inputs).await?;
     if step.dry_run || plan.changes.is_empty() {
         emit(global.out.as_deref(), |w| {
             output::plan::render(&plan, global.format, global.stdout_style, w)
@@ -91,6 +95,8 @@ async fn plan_and_apply(
         let _ = writeln!(err);
     }
     let plan_json = serde_json::to_string_pretty(&plan).expect("plans serialize");
+    drop(targets);
+    let apis = apis_for(global, &plan_accounts(&plan)).await?;
     let code = apply_plan(global, &apis, &mut store, &plan, &plan_json, exec).await?;
     Ok(if complete { code } else { ExitCode::Failure })
 }
@@ -106,43 +112,42 @@ fn validate_exec(exec: &ExecOpts) -> Result<(), Error> {
     Ok(())
 }
 
+fn plan_accounts(plan: &Plan) -> BTreeSet<String> {
+    plan.changes.iter().map(|c| c.account_id.clone()).collect()
+}
+
 /// The safety checks, then the run. Nothing is sent unless every planned
-/// instance exists, belongs to this account, and still has the options the
-/// plan saw (or already has its target).
+/// instance's account can be reached (its own credentials, or `--role-name`),
+/// and every instance exists and still has the options the plan saw (or
+/// already has its target).
 async fn apply_plan(
     global: &Global,
-    apis: &AccountApis,
+    apis: &AccountMap,
     store: &mut Store,
     plan: &Plan,
     plan_json: &str,
     exec: &ExecOpts,
 ) -> Result<ExitCode, Error> {
-    let identity = apis.sts.caller_identity().await?;
-    if let Some(c) = plan
-        .changes
-        .iter()
-        .find(|c| c.account_id != identity.account_id)
-    {
-        return Err(Error::Refused {
-            message: format!(
-                "the plan changes account {} but the credentials are for account {}",
-                c.account_id, identity.account_id
-            ),
-            hint: "use credentials (or --profile) for the plan's account".into(),
-        });
-    }
-    let seen = describe_options(
-        apis.ec2.as_ref(),
-        plan.changes
-            .iter()
-            .map(|c| (c.region.as_str(), c.instance_id.as_str())),
+    let seen = describe_all(
+        apis,
+        plan.changes.iter().map(|c| {
+            (
+                c.account_id.as_str(),
+                c.region.as_str(),
+                c.instance_id.as_str(),
+            )
+        }),
     )
     .await;
     let mut missing = Vec::new();
     let mut drifted = Vec::new();
     let mut at_target = Vec::new();
     for c in &plan.changes {
-        match seen.get(&(c.region.clone(), c.instance_id.clone())) {
+        match seen.get(&(
+            c.account_id.clone(),
+            c.region.clone(),
+            c.instance_id.clone(),
+        )) {
             Some(Err(e)) => return Err(Error::Aws(e.clone())),
             Some(Ok(None)) | None => missing.push(c.instance_id.as_str()),
             Some(Ok(Some((now, _)))) if *now == c.target => at_target.push(c.instance_id.as_str()),
@@ -178,10 +183,13 @@ async fn apply_plan(
     let regions: std::collections::BTreeSet<&str> =
         plan.changes.iter().map(|c| c.region.as_str()).collect();
     let question = format!(
-        "Apply {} to {todo} instance(s) in {} region(s) of account {}{}?",
+        "Apply {} to {todo} instance(s) in {} region(s) of {}{}?",
         plan.action.as_str(),
         regions.len(),
-        identity.account_id,
+        match apis.len() {
+            1 => format!("account {}", apis.keys().next().expect("one")),
+            n => format!("{n} accounts"),
+        },
         if at_target.is_empty() {
             String::new()
         } else {
@@ -226,11 +234,15 @@ async fn apply_plan(
 
 /// Where the account default has `HttpTokensEnforced=enabled`, EC2 refuses
 /// any change back to `HttpTokens=optional`: say so before changing anything.
-async fn enforced_defaults_warning(global: &Global, apis: &AccountApis, plan: &Plan) {
-    let regions: std::collections::BTreeSet<&str> =
-        plan.changes.iter().map(|c| c.region.as_str()).collect();
-    for region in regions {
-        match apis.ec2.metadata_defaults(region).await {
+async fn enforced_defaults_warning(global: &Global, apis: &AccountMap, plan: &Plan) {
+    let places: BTreeSet<(&str, &str)> = plan
+        .changes
+        .iter()
+        .map(|c| (c.account_id.as_str(), c.region.as_str()))
+        .collect();
+    for (account, region) in places {
+        let Some(a) = apis.get(account) else { continue };
+        match a.ec2.metadata_defaults(region).await {
             Ok(d) if d.http_tokens_enforced.as_deref() == Some("enabled") => {
                 let what = if plan.action == Action::AllowV1 {
                     "EC2 will refuse these changes to HttpTokens=optional"
@@ -241,7 +253,7 @@ async fn enforced_defaults_warning(global: &Global, apis: &AccountApis, plan: &P
                     global.stderr_style,
                     global.verbosity,
                     &format!(
-                        "{region}: the account default has HttpTokensEnforced=enabled: {what}"
+                        "{account} {region}: the account default has HttpTokensEnforced=enabled: {what}"
                     ),
                 );
             }
@@ -284,17 +296,26 @@ async fn resume(
         eprintln!("run {run} has nothing left to do");
         return finish(global, store, run, &ExecOutcome::default());
     }
-    let apis = connect(global).await?;
-    let seen = describe_options(
-        apis.ec2.as_ref(),
-        open.iter()
-            .map(|c| (c.region.as_str(), c.instance_id.as_str())),
+    let apis = apis_for(global, &open.iter().map(|c| c.account_id.clone()).collect()).await?;
+    let seen = describe_all(
+        &apis,
+        open.iter().map(|c| {
+            (
+                c.account_id.as_str(),
+                c.region.as_str(),
+                c.instance_id.as_str(),
+            )
+        }),
     )
     .await;
     let at = now();
     let mut todo = 0;
     for c in &open {
-        match seen.get(&(c.region.clone(), c.instance_id.clone())) {
+        match seen.get(&(
+            c.account_id.clone(),
+            c.region.clone(),
+            c.instance_id.clone(),
+        )) {
             Some(Err(e)) => return Err(Error::Aws(e.clone())),
             Some(Ok(Some((now, _)))) if *now == c.target => {
                 // Already in effect: an answered call, or one whose answer was lost.
@@ -356,7 +377,7 @@ async fn resume(
 /// and the `--log` file, then reports.
 pub async fn execute(
     global: &Global,
-    apis: &AccountApis,
+    apis: &AccountMap,
     store: &mut Store,
     run: i64,
     action: &str,
@@ -412,19 +433,45 @@ pub async fn execute(
         verify_timeout: Duration::from_secs(exec.verify_timeout),
         ..ExecSettings::default()
     };
+    // One executor per account (EC2 limits are per account and region),
+    // all journaling into the same run.
+    let mut by_account: std::collections::BTreeMap<String, Vec<ChangeRecord>> = Default::default();
+    for c in changes {
+        by_account.entry(c.account_id.clone()).or_default().push(c);
+    }
     let outcome = {
         let journal = Mutex::new(&mut *store);
-        let executor = Executor {
-            ec2: apis.ec2.as_ref(),
-            store: &journal,
-            run,
-            settings,
-            cancel: &cancel,
-            reporter: reporter.as_ref(),
-            on_result: &on_result,
-        };
+        let executors: Vec<(Executor, Vec<ChangeRecord>)> = by_account
+            .into_iter()
+            .filter_map(|(account, changes)| {
+                let ec2 = apis.get(&account)?.ec2.as_ref();
+                Some((
+                    Executor {
+                        ec2,
+                        store: &journal,
+                        run,
+                        settings: settings.clone(),
+                        cancel: &cancel,
+                        reporter: reporter.as_ref(),
+                        on_result: &on_result,
+                    },
+                    changes,
+                ))
+            })
+            .collect();
+        let all = stream::iter(executors)
+            .map(|(executor, changes)| async move { executor.execute(changes).await })
+            .buffer_unordered(global.concurrency.max(1))
+            .collect::<Vec<_>>();
         tokio::select! {
-            r = executor.execute(changes) => r,
+            r = all => r.into_iter().try_fold(ExecOutcome::default(), |mut acc, o| {
+                let o = o?;
+                acc.interrupted |= o.interrupted;
+                acc.stopped_by = acc.stopped_by.or(o.stopped_by);
+                acc.throttled += o.throttled;
+                acc.retries += o.retries;
+                Ok::<_, crate::apply::ExecError>(acc)
+            }),
             _ = ctrl_c(&cancel, run) => unreachable!("ctrl_c never returns"),
         }
     };

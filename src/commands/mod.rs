@@ -1,6 +1,7 @@
 //! One module per subcommand: each wires settings, the AWS layer, the
 //! engine, the store and a renderer together, and returns an exit code.
 
+pub mod accounts;
 pub mod apply;
 pub mod plan;
 pub mod rollback;
@@ -47,12 +48,6 @@ pub fn emit(
             }
         }
     }
-}
-
-/// Loads AWS configuration (checking credentials) and builds the API set.
-pub async fn connect(global: &crate::settings::Global) -> Result<crate::aws::AccountApis, Error> {
-    let config = crate::aws::sdk::load_config(&global.session).await?;
-    Ok(crate::aws::sdk::account_apis(&config))
 }
 
 /// Asks "proceed? [y/N]" on a terminal; refuses without `--yes` elsewhere.

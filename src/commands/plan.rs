@@ -1,7 +1,7 @@
 //! `imdsguard plan`: selection → scan (fresh or stored) → plan file.
 
-use crate::aws::AccountApis;
 use crate::cli::{ActionArg, FilterArgs, PlanArgs, PlanOpts};
+use crate::commands::accounts::Target;
 use crate::commands::{emit, scan};
 use crate::error::Error;
 use crate::exit_codes::ExitCode;
@@ -67,11 +67,11 @@ pub fn inputs(action: Action, filters: &FilterArgs, opts: &PlanOpts) -> Result<P
 /// Returns the plan and whether the scan it rests on is complete.
 pub async fn make(
     global: &Global,
-    apis: Option<&AccountApis>,
+    targets: Option<&[Target]>,
     store: &mut Store,
     inputs: PlanInputs,
 ) -> Result<(Plan, bool), Error> {
-    let mut report = match (inputs.scan, apis) {
+    let mut report = match (inputs.scan, targets) {
         (Some(id), _) => {
             let mut r = store.load_report(id)?;
             // A stored scan may cover more regions than asked for now.
@@ -87,10 +87,10 @@ pub async fn make(
             });
             r
         }
-        (None, Some(apis)) => {
+        (None, Some(targets)) => {
             scan::perform(
                 global,
-                apis,
+                targets,
                 store,
                 inputs.selection,
                 inputs.owner_tags,
@@ -110,11 +110,11 @@ pub async fn make(
 pub async fn run(global: &Global, args: &PlanArgs) -> Result<ExitCode, Error> {
     let inputs = inputs(action(args.action), &args.filters, &args.plan)?;
     let mut store = Store::open(&global.db)?;
-    let apis = match inputs.scan {
+    let targets = match inputs.scan {
         Some(_) => None,
-        None => Some(crate::commands::connect(global).await?),
+        None => Some(crate::commands::accounts::scan_targets(global).await?),
     };
-    let (plan, complete) = make(global, apis.as_ref(), &mut store, inputs).await?;
+    let (plan, complete) = make(global, targets.as_deref(), &mut store, inputs).await?;
     match &global.out {
         Some(path) => {
             emit(Some(path), |w| {

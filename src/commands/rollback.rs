@@ -3,10 +3,10 @@
 
 use std::collections::BTreeSet;
 
-use crate::apply::describe_options;
 use crate::cli::RollbackArgs;
 use crate::clock::now;
-use crate::commands::{apply, confirm, connect, warn};
+use crate::commands::accounts::{apis_for, describe_all};
+use crate::commands::{apply, confirm, warn};
 use crate::error::Error;
 use crate::exit_codes::ExitCode;
 use crate::filter::parse_instance_id;
@@ -40,18 +40,30 @@ pub async fn run(global: &Global, args: &RollbackArgs) -> Result<ExitCode, Error
         eprintln!("run {}: nothing to roll back", args.run);
         return Ok(ExitCode::Success);
     }
-    let apis = connect(global).await?;
-    let seen = describe_options(
-        apis.ec2.as_ref(),
-        candidates
-            .iter()
-            .map(|c| (c.region.as_str(), c.instance_id.as_str())),
+    let apis = apis_for(
+        global,
+        &candidates.iter().map(|c| c.account_id.clone()).collect(),
+    )
+    .await?;
+    let seen = describe_all(
+        &apis,
+        candidates.iter().map(|c| {
+            (
+                c.account_id.as_str(),
+                c.region.as_str(),
+                c.instance_id.as_str(),
+            )
+        }),
     )
     .await;
     let mut changes = Vec::new();
     let mut notes = Vec::new();
     for c in &candidates {
-        match seen.get(&(c.region.clone(), c.instance_id.clone())) {
+        match seen.get(&(
+            c.account_id.clone(),
+            c.region.clone(),
+            c.instance_id.clone(),
+        )) {
             Some(Err(e)) => return Err(Error::Aws(e.clone())),
             Some(Ok(None)) | None => notes.push(format!("{}: no longer exists", c.instance_id)),
             Some(Ok(Some((now, _)))) if *now == c.previous => {
@@ -86,13 +98,14 @@ pub async fn run(global: &Global, args: &RollbackArgs) -> Result<ExitCode, Error
         return Ok(ExitCode::Success);
     }
     // EC2 refuses a return to optional tokens where the account enforces v2.
-    let regions: BTreeSet<&str> = changes
+    let places: BTreeSet<(&str, &str)> = changes
         .iter()
         .filter(|c| c.target.http_tokens == HttpTokens::Optional)
-        .map(|c| c.region.as_str())
+        .map(|c| (c.account_id.as_str(), c.region.as_str()))
         .collect();
-    for region in regions {
-        if let Ok(d) = apis.ec2.metadata_defaults(region).await {
+    for (account, region) in places {
+        let Some(a) = apis.get(account) else { continue };
+        if let Ok(d) = a.ec2.metadata_defaults(region).await {
             if d.http_tokens_enforced.as_deref() == Some("enabled") {
                 warn(
                     global.stderr_style,

@@ -1,17 +1,22 @@
 //! `imdsguard scan`: inventory → store → render. [`perform`] is also the
 //! first step of `plan`, `harden` and `disable`.
 
-use crate::aws::AccountApis;
+use std::sync::Arc;
+
+use futures::stream::{self, StreamExt};
+use tokio::sync::Semaphore;
+
 use crate::cli::ScanArgs;
 use crate::clock::now;
+use crate::commands::accounts::Target;
 use crate::commands::{emit, print_error, warn};
 use crate::error::Error;
 use crate::exit_codes::ExitCode;
 use crate::filter::Selection;
 use crate::output;
 use crate::progress::{Bar, Reporter, Silent};
-use crate::report::ScanReport;
-use crate::scan::{ScanSettings, scan_account};
+use crate::report::{Failure, ScanReport};
+use crate::scan::{ScanError, ScanSettings, scan_account};
 use crate::settings::{self, Global};
 use crate::store::Store;
 use crate::usage::Window;
@@ -40,10 +45,13 @@ pub fn inputs(
     Ok((owner_tags, window))
 }
 
-/// Scans the account behind `apis`, saves the scan and returns it.
+/// Scans every target account (concurrently, with at most `--concurrency`
+/// regions in flight in all), saves the scan as one and returns it. An
+/// account that cannot be reached is a failure of that account; with a
+/// single implicit account it is the command's error, as before.
 pub async fn perform(
     global: &Global,
-    apis: &AccountApis,
+    targets: &[Target],
     store: &mut Store,
     selection: Selection,
     owner_tags: Vec<String>,
@@ -56,27 +64,60 @@ pub async fn perform(
         owner_tags,
         concurrency: global.concurrency,
         usage: window,
+        permits: Arc::new(Semaphore::new(global.concurrency.max(1))),
     };
     let reporter: Box<dyn Reporter> = if global.progress {
         Box::new(Bar::new("scanning regions"))
     } else {
         Box::new(Silent)
     };
-    let inventory = scan_account(apis, &scan_settings, reporter.as_ref()).await?;
+    let settings = &scan_settings;
+    let reporter = reporter.as_ref();
+    let results: Vec<_> = stream::iter(targets)
+        .map(|t| async move { (t, scan_account(&t.apis, settings, reporter).await) })
+        .buffered(global.concurrency.max(1))
+        .collect()
+        .await;
+    reporter.finish();
     let mut report = ScanReport {
         id: None,
         started_at,
-        finished_at: now(),
-        identities: vec![(
+        usage_days: window.map(|w| w.days),
+        ..Default::default()
+    };
+    for (target, result) in results {
+        let inventory = match result {
+            Ok(i) => i,
+            Err(ScanError::Aws(error)) if target.account_id.is_some() => {
+                report.failures.push(Failure {
+                    account_id: target.account_id.clone(),
+                    region: None,
+                    error,
+                });
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        report.identities.push((
             inventory.account_id.clone(),
             inventory.principal_arn.clone(),
-        )],
-        regions: inventory.regions,
-        instances: inventory.records,
-        failures: inventory.failures,
-        warnings: inventory.warnings,
-        usage_days: window.map(|w| w.days),
-    };
+        ));
+        report.regions.extend(inventory.regions);
+        report.instances.extend(inventory.records);
+        report.failures.extend(inventory.failures);
+        let prefix = if targets.len() > 1 {
+            format!("{}: ", inventory.account_id)
+        } else {
+            String::new()
+        };
+        report.warnings.extend(
+            inventory
+                .warnings
+                .into_iter()
+                .map(|w| format!("{prefix}{w}")),
+        );
+    }
+    report.finished_at = now();
     report.id = Some(store.save_scan(&report)?);
     Ok(report)
 }
@@ -105,8 +146,8 @@ pub async fn run(global: &Global, args: &ScanArgs) -> Result<ExitCode, Error> {
     let selection = settings::selection(&args.filters)?;
     let (owner_tags, window) = inputs(&args.owner_tag, args.days, args.no_usage)?;
     let mut store = Store::open(&global.db)?;
-    let apis = crate::commands::connect(global).await?;
-    let report = perform(global, &apis, &mut store, selection, owner_tags, window).await?;
+    let targets = crate::commands::accounts::scan_targets(global).await?;
+    let report = perform(global, &targets, &mut store, selection, owner_tags, window).await?;
     emit(global.out.as_deref(), |w| {
         output::render(&report, global.format, global.stdout_style, w)
     })?;

@@ -1,0 +1,112 @@
+//! Reaching accounts: the caller's own, a list (`--accounts`), or the whole
+//! organization (`--org`), each other account through `--role-name`.
+//! Assumed-role credentials are resolved lazily by the SDK, so a refusal
+//! shows up as that account's failure, not as the end of the run.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_config::SdkConfig;
+
+use crate::aws::{AccountApis, sdk};
+use crate::error::Error;
+use crate::settings::{AccountScope, Global};
+
+/// One account to work on.
+pub struct Target {
+    /// `None` for the caller's own account when no list was given (learned from STS).
+    pub account_id: Option<String>,
+    pub apis: AccountApis,
+}
+
+/// The accounts a scan covers.
+pub async fn scan_targets(global: &Global) -> Result<Vec<Target>, Error> {
+    let base = sdk::load_config(&global.session).await?;
+    let ids = match &global.accounts {
+        AccountScope::Current => {
+            return Ok(vec![Target {
+                account_id: None,
+                apis: sdk::account_apis(&base),
+            }]);
+        }
+        AccountScope::List(ids) => ids.clone(),
+        AccountScope::Organization => sdk::organization_accounts(&base).await?,
+    };
+    let mut apis = for_accounts(global, &base, &ids.iter().cloned().collect()).await?;
+    Ok(ids
+        .into_iter()
+        .filter_map(|id| {
+            let a = apis.remove(&id)?;
+            Some(Target {
+                account_id: Some(id),
+                apis: a,
+            })
+        })
+        .collect())
+}
+
+/// API sets for exactly these accounts (those of a plan or a run): the
+/// caller's own account with its credentials, the others through the role.
+pub async fn apis_for(
+    global: &Global,
+    accounts: &BTreeSet<String>,
+) -> Result<BTreeMap<String, AccountApis>, Error> {
+    let base = sdk::load_config(&global.session).await?;
+    for_accounts(global, &base, accounts).await
+}
+
+async fn for_accounts(
+    global: &Global,
+    base: &SdkConfig,
+    accounts: &BTreeSet<String>,
+) -> Result<BTreeMap<String, AccountApis>, Error> {
+    let caller = sdk::account_apis(base)
+        .sts
+        .caller_identity()
+        .await?
+        .account_id;
+    let mut out = BTreeMap::new();
+    for id in accounts {
+        let apis = if *id == caller {
+            sdk::account_apis(base)
+        } else {
+            let Some(role) = &global.role else {
+                return Err(Error::Refused {
+                    message: format!("account {id} is not the account of your credentials ({caller})"),
+                    hint: "pass --role-name (and --external-id if needed) to assume a role in it, or use its credentials"
+                        .into(),
+                });
+            };
+            let config =
+                sdk::assume_role_config(base, id, &role.role_name, role.external_id.as_deref())
+                    .await;
+            sdk::account_apis(&config)
+        };
+        out.insert(id.clone(), apis);
+    }
+    Ok(out)
+}
+
+/// The API sets of the accounts a command touches, by account id.
+pub type AccountMap = BTreeMap<String, AccountApis>;
+
+/// What EC2 says now about each (account, region, instance), batched per
+/// account and region (see [`crate::apply::describe_options`]).
+pub async fn describe_all<'x>(
+    apis: &AccountMap,
+    items: impl Iterator<Item = (&'x str, &'x str, &'x str)>,
+) -> crate::apply::Described<(String, String, String)> {
+    let mut by_account: BTreeMap<&str, Vec<(&str, &str)>> = BTreeMap::new();
+    for (account, region, id) in items {
+        by_account.entry(account).or_default().push((region, id));
+    }
+    let mut out = std::collections::HashMap::new();
+    for (account, list) in by_account {
+        let Some(a) = apis.get(account) else { continue };
+        let seen = crate::apply::describe_options(a.ec2.as_ref(), list.into_iter()).await;
+        out.extend(
+            seen.into_iter()
+                .map(|((region, id), v)| ((account.to_owned(), region, id), v)),
+        );
+    }
+    out
+}
