@@ -104,6 +104,31 @@ pub enum Command {
     /// Plan and apply `disable-endpoint` in one step: no IMDS at all on the selected instances.
     #[command(after_help = AFTER_HELP)]
     Disable(DisableArgs),
+
+    /// Read-only SQL over the stored scans and runs.
+    ///
+    /// Tables: scans, scan_regions, scan_failures, instances, usage,
+    /// usage_daily, runs, changes. The database is opened read-only.
+    #[command(after_help = QUERY_EXAMPLES)]
+    Query(QueryArgs),
+
+    /// Enforcement over time: one line per stored scan.
+    #[command(after_help = AFTER_HELP)]
+    History,
+}
+
+const QUERY_EXAMPLES: &str = "\
+Examples:
+  imdsguard query \"SELECT owner, COUNT(*) AS n FROM instances WHERE scan_id = (SELECT MAX(id) FROM scans)
+                   AND http_tokens = 'optional' GROUP BY owner ORDER BY n DESC\"
+  imdsguard query \"SELECT instance_id, v1_calls, last_v1_call FROM usage ORDER BY v1_calls DESC LIMIT 10\" --format csv
+
+Exit codes: 0 success, 1 error, 2 bad arguments or SQL.";
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// One SELECT statement.
+    pub sql: String,
 }
 
 const PLAN_EXAMPLES: &str = "\

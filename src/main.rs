@@ -67,6 +67,8 @@ fn main() -> std::process::ExitCode {
             Command::Runs(args) => commands::runs::run(&global, args),
             Command::Harden(args) => commands::apply::harden(&global, args).await,
             Command::Disable(args) => commands::apply::disable(&global, args).await,
+            Command::Query(args) => commands::query::run(&global, args),
+            Command::History => commands::query::history(&global),
         }
     });
     match result {

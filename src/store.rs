@@ -184,6 +184,8 @@ pub enum StoreError {
     NoRun(i64),
     #[error("the database holds unreadable data: {0}")]
     Corrupt(String),
+    #[error("no database at {0}")]
+    Missing(PathBuf),
     #[error("the database has no scan yet")]
     Empty,
     #[error("cannot create {path}: {source}")]
@@ -200,7 +202,9 @@ impl StoreError {
             StoreError::NoScan(_) => {
                 "`imdsguard history` lists the scans; omit --scan for the latest"
             }
-            StoreError::Empty => "run `imdsguard scan` first (or pass the --db it used)",
+            StoreError::Empty | StoreError::Missing(_) => {
+                "run `imdsguard scan` first (or pass the --db it used)"
+            }
             StoreError::NoRun(_) => "`imdsguard runs` lists the runs in this database (check --db)",
             _ => "check --db (or IMDSGUARD_DB) points to a writable file",
         }
@@ -227,6 +231,30 @@ impl Store {
         let mut store = Store { conn };
         store.migrate(path)?;
         Ok(store)
+    }
+
+    /// Opens an existing database for reading only (`query`, `history`):
+    /// nothing is created or migrated, and `query_only` forbids writes.
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Missing(path.to_owned()));
+        }
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|source| StoreError::Open {
+                path: path.to_owned(),
+                source,
+            })?;
+        conn.pragma_update(None, "query_only", "ON")?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(StoreError::TooNew {
+                path: path.to_owned(),
+                found: version,
+                known,
+            });
+        }
+        Ok(Store { conn })
     }
 
     #[cfg(test)]

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod apply;
 pub mod plan;
+pub mod query;
 pub mod rollback;
 pub mod runs;
 pub mod scan;

@@ -4,6 +4,7 @@
 pub mod csv;
 pub mod json;
 pub mod plan;
+pub mod rows;
 pub mod run;
 pub mod table;
 pub mod usage;
