@@ -67,7 +67,9 @@ pub enum Command {
     ///
     /// `show instances` prints a scan again in any format; `show usage` lists
     /// instances by IMDSv1 calls with a daily sparkline, and `show usage
-    /// --fleet` the fleet's daily totals of answered and refused v1 calls.
+    /// --fleet` the fleet's daily totals of answered and refused v1 calls;
+    /// `show owners` and `show roles` group the instances that allow IMDSv1
+    /// by owner tag and by IAM role.
     #[command(after_help = AFTER_HELP)]
     Show(ShowArgs),
 
@@ -309,6 +311,10 @@ pub enum ShowView {
     Instances,
     /// IMDSv1 calls per instance (or per day with --fleet).
     Usage,
+    /// Instances that allow IMDSv1, grouped by owner tag: who to tell.
+    Owners,
+    /// IAM roles behind instances that allow IMDSv1: what an SSRF would hand out.
+    Roles,
 }
 
 #[derive(Debug, Args)]

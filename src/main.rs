@@ -13,6 +13,7 @@ mod container;
 mod error;
 mod exit_codes;
 mod filter;
+mod groups;
 mod journal;
 mod model;
 mod output;

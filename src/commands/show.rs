@@ -7,6 +7,7 @@ use crate::cli::{ShowArgs, ShowView};
 use crate::commands::emit;
 use crate::error::Error;
 use crate::exit_codes::ExitCode;
+use crate::groups;
 use crate::output;
 use crate::report::ScanReport;
 use crate::settings::Global;
@@ -23,6 +24,24 @@ pub fn run(global: &Global, args: &ShowArgs) -> Result<ExitCode, Error> {
     match args.view {
         ShowView::Instances => emit(global.out.as_deref(), |w| {
             output::render(&report, global.format, global.stdout_style, w)
+        })?,
+        ShowView::Owners => emit(global.out.as_deref(), |w| {
+            output::rows::render(
+                "owners",
+                &groups::by_owner(&report),
+                global.format,
+                global.stdout_style,
+                w,
+            )
+        })?,
+        ShowView::Roles => emit(global.out.as_deref(), |w| {
+            output::rows::render(
+                "roles",
+                &groups::by_role(&report),
+                global.format,
+                global.stdout_style,
+                w,
+            )
         })?,
         ShowView::Usage => {
             let days = window_days(&report);

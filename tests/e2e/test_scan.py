@@ -242,3 +242,32 @@ def test_color_flags(run, account):
     out = run.tmp / "t.txt"
     r = run("scan", "--regions", "us-east-1", "--no-usage", "--color", "always", "--out", str(out))
     assert "\x1b[" not in out.read_text()
+
+
+def test_show_owners_and_roles(run, seeded):
+    assert run("scan", *REGION_ARGS, "--no-usage").code == 0
+    allowing = [g for _, g in seeded.instances.values() if g.endpoint == "enabled" and g.tokens == "optional"]
+
+    r = run("show", "owners", "--format", "json")
+    assert r.code == 0, r.stderr
+    rows = {x["owner"]: x for x in r.json()["rows"]}
+    want = {}
+    for g in allowing:
+        want[fleet.owner_of(g)] = want.get(fleet.owner_of(g), 0) + 1
+    assert {k: v["allowing_v1"] for k, v in rows.items()} == want
+    assert rows["bob"]["roles"] == "batch-role"
+    # Without usage every one of them is unproven.
+    assert all(v["unknown"] == v["allowing_v1"] for v in rows.values())
+
+    r = run("show", "roles", "--format", "json")
+    roles = {x["role_name"]: x for x in r.json()["rows"]}
+    want_roles = {}
+    for g in allowing:
+        if fleet.role_of(g):
+            want_roles[fleet.role_of(g)] = want_roles.get(fleet.role_of(g), 0) + 1
+    assert {k: v["allowing_v1"] for k, v in roles.items()} == want_roles
+    assert set(roles["web-role"]["owners"].split(", ")) == {"platform"}
+
+    table = run("show", "owners")
+    assert table.code == 0 and "alice" not in table.stdout  # alice's instances all require v2
+    assert "bob" in table.stdout
