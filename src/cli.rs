@@ -337,6 +337,8 @@ pub enum FormatArg {
     Table,
     Json,
     Csv,
+    /// Findings as SARIF 2.1.0 (scan, show instances).
+    Sarif,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -13,6 +13,7 @@ mod container;
 mod error;
 mod exit_codes;
 mod filter;
+mod findings;
 mod groups;
 mod journal;
 mod model;
@@ -43,6 +44,22 @@ fn main() -> std::process::ExitCode {
         }
     };
     init_logging(global.verbosity, global.stderr_style.color);
+    let sarif_ok = matches!(
+        &cli.command,
+        Command::Scan(_)
+            | Command::Show(cli::ShowArgs {
+                view: cli::ShowView::Instances,
+                ..
+            })
+    );
+    if global.format == output::Format::Sarif && !sarif_ok {
+        let e = error::Error::Usage {
+            message: "--format sarif is for findings: `scan` and `show instances`".into(),
+            hint: "use --format json, csv or table here".into(),
+        };
+        commands::print_error(global.stderr_style, &e.to_string(), &e.hint());
+        return e.exit_code().into();
+    }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

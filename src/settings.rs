@@ -129,6 +129,7 @@ impl Global {
                 FormatArg::Table => Format::Table,
                 FormatArg::Json => Format::Json,
                 FormatArg::Csv => Format::Csv,
+                FormatArg::Sarif => Format::Sarif,
             },
             out: args.out.clone(),
             concurrency: usize::from(args.concurrency),

@@ -23,6 +23,8 @@ pub struct ScanDoc<'a> {
     pub instances: Instances<'a>,
     pub failures: Vec<FailureV1<'a>>,
     pub warnings: &'a [String],
+    /// Added in v1 without a version bump: fields are only ever added.
+    pub findings: Vec<crate::findings::Finding>,
 }
 
 /// The instance records, serialized one at a time as they are written:
@@ -207,6 +209,7 @@ pub fn document(report: &ScanReport) -> ScanDoc<'_> {
             })
             .collect(),
         warnings: &report.warnings,
+        findings: crate::findings::run(report),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod json;
 pub mod plan;
 pub mod rows;
 pub mod run;
+pub mod sarif;
 pub mod table;
 pub mod usage;
 
@@ -19,6 +20,8 @@ pub enum Format {
     Table,
     Json,
     Csv,
+    /// Findings only, as SARIF 2.1.0 (`scan` and `show instances`).
+    Sarif,
 }
 
 /// ANSI styling, on or off as decided once at the edge (`--color`, `NO_COLOR`, TTY).
@@ -60,6 +63,7 @@ pub fn render(
         Format::Table => table::render(report, style, out),
         Format::Json => json::render(report, out),
         Format::Csv => csv::render(report, out),
+        Format::Sarif => sarif::render(&crate::findings::run(report), out),
     }
 }
 

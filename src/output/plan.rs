@@ -52,7 +52,8 @@ pub fn render(
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
     match format {
-        Format::Json => {
+        // `main` refuses --format sarif outside `scan` and `show instances`.
+        Format::Json | Format::Sarif => {
             serde_json::to_writer_pretty(&mut *out, plan)?;
             writeln!(out)
         }

@@ -33,7 +33,8 @@ pub fn render(
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
     match format {
-        Format::Json => {
+        // `main` refuses --format sarif outside `scan` and `show instances`.
+        Format::Json | Format::Sarif => {
             let records: Vec<Value> = rows
                 .rows
                 .iter()

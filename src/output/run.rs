@@ -68,7 +68,8 @@ pub fn render(
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
     match format {
-        Format::Json => {
+        // `main` refuses --format sarif outside `scan` and `show instances`.
+        Format::Json | Format::Sarif => {
             let doc = RunDoc {
                 schema: SCHEMA,
                 kind: "run",
@@ -178,7 +179,8 @@ pub fn render_list(
         })
         .collect();
     match format {
-        Format::Json => {
+        // `main` refuses --format sarif outside `scan` and `show instances`.
+        Format::Json | Format::Sarif => {
             #[derive(Serialize)]
             struct Doc<'a> {
                 schema: &'static str,

@@ -220,6 +220,30 @@ pub fn render(report: &ScanReport, style: Style, out: &mut dyn Write) -> std::io
         }
     }
 
+    let findings = crate::findings::run(report);
+    if !findings.is_empty() {
+        let mut by_rule: std::collections::BTreeMap<&str, usize> = Default::default();
+        for f in &findings {
+            *by_rule.entry(f.rule).or_default() += 1;
+        }
+        let high = findings
+            .iter()
+            .filter(|f| f.severity == crate::findings::Severity::High)
+            .count();
+        writeln!(out)?;
+        writeln!(
+            out,
+            "Findings: {} ({} high): {} (details: --format json or sarif)",
+            findings.len(),
+            high,
+            by_rule
+                .iter()
+                .map(|(r, n)| format!("{r} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )?;
+    }
+
     let v1: Vec<_> = report.allowing_v1().collect();
     writeln!(out)?;
     if v1.is_empty() {

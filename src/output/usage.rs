@@ -136,7 +136,8 @@ pub fn render_instances(
 ) -> std::io::Result<()> {
     let ranked = ranked(report);
     match format {
-        Format::Json => {
+        // `main` refuses --format sarif outside `scan` and `show instances`.
+        Format::Json | Format::Sarif => {
             let doc = UsageDoc {
                 schema: SCHEMA,
                 kind: "usage",
@@ -283,7 +284,8 @@ pub fn render_fleet(
 ) -> std::io::Result<()> {
     let fleet = fleet_days(report, days);
     match format {
-        Format::Json => {
+        // `main` refuses --format sarif outside `scan` and `show instances`.
+        Format::Json | Format::Sarif => {
             let doc = FleetDoc {
                 schema: SCHEMA,
                 kind: "fleet-usage",

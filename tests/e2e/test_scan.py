@@ -271,3 +271,39 @@ def test_show_owners_and_roles(run, seeded):
     table = run("show", "owners")
     assert table.code == 0 and "alice" not in table.stdout  # alice's instances all require v2
     assert "bob" in table.stdout
+
+
+def test_findings_in_json_and_sarif(run, seeded):
+    r = run("scan", *REGION_ARGS, "--no-usage", "--format", "json")
+    assert r.code == 0, r.stderr
+    findings = r.json()["findings"]
+    by_rule = {}
+    for f in findings:
+        by_rule.setdefault(f["rule"], {})[f["resource"].rsplit("/", 1)[1]] = f
+    allowing = {i: g for i, (_, g) in seeded.instances.items() if g.endpoint == "enabled" and g.tokens == "optional"}
+    assert set(by_rule["imdsv1-allowed"]) == set(allowing)
+    for iid, g in allowing.items():
+        f = by_rule["imdsv1-allowed"][iid]
+        assert f["severity"] == ("high" if fleet.role_of(g) else "medium"), iid
+        assert f["docs"] == "docs/findings.md#imdsv1-allowed"
+    hop1 = {i for i, (_, g) in seeded.instances.items() if g.container and g.tokens == "required" and g.hop < 2}
+    assert hop1 and set(by_rule["container-hop-limit"]) == hop1
+    assert "imdsv1-in-use" not in by_rule  # no usage measured, no claim of use
+
+    out = run.tmp / "scan.sarif"
+    r = run("scan", *REGION_ARGS, "--no-usage", "--format", "sarif", "--out", str(out))
+    assert r.code == 0, r.stderr
+    sarif = json.loads(out.read_text())
+    assert sarif["version"] == "2.1.0"
+    sarif_run = sarif["runs"][0]
+    rules = [x["id"] for x in sarif_run["tool"]["driver"]["rules"]]
+    assert {"imdsv1-allowed", "imdsv1-in-use", "imdsv1-refused", "container-hop-limit"} <= set(rules)
+    assert len(sarif_run["results"]) == len(findings)
+    for res in sarif_run["results"]:
+        assert rules[res["ruleIndex"]] == res["ruleId"]
+        assert res["locations"][0]["logicalLocations"][0]["fullyQualifiedName"].startswith("arn:aws:ec2:")
+
+    r = run("scan", *REGION_ARGS, "--no-usage")
+    assert f"Findings: {len(findings)} (" in r.stdout
+    r = run("runs", "--format", "sarif")
+    assert r.code == 2 and "--format sarif is for findings" in r.stderr

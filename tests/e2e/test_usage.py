@@ -144,6 +144,14 @@ def test_usage_and_verdicts(urun, world, days):
             continue
         want = expected(case, days, now)
         assert rec["usage"] == want, case.name
+    # Findings follow the verdicts.
+    rules = {}
+    for f in doc["findings"]:
+        rules.setdefault(f["rule"], set()).add(f["resource"].rsplit("/", 1)[1])
+    want_in_use = {ids[c.name] for c in CASES if verdict(c, days) == "in-use"}
+    want_refused = {ids[c.name] for c in CASES if verdict(c, days) == "rejecting-v1"}
+    assert rules.get("imdsv1-in-use", set()) == want_in_use
+    assert rules.get("imdsv1-refused", set()) == want_refused
     # The verdict counts per region add up.
     for c in doc["summary"]["regions"]:
         assert sum(c["readiness"].values()) == c["instances"]

@@ -1,0 +1,183 @@
+//! Findings: checks in the spirit of zizmor's audits. Each check lives in
+//! its own module, implements [`Check`] at the level it needs (only the
+//! instance level exists so far), and is listed once in [`REGISTRY`]. A
+//! [`Finding`] carries its rule's id, severity, title, docs anchor, the
+//! resource and a remediation; renderers (JSON, SARIF) take only findings.
+
+mod container_hop_limit;
+mod v1_allowed;
+mod v1_in_use;
+mod v1_refused;
+
+use serde::Serialize;
+
+use crate::report::{InstanceRecord, ScanReport};
+
+/// How bad it is, ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Medium,
+    High,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Medium => "medium",
+            Severity::High => "high",
+        }
+    }
+}
+
+/// What a rule is, independent of any resource.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Rule {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub description: &'static str,
+    pub remediation: &'static str,
+    /// Anchor in docs/findings.md.
+    pub docs: &'static str,
+    /// Benchmarks and controls the rule maps to (CIS, Security Hub).
+    pub references: &'static [&'static str],
+    pub default_severity: Severity,
+}
+
+/// One rule firing on one resource.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub rule: &'static str,
+    pub severity: Severity,
+    pub title: &'static str,
+    pub docs: &'static str,
+    pub account_id: String,
+    pub region: String,
+    /// The resource's ARN.
+    pub resource: String,
+    pub message: String,
+    pub remediation: &'static str,
+}
+
+impl Finding {
+    /// The builder checks that every finding names its rule's resource properly.
+    pub fn for_instance(
+        rule: &Rule,
+        r: &InstanceRecord,
+        severity: Severity,
+        message: String,
+    ) -> Finding {
+        Finding {
+            rule: rule.id,
+            severity,
+            title: rule.title,
+            docs: rule.docs,
+            account_id: r.account_id.clone(),
+            region: r.region.clone(),
+            resource: instance_arn(r),
+            message,
+            remediation: rule.remediation,
+        }
+    }
+}
+
+pub fn instance_arn(r: &InstanceRecord) -> String {
+    format!(
+        "arn:{}:ec2:{}:{}:instance/{}",
+        crate::aws::sdk::partition(&r.region),
+        r.region,
+        r.account_id,
+        r.instance.instance_id
+    )
+}
+
+/// A check. Hooks default to finding nothing; a check overrides the level it needs.
+pub trait Check: Sync {
+    fn rule(&self) -> &'static Rule;
+    fn instance(&self, _r: &InstanceRecord) -> Option<Finding> {
+        None
+    }
+}
+
+/// Every check, in a stable order (SARIF rule indexes follow it).
+pub static REGISTRY: &[&dyn Check] = &[
+    &v1_allowed::V1Allowed,
+    &v1_in_use::V1InUse,
+    &v1_refused::V1Refused,
+    &container_hop_limit::ContainerHopLimit,
+];
+
+/// Runs every check over a scan; most severe first.
+pub fn run(report: &ScanReport) -> Vec<Finding> {
+    let mut out: Vec<Finding> = report
+        .instances
+        .iter()
+        .flat_map(|r| REGISTRY.iter().filter_map(move |c| c.instance(r)))
+        .collect();
+    out.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then_with(|| a.resource.cmp(&b.resource))
+            .then(a.rule.cmp(b.rule))
+    });
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use crate::aws::fake::instance;
+    use crate::model::HttpTokens;
+    use crate::readiness::{Readiness, Usage};
+    use crate::report::InstanceRecord;
+
+    pub fn record(tokens: HttpTokens, readiness: Readiness) -> InstanceRecord {
+        InstanceRecord {
+            account_id: "111122223333".into(),
+            region: "eu-west-1".into(),
+            instance: instance(7, tokens),
+            role_name: None,
+            owner: None,
+            asg_name: None,
+            cfn_stack: None,
+            launch_template: None,
+            container_host: false,
+            container_reason: None,
+            usage: None,
+            daily: Vec::new(),
+            readiness,
+            reason: "why".into(),
+        }
+    }
+
+    pub fn usage(v1: u64, rejected: u64) -> Usage {
+        Usage {
+            window_days: 14,
+            v1_calls: v1,
+            last_v1_call: None,
+            days_with_data: 14,
+            rejected_calls: rejected,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_ids_are_unique_and_documented() {
+        let mut ids: Vec<&str> = REGISTRY.iter().map(|c| c.rule().id).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), REGISTRY.len());
+        let docs = include_str!("../../docs/findings.md");
+        for c in REGISTRY {
+            assert!(
+                docs.contains(&format!("## {}", c.rule().id)),
+                "{} undocumented",
+                c.rule().id
+            );
+            assert_eq!(c.rule().docs, format!("docs/findings.md#{}", c.rule().id));
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! `imdsv1-refused`: IMDSv2 is enforced but something on the instance still
+//! tries IMDSv1 and is refused (`MetadataNoTokenRejected` > 0): it is broken.
+
+use super::{Check, Finding, Rule, Severity};
+use crate::readiness::Readiness;
+use crate::report::InstanceRecord;
+
+static RULE: Rule = Rule {
+    id: "imdsv1-refused",
+    title: "Enforced instance refuses IMDSv1 calls",
+    description: "IMDSv2 is required on this instance and CloudWatch MetadataNoTokenRejected shows refused \
+                  IMDSv1 calls: some software on it fails to get metadata or credentials.",
+    remediation: "Upgrade the software making IMDSv1 calls; if it cannot be fixed quickly, roll back with \
+                  `imdsguard rollback RUN` and fix it first.",
+    docs: "docs/findings.md#imdsv1-refused",
+    references: &[],
+    default_severity: Severity::Medium,
+};
+
+pub struct V1Refused;
+
+impl Check for V1Refused {
+    fn rule(&self) -> &'static Rule {
+        &RULE
+    }
+
+    fn instance(&self, r: &InstanceRecord) -> Option<Finding> {
+        (r.readiness == Readiness::RejectingV1).then(|| {
+            Finding::for_instance(
+                &RULE,
+                r,
+                Severity::Medium,
+                format!("{}: {}", r.instance.instance_id, r.reason),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::findings::test_support::{record, usage};
+    use crate::model::HttpTokens;
+
+    #[test]
+    fn fires_only_on_rejecting() {
+        let mut r = record(HttpTokens::Required, Readiness::RejectingV1);
+        r.usage = Some(usage(0, 3));
+        assert!(V1Refused.instance(&r).is_some());
+        assert!(
+            V1Refused
+                .instance(&record(HttpTokens::Required, Readiness::Compliant))
+                .is_none()
+        );
+    }
+}
