@@ -1,4 +1,5 @@
-"""The imdsguard benchmark: scans, apply and memory against bench/fakeaws.py.
+"""The imdsguard benchmark: scans (one account and many), apply and memory
+against bench/fakeaws.py.
 
 Run it through bench/run (which prepares the Python environment, GNU time and
 the release binary; `bench/run --help`). Every AWS call goes to a fake
@@ -28,7 +29,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 FAKE = HERE / "fakeaws.py"
-ACCOUNTS = 1
 BENCH_REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2", "sa-east-1"]
 # An uneven split, like real estates: 40/30/20/10 %.
 SPLIT = [0.4, 0.3, 0.2, 0.1]
@@ -39,6 +39,16 @@ APPLY_REGION = "us-east-1"
 DAYS = 14
 DESCRIBE_PAGE = 1_000  # EC2's largest DescribeInstances page
 METRIC_QUERIES = 500  # CloudWatch's cap on queries per GetMetricData
+ORG_PAGE = 20  # Organizations' largest ListAccounts page
+CONCURRENCY = 8  # imdsguard's default --concurrency: regions in flight across all accounts
+# Many accounts: an organization of MULTI_ACCOUNTS active accounts (the
+# management account, whose credentials the scan runs with, and the members,
+# reached through ROLE_NAME) plus MULTI_SUSPENDED suspended ones, each active
+# one with MULTI_PER_REGION instances in every bench region.
+MULTI_ACCOUNTS = 10
+MULTI_SUSPENDED = 1
+MULTI_PER_REGION = 250
+ROLE_NAME = "BenchRole"
 
 # Targets (issue 5).
 TARGET_CALL_RATIO = 1.05
@@ -46,6 +56,7 @@ TARGET_APPLY_RATE = 4.5
 TARGET_RSS_MB = 300
 
 SCAN_TIMEOUT = {1_000: 180, 5_000: 300, 10_000: 420, MEMORY_FLEET: 1200}
+MULTI_TIMEOUT = 420
 PLAN_TIMEOUT = 300
 APPLY_TIMEOUT = 900  # 1,000 changes at 5/s is 200 s
 
@@ -91,9 +102,10 @@ class Fake:
         with urllib.request.urlopen(self.url + path, timeout=120) as r:
             return json.load(r)
 
-    def post(self, path: str) -> dict:
-        req = urllib.request.Request(self.url + path, data=b"", method="POST")
-        with urllib.request.urlopen(req, timeout=30) as r:
+    def post(self, path: str, payload=None) -> dict:
+        data = b"" if payload is None else json.dumps(payload).encode()
+        req = urllib.request.Request(self.url + path, data=data, method="POST")
+        with urllib.request.urlopen(req, timeout=120) as r:
             return json.load(r)
 
     def stop(self) -> None:
@@ -211,18 +223,43 @@ def split_fleet(total: int) -> dict[str, int]:
     return dict(zip(BENCH_REGIONS, sizes))
 
 
-def minimum_calls(expected: dict, usage: bool) -> dict[str, int]:
-    """The physical minimum for one account: nothing can be saved below this."""
-    regions = expected["regions"].values()
+def scanned_accounts(expected: dict, mode: str) -> dict[str, dict]:
+    """account id -> {region: expected counts} of the accounts a scan covers:
+    the caller's own (mode ""), or every active account of the organization
+    (mode "accounts": all of them listed; mode "org": found by ListAccounts)."""
+    if not mode:
+        return {expected["account_id"]: expected["regions"]}
+    return {a: v["regions"] for a, v in expected["accounts"].items() if v["status"] == "ACTIVE"}
+
+
+def account_minimum(regions: dict, usage: bool) -> dict[str, int]:
+    """The physical minimum of one account's own calls."""
     out = {
-        "GetCallerIdentity": ACCOUNTS,
-        "DescribeRegions": ACCOUNTS,
-        "ListInstanceProfiles": ACCOUNTS,  # 25 profiles: one page
-        "DescribeInstances": sum(max(1, math.ceil(r["instances"] / DESCRIBE_PAGE)) for r in regions),
+        "GetCallerIdentity": 1,
+        "DescribeRegions": 1,
+        "ListInstanceProfiles": 1,  # 25 profiles: one page
+        "DescribeInstances": sum(max(1, math.ceil(r["instances"] / DESCRIBE_PAGE)) for r in regions.values()),
         "GetMetricData": 0,
     }
     if usage:
-        out["GetMetricData"] = sum(math.ceil(2 * r["endpoint_enabled"] / METRIC_QUERIES) for r in regions)
+        out["GetMetricData"] = sum(math.ceil(2 * r["endpoint_enabled"] / METRIC_QUERIES) for r in regions.values())
+    return out
+
+
+def minimum_calls(expected: dict, usage: bool, mode: str = "") -> dict[str, int]:
+    """The physical minimum: nothing can be saved below this. Per account one
+    GetCallerIdentity, DescribeRegions and ListInstanceProfiles and the
+    regions' pages and metric batches; with many accounts also one AssumeRole
+    per account other than the caller's, and ListAccounts' pages for --org."""
+    out: dict[str, int] = {}
+    accounts = scanned_accounts(expected, mode)
+    for regions in accounts.values():
+        for k, v in account_minimum(regions, usage).items():
+            out[k] = out.get(k, 0) + v
+    if mode:
+        out["AssumeRole"] = sum(1 for a in accounts if a != expected["account_id"])
+    if mode == "org":
+        out["ListAccounts"] = math.ceil(len(expected["accounts"]) / ORG_PAGE)
     return out
 
 
@@ -233,32 +270,61 @@ def calls_by_action(stats: dict) -> dict[str, int]:
     return out
 
 
-def calls_by_region(stats: dict) -> dict[str, int]:
-    out: dict[str, int] = {}
+def calls_by_account(stats: dict) -> dict[str, dict[str, int]]:
+    """account -> action -> calls made with that account's credentials; an
+    AssumeRole is counted under the account it assumes a role in (the fake
+    counts the call itself under the caller)."""
+    out: dict[str, dict[str, int]] = {}
     for c in stats["calls"]:
-        if c["region"] in BENCH_REGIONS and c["action"] in ("DescribeInstances", "GetMetricData"):
-            out[c["region"]] = out.get(c["region"], 0) + c["count"]
+        if c["action"] == "AssumeRole":
+            continue
+        acct = out.setdefault(c.get("account", "?"), {})
+        acct[c["action"]] = acct.get(c["action"], 0) + c["count"]
+    for target, n in stats.get("assume_role_targets", {}).items():
+        out.setdefault(target, {})["AssumeRole"] = n
     return out
 
 
-def latency_floor(stats: dict) -> float:
+def calls_by_region(stats: dict) -> dict[tuple[str, str], int]:
+    out: dict[tuple[str, str], int] = {}
+    for c in stats["calls"]:
+        if c["region"] in BENCH_REGIONS and c["action"] in ("DescribeInstances", "GetMetricData"):
+            key = (c.get("account", ""), c["region"])
+            out[key] = out.get(key, 0) + c["count"]
+    return out
+
+
+def latency_floor(stats: dict, mode: str = "") -> float:
     """Time the scan cannot avoid waiting with this latency: the account-level
     calls that precede the regions (GetCallerIdentity, DescribeRegions) plus
     the busiest region's sequential calls (regions run concurrently; within a
     region pages and metric batches are sequential). ListInstanceProfiles runs
-    alongside the regions, so it is not on the critical path."""
+    alongside the regions, so it is not on the critical path.
+
+    With many accounts, ListAccounts (--org) comes first too, and at most
+    CONCURRENCY regions are in flight across all accounts, so the regions'
+    calls take at least ceil(Σ calls / CONCURRENCY) latencies; the members'
+    AssumeRole overlaps the management account's regions."""
     lat = stats["latency_per_call_seconds"]
     per_region = calls_by_region(stats)
-    return lat * (2 + (max(per_region.values()) if per_region else 0))
+    busiest = max(per_region.values()) if per_region else 0
+    if not mode:
+        return lat * (2 + busiest)
+    pre = 2 + (1 if mode == "org" else 0)
+    spread = math.ceil(sum(per_region.values()) / CONCURRENCY)
+    return lat * (pre + max(busiest, spread))
 
 
-def check_totals(doc: dict, expected: dict, usage: bool) -> list[str]:
-    """Differences between the scan's JSON summary and the generated fleet."""
+def check_totals(doc: dict, expected: dict, usage: bool, mode: str = "") -> list[str]:
+    """Differences between the scan's JSON summary and the generated fleet,
+    in total and per (account, region)."""
     problems = []
     key = "readiness_usage" if usage else "readiness_no_usage"
+    accounts = scanned_accounts(expected, mode)
+    want = {(a, name): r for a, regions in accounts.items() for name, r in regions.items()}
     want_total = {"instances": 0, "required": 0, "optional": 0, "disabled": 0}
     want_ready: dict[str, int] = {}
-    for r in expected["regions"].values():
+    for r in want.values():
         for k in want_total:
             want_total[k] += r[k]
         for k, v in r[key].items():
@@ -270,17 +336,23 @@ def check_totals(doc: dict, expected: dict, usage: bool) -> list[str]:
     for k, v in want_ready.items():
         if total["readiness"].get(k, 0) != v:
             problems.append(f"total.readiness.{k} = {total['readiness'].get(k, 0)}, fleet has {v}")
-    got_regions = {r["region"]: r for r in doc["summary"]["regions"]}
-    for name, r in expected["regions"].items():
-        g = got_regions.get(name)
+    got = {(r.get("account_id", expected["account_id"]), r["region"]): r for r in doc["summary"]["regions"]}
+    for (acct, name), r in want.items():
+        where = f"{acct} {name}" if mode else name
+        g = got.get((acct, name))
         if g is None:
-            problems.append(f"region {name} missing from the summary")
+            problems.append(f"{where} missing from the summary")
             continue
         for k in ("instances", "required", "optional", "disabled"):
             if g.get(k) != r[k]:
-                problems.append(f"{name}.{k} = {g.get(k)}, fleet has {r[k]}")
+                problems.append(f"{where}.{k} = {g.get(k)}, fleet has {r[k]}")
+        for k, v in r[key].items():
+            if (g.get("readiness") or {}).get(k, 0) != v:
+                problems.append(f"{where}.readiness.{k} = {(g.get('readiness') or {}).get(k, 0)}, fleet has {v}")
         if not g.get("complete", False):
-            problems.append(f"{name} incomplete")
+            problems.append(f"{where} incomplete")
+    for acct, name in sorted(set(got) - set(want)):
+        problems.append(f"{acct} {name} in the summary, but not in the fleet scanned")
     if len(doc.get("instances", [])) != want_total["instances"]:
         problems.append(f"{len(doc.get('instances', []))} instance records, fleet has {want_total['instances']}")
     if doc.get("failures"):
@@ -305,6 +377,12 @@ class ScanResult:
     regions: int
     label: str
     usage: bool
+    mode: str = ""  # "" (the caller's account), "accounts" (--accounts) or "org" (--org)
+    accounts: int = 1
+    argv: str = ""
+    per_account: dict[str, dict[str, int]] = field(default_factory=dict)  # account -> action -> calls
+    per_account_min: dict[str, dict[str, int]] = field(default_factory=dict)
+    per_account_instances: dict[str, tuple[int, int]] = field(default_factory=dict)  # account -> (fleet, scan)
     calls: dict[str, int] = field(default_factory=dict)
     minimum: dict[str, int] = field(default_factory=dict)
     wall: float = 0.0
@@ -332,24 +410,66 @@ class ScanResult:
         return self.total / self.min_total if self.min_total else float("nan")
 
 
-def run_scan(ig: Imdsguard, fake: Fake, fleet: int, usage: bool, label: str, timeout: float) -> ScanResult:
+def check_accounts(doc: dict, expected: dict, fake: Fake, mode: str) -> list[str]:
+    """With many accounts: every instance record carries the account and
+    region that really own it, and every account scanned was reached with the
+    right identity (its own credentials, or the role in it)."""
+    problems = []
+    accounts = scanned_accounts(expected, mode)
+    records = doc.get("instances", [])
+    owners = fake.post("/_bench/owners", [r.get("instance_id") for r in records])
+    wrong = [
+        r["instance_id"]
+        for r in records
+        if (owners.get(r.get("instance_id")) or {}) != {"account": r.get("account_id"), "region": r.get("region")}
+    ]
+    if wrong:
+        problems.append(f"{len(wrong)} instance record(s) with the wrong account or region, e.g. {wrong[:2]}")
+    ids = {i.get("account_id"): i.get("arn", "") for i in doc.get("scan", {}).get("identities", [])}
+    for acct in accounts:
+        want = (f"arn:aws:iam::{acct}:user/bench" if acct == expected["account_id"]
+                else f"arn:aws:sts::{acct}:assumed-role/{ROLE_NAME}/imdsguard")
+        if ids.get(acct) != want:
+            problems.append(f"identity of {acct} = {ids.get(acct)!r}, expected {want}")
+    extra = sorted(set(ids) - set(accounts))
+    if extra:
+        problems.append(f"identities of accounts not scanned: {extra}")
+    return problems
+
+
+def run_scan(ig: Imdsguard, fake: Fake, fleet: int, usage: bool, label: str, timeout: float,
+             mode: str = "") -> ScanResult:
     expected = fake.get("/_bench/fleet")
-    regions = list(expected["regions"])
-    res = ScanResult(fleet, len(regions), label, usage)
-    res.minimum = minimum_calls(expected, usage)
+    accounts = scanned_accounts(expected, mode)
+    regions = list(dict.fromkeys(r for regs in accounts.values() for r in regs))
+    res = ScanResult(fleet, len(regions), label, usage, mode, len(accounts))
+    res.minimum = minimum_calls(expected, usage, mode)
+    for acct, regs in accounts.items():
+        res.per_account_min[acct] = account_minimum(regs, usage)
+        if mode:
+            res.per_account_min[acct]["AssumeRole"] = 0 if acct == expected["account_id"] else 1
     fake.post("/_bench/reset")
     tmp = Path(tempfile.mkdtemp(prefix=f"scan-{fleet}-", dir=ig.workdir))
     out = tmp / "scan.json"
     args = ["scan", *(["--days", str(DAYS)] if usage else ["--no-usage"])]
+    if mode == "accounts":
+        args += ["--accounts", ",".join(accounts), "--role-name", ROLE_NAME]
+    elif mode == "org":
+        args += ["--org", "--role-name", ROLE_NAME]
     args += ["--regions", ",".join(regions), "--format", "json", "--db", str(tmp / "imdsguard.db"), "--out", str(out)]
     args += ["--no-progress"]
+    shown = ["TMP/scan.json" if a == str(out) else "TMP" if a == str(tmp / "imdsguard.db") else a for a in args]
+    if mode == "accounts":
+        shown[shown.index("--accounts") + 1] = f"<the {len(accounts)} ids>"
+    res.argv = " ".join(shown)
     log(f"{label}: imdsguard {' '.join(args)}")
     run = ig.run(args, fake.url, tmp / "home", timeout)
     stats = fake.get("/_bench/stats")
     res.calls = calls_by_action(stats)
+    res.per_account = calls_by_account(stats)
     res.wall, res.rss_mb = run.wall, run.rss_mb
     res.busy = stats["busy_seconds"]
-    res.floor = latency_floor(stats)
+    res.floor = latency_floor(stats, mode)
     res.latency_sum = stats["latency_seconds_injected"]
     if stats.get("first_call_monotonic") and run.started:
         res.before_first = max(0.0, stats["first_call_monotonic"] - run.started)
@@ -359,7 +479,15 @@ def run_scan(ig: Imdsguard, fake: Fake, fleet: int, usage: bool, label: str, tim
         res.error = f"imdsguard exited {run.code}: {run.brief_error()}"
     try:
         doc = json.loads(out.read_text())
-        res.problems = check_totals(doc, expected, usage)
+        res.problems = check_totals(doc, expected, usage, mode)
+        if mode:
+            res.problems += check_accounts(doc, expected, fake, mode)
+            got: dict[str, int] = {}
+            for r in doc.get("instances", []):
+                got[r.get("account_id")] = got.get(r.get("account_id"), 0) + 1
+            res.per_account_instances = {
+                a: (sum(r["instances"] for r in regs.values()), got.get(a, 0)) for a, regs in accounts.items()
+            }
     except Exception as e:  # no or broken JSON
         res.problems = [f"no scan JSON: {e}"]
     shutil.rmtree(tmp, ignore_errors=True)
@@ -536,20 +664,49 @@ def binary_info(binary: Path) -> str:
     return f"`{binary}` ({kind} build; `{version}`; built {mtime}; HEAD {git}{', src/ has uncommitted changes' if dirty else ''})"
 
 
+ACTIONS = [
+    "DescribeInstances", "GetMetricData", "GetCallerIdentity", "DescribeRegions", "ListInstanceProfiles",
+    "AssumeRole", "ListAccounts",
+]
+
+
+def call_cells(calls: dict[str, int], minimum: dict[str, int]) -> list[str]:
+    """One cell per action in ACTIONS (bold where it differs from its minimum), then `other`."""
+    cells = []
+    for a in ACTIONS:
+        got, want = calls.get(a, 0), minimum.get(a, 0)
+        cells.append(f"{got}" if got == want else f"**{got}** (min {want})")
+    cells.append(str(sum(v for k, v in calls.items() if k not in ACTIONS)))
+    return cells
+
+
+def account_table(r: ScanResult, management: str) -> list[str]:
+    """Calls per account of a many-account scan."""
+    head = ["account", "reached as", "instances (fleet / scan)"] + ACTIONS + ["other", "calls", "minimum"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for acct in sorted(set(r.per_account_min) | set(r.per_account), key=lambda a: (a != management, a)):
+        calls = r.per_account.get(acct, {})
+        want = dict(r.per_account_min.get(acct, {}))
+        if acct == management and r.mode == "org":
+            want["ListAccounts"] = r.minimum.get("ListAccounts", 0)
+        fleet, seen = r.per_account_instances.get(acct, (0, 0))
+        how = ("caller's credentials" if acct == management
+               else f"role {ROLE_NAME}" if acct in r.per_account_min else "**not in the scan**")
+        inst = f"{fleet:,} / {seen:,}" if fleet == seen else f"**{fleet:,} / {seen:,}**"
+        rows.append("| " + " | ".join([acct, how, inst] + call_cells(calls, want)
+                                      + [str(sum(calls.values())), str(sum(want.values()))]) + " |")
+    return rows
+
+
 def scan_table(results: list[ScanResult]) -> list[str]:
-    actions = ["DescribeInstances", "GetMetricData", "GetCallerIdentity", "DescribeRegions", "ListInstanceProfiles"]
+    actions = ACTIONS
     head = ["scan", "instances", "accounts × regions"] + actions + [
         "other", "calls", "minimum", "calls / min", "wall", "waiting on fake", "latency floor", "peak RSS", "totals = fleet",
     ]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
-        cells = [r.label, f"{r.fleet:,}", f"{ACCOUNTS} × {r.regions}"]
-        for a in actions:
-            got, want = r.calls.get(a, 0), r.minimum.get(a, 0)
-            cells.append(f"{got}" if got == want else f"**{got}** (min {want})")
-        other = sum(v for k, v in r.calls.items() if k not in actions)
+        cells = [r.label, f"{r.fleet:,}", f"{r.accounts} × {r.regions}"] + call_cells(r.calls, r.minimum)
         cells += [
-            str(other),
             str(r.total),
             str(r.min_total),
             f"{r.ratio:.3f}",
@@ -563,8 +720,8 @@ def scan_table(results: list[ScanResult]) -> list[str]:
     return rows
 
 
-def write_results(path: Path, args, binary: str, scans: list[ScanResult], memory: list[ScanResult],
-                  apply: ApplyResult | None, elapsed: float) -> bool:
+def write_results(path: Path, args, binary: str, scans: list[ScanResult], multi: list[ScanResult],
+                  memory: list[ScanResult], apply: ApplyResult | None, elapsed: float, management: str) -> bool:
     m = machine()
     lines = [
         "# imdsguard benchmark results",
@@ -586,7 +743,8 @@ def write_results(path: Path, args, binary: str, scans: list[ScanResult], memory
     ]
     verdicts: list[tuple[str, bool | None, str]] = []
 
-    all_scans = scans + memory
+    all_scans = scans + multi + memory
+    multi_n = MULTI_ACCOUNTS * len(BENCH_REGIONS) * MULTI_PER_REGION
     lines += [
         "## Scans",
         "",
@@ -596,6 +754,15 @@ def write_results(path: Path, args, binary: str, scans: list[ScanResult], memory
         "(3 % of those with `MetadataNoTokenRejected` > 0). The memory rows are the 100,000-instance fleet, "
         "25,000 per region, scanned with `--no-usage` and with `--days 14`.",
         "",
+        f"The many-account rows scan an organization of {MULTI_ACCOUNTS} active accounts × {len(BENCH_REGIONS)} "
+        f"regions × {MULTI_PER_REGION} instances ({multi_n:,} instances) with the same command plus "
+        f"`--accounts ID,... --role-name {ROLE_NAME}` (all {MULTI_ACCOUNTS} ids) or `--org --role-name {ROLE_NAME}` "
+        f"(Organizations `ListAccounts`, which also lists {MULTI_SUSPENDED} SUSPENDED account with no fleet, "
+        "whose role cannot be assumed). The credentials are the management account's "
+        f"({management}); the other {MULTI_ACCOUNTS - 1} are reached through STS `AssumeRole`, and the fake "
+        "answers each call for the account of its access key id. Each member account's `HttpTokens=optional` "
+        "share is 30 % shifted by its own non-zero step of -10..+10 points, so no two accounts' counts are alike.",
+        "",
     ]
     lines += scan_table(all_scans)
     lines += [
@@ -603,7 +770,9 @@ def write_results(path: Path, args, binary: str, scans: list[ScanResult], memory
         "* **minimum** (the physical minimum per account): Σ ceil(N_r / 1000) `DescribeInstances` + "
         "Σ ceil(2 · N_r,enabled / 500) `GetMetricData` (instances with the metadata endpoint disabled are not "
         "measured) + 1 `GetCallerIdentity` + 1 `DescribeRegions` + 1 `ListInstanceProfiles` (the fake has 25 "
-        "profiles: one page). A bold cell differs from its minimum.",
+        "profiles: one page); with many accounts, summed over the accounts, + 1 `AssumeRole` per account other "
+        "than the caller's (credentials last an hour: no refresh in a run) and, for `--org`, "
+        "ceil(accounts listed / 20) `ListAccounts`. A bold cell differs from its minimum.",
         "* **waiting on fake**: measured by the fake: the time during which at least one AWS call of the run was "
         "in flight (request received → response written, i.e. the injected latency plus the fake's own work, "
         "union over concurrent calls), divided by wall time. The rest is imdsguard's own work (start-up, "
@@ -611,12 +780,19 @@ def write_results(path: Path, args, binary: str, scans: list[ScanResult], memory
         "* **latency floor**: what the injected latency alone forces: the two account-level calls that come "
         "before the regions (`GetCallerIdentity`, `DescribeRegions`) plus the busiest region's sequential calls "
         "(regions run concurrently, `--concurrency` 8 ≥ 4 regions; pages and metric batches within a region are "
-        "sequential; `ListInstanceProfiles` overlaps the regions), × latency. The simpler estimate Σ latency / "
-        "regions-in-parallel gives "
-        + ", ".join(f"{r.latency_sum / r.regions:.2f} s ({r.label})" for r in all_scans)
+        "sequential; `ListInstanceProfiles` overlaps the regions), × latency. With many accounts: `ListAccounts` "
+        "(`--org`) + the same two calls + the larger of the busiest region's calls and "
+        f"ceil(Σ regions' calls / {CONCURRENCY}) (at most `--concurrency` {CONCURRENCY} regions are in flight across "
+        "all accounts; the members' `AssumeRole` overlaps the caller's regions), × latency. The simpler estimate "
+        "Σ latency / regions-in-parallel gives "
+        + ", ".join(f"{r.latency_sum / min(r.accounts * r.regions, CONCURRENCY):.2f} s ({r.label})" for r in all_scans)
         + ".",
         "* **totals = fleet**: the scan's JSON `summary` (total and per region: instances, required, optional, "
-        "disabled, every readiness count) and its instance count equal the generated fleet, no failures, exit 0.",
+        "disabled, every readiness count) and its instance count equal the generated fleet, no failures, exit 0. "
+        "With many accounts, per account and region (`summary.regions[]` by `account_id` and `region`; no entry "
+        "for an account outside the fleet, such as the suspended one), every instance record names the account "
+        "and region that own it, and each account's identity is its own (`user/bench` for the caller, "
+        f"`assumed-role/{ROLE_NAME}/imdsguard` for the others).",
         "",
     ]
     lines += [
@@ -636,12 +812,38 @@ def write_results(path: Path, args, binary: str, scans: list[ScanResult], memory
     if problems:
         lines += ["Problems:", ""] + [f"* {label}: {p}" for label, p in problems] + [""]
 
+    lines += ["## Many accounts", ""]
+    if multi:
+        lines += [
+            "Calls per account: made with that account's credentials; an `AssumeRole` is counted under the account "
+            "it assumes the role in (it is sent with the caller's credentials), `ListAccounts` under the caller.",
+            "",
+        ]
+        for r in multi:
+            lines += [f"**{r.label}**: `imdsguard {r.argv}`: {r.total} calls (minimum {r.min_total}, "
+                      f"ratio {r.ratio:.3f}) in {fmt_s(r.wall)}, peak RSS {r.rss_mb:.0f} MB.", ""]
+            lines += account_table(r, management) + [""]
+    else:
+        lines += ["Not run (`--quick`).", ""]
+
     for r in scans:
         ok = r.ratio <= TARGET_CALL_RATIO and not r.error
         verdicts.append((f"API calls ≤ {TARGET_CALL_RATIO} × minimum ({r.fleet:,} instances)", ok,
                          f"{r.total} / {r.min_total} = {r.ratio:.3f}"))
         verdicts.append((f"scan totals equal the fleet ({r.fleet:,} instances)", not r.problems and not r.error,
                          "; ".join(r.problems[:2]) or "all counts match"))
+    for r in multi:
+        flag = "--accounts" if r.mode == "accounts" else "--org"
+        what = f"{r.accounts} accounts × {r.regions} regions, {r.fleet:,} instances, `{flag}`"
+        ok = r.ratio <= TARGET_CALL_RATIO and not r.error
+        verdicts.append((f"API calls ≤ {TARGET_CALL_RATIO} × minimum ({what})", ok,
+                         f"{r.total} / {r.min_total} = {r.ratio:.3f}, wall {fmt_s(r.wall)}"
+                         + (f"; {r.error}" if r.error else "")))
+        verdicts.append((f"scan totals equal the fleet per account ({what})", not r.problems and not r.error,
+                         "; ".join(r.problems[:2]) or "all counts, owners and identities match"))
+    if not multi:
+        verdicts.append((f"API calls ≤ {TARGET_CALL_RATIO} × minimum ({MULTI_ACCOUNTS} accounts)", None,
+                         "not run (--quick)"))
 
     lines += ["## Apply", ""]
     if apply is None:
@@ -719,12 +921,24 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="imdsguard-bench-"))
     ig = Imdsguard(args.bin.resolve(), workdir)
     scans: list[ScanResult] = []
+    multi: list[ScanResult] = []
     memory: list[ScanResult] = []
+    management = "?"
     apply = None
     try:
         for n in SIZES[:1] if args.quick else SIZES:
             with Fake(workdir, split_fleet(n), args.latency_ms, SCAN_TIMEOUT[n] + 120) as fake:
                 scans.append(run_scan(ig, fake, n, True, f"{n // 1000}k", SCAN_TIMEOUT[n]))
+                management = fake.get("/_bench/fleet")["account_id"]
+        if not args.quick:
+            sizes = {r: MULTI_PER_REGION for r in BENCH_REGIONS}
+            extra = ["--accounts", str(MULTI_ACCOUNTS), "--suspended-accounts", str(MULTI_SUSPENDED),
+                     "--role-name", ROLE_NAME]
+            n = MULTI_ACCOUNTS * len(BENCH_REGIONS) * MULTI_PER_REGION
+            with Fake(workdir, sizes, args.latency_ms, 2 * MULTI_TIMEOUT + 120, extra) as fake:
+                for mode, flag in (("accounts", "--accounts"), ("org", "--org")):
+                    label = f"{n // 1000}k, {MULTI_ACCOUNTS} accounts {flag}"
+                    multi.append(run_scan(ig, fake, n, True, label, MULTI_TIMEOUT, mode))
         if not args.no_apply:
             apply = run_apply(ig, workdir, args.latency_ms)
         if not args.quick:
@@ -732,7 +946,8 @@ def main() -> int:
             with Fake(workdir, sizes, args.latency_ms, 2 * SCAN_TIMEOUT[MEMORY_FLEET] + 120) as fake:
                 memory.append(run_scan(ig, fake, MEMORY_FLEET, False, "100k --no-usage", SCAN_TIMEOUT[MEMORY_FLEET]))
                 memory.append(run_scan(ig, fake, MEMORY_FLEET, True, f"100k --days {DAYS}", SCAN_TIMEOUT[MEMORY_FLEET]))
-        ok = write_results(args.out, args, binary_info(ig.binary), scans, memory, apply, time.monotonic() - t0)
+        ok = write_results(args.out, args, binary_info(ig.binary), scans, multi, memory, apply,
+                           time.monotonic() - t0, management)
     except BaseException:
         log(f"bench failed; logs kept in {workdir}")
         raise

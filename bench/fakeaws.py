@@ -5,9 +5,28 @@ moto is too slow to serve fleets of 10,000+ instances, so this server
 region `r` is a pure function of (seed, r, idx), and only the metadata
 options changed by `ModifyInstanceMetadataOptions` are kept in memory.
 
+With --accounts K it serves an organization of K accounts: the management
+account 123456789012 (the base credentials, any access key id but an `ASIA`
+one, e.g. `bench`; its fleet is exactly the single-account fleet) and K - 1
+member accounts whose ids, names and fleets come from the seed. Every account
+has the --regions sizes; a member's HttpTokens=optional share is the given
+one shifted by a non-zero step of -0.10..+0.10 (a seeded permutation), so
+that up to 21 accounts all have different counts. --suspended-accounts N adds N SUSPENDED accounts
+with no fleet that only ListAccounts shows (assuming a role there is denied).
+Every call is answered for the account of its access key id (the SigV4
+`Credential=AKID/...` scope): `AssumeRole` issues `ASIA` + account id + a
+4-hex-digit serial, and the session token must come with it.
+
 It implements exactly what imdsguard sends:
 
-  sts        GetCallerIdentity               awsQuery (form POST, XML)
+  sts        GetCallerIdentity               awsQuery (form POST, XML); the caller's account
+  sts        AssumeRole                      awsQuery; arn:aws:iam::ACCOUNT:role/ROLE with
+                                             ROLE = --role-name (and --external-id if set),
+                                             ACCOUNT an active account of the fleet
+  organizations ListAccounts                 JSON 1.1 (X-Amz-Target), management account only,
+                                             MaxResults <= 20 (default 20), NextToken;
+                                             Status and State (--state-only: State alone,
+                                             as after Status's retirement on 2026-09-09)
   iam        ListInstanceProfiles            awsQuery (form POST, XML, Marker/MaxItems)
   ec2        DescribeRegions                 EC2 query (form POST, XML)
   ec2        DescribeInstances               MaxResults/NextToken, InstanceId.N,
@@ -19,14 +38,18 @@ It implements exactly what imdsguard sends:
                                              empty bucket: HTTP 503 RequestLimitExceeded
   monitoring GetMetricData                   Smithy RPC-v2 CBOR
 
-Every AWS call is counted by (service, region, action), where service and
-region come from the SigV4 credential scope, and delayed by a fixed latency
-(--latency-ms, default 50). Bench endpoints (never counted, never delayed):
+Every AWS call is counted by (service, region, action, account), where
+service and region come from the SigV4 credential scope and account from its
+access key id, and delayed by a fixed latency (--latency-ms, default 50).
+Bench endpoints (never counted, never delayed):
 
   GET  /_bench/stats     counters, throttles, busy time, modifications (JSON)
-  GET  /_bench/fleet     the generated fleet's expected summary (JSON)
-  GET  /_bench/state     current HttpTokens/HttpEndpoint counts per region (JSON)
+  GET  /_bench/fleet     the generated fleet's expected summary (JSON; "regions" is the
+                         management account's, "accounts" has every account)
+  GET  /_bench/state     current HttpTokens/HttpEndpoint counts per region (JSON;
+                         ?account=ID for another account than the management one)
   POST /_bench/lookup    current metadata options of a JSON list of instance ids
+  POST /_bench/owners    {id: {"account": .., "region": ..} or null} for a JSON list of ids
   POST /_bench/reset     zero the counters (the fleet state is kept)
   POST /_bench/shutdown  stop the server
 
@@ -35,6 +58,8 @@ that) and stops by itself after --max-lifetime seconds.
 
 Usage:
   fakeaws.py --regions us-east-1=400,eu-west-1=300 [--seed 42] [--latency-ms 50]
+             [--accounts K] [--suspended-accounts N] [--role-name BenchRole]
+             [--external-id X] [--state-only]
              [--ready-file PATH] [--max-lifetime 3600] [shares...]
 """
 
@@ -44,8 +69,10 @@ import argparse
 import base64
 import collections
 import datetime
+import copy
 import json
 import random
+import re
 import sys
 import threading
 import time
@@ -58,7 +85,9 @@ from xml.sax.saxutils import escape
 import cbor2
 
 HOST = "127.0.0.1"  # loopback only, by design
-ACCOUNT = "123456789012"
+ACCOUNT = "123456789012"  # the management account: the base credentials' account
+ORG_ID = "o-bench0000001"
+STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
 DAY = 86_400
 
@@ -132,16 +161,23 @@ def quotas(n: int, shares: argparse.Namespace) -> list[int]:
 
 
 class Region:
-    def __init__(self, number: int, name: str, size: int, seed: int, shares: argparse.Namespace):
+    """One account's fleet in one region. `number` is unique across accounts
+    (it is part of every instance id); `salt` is empty for the management
+    account, whose fleet is therefore exactly the single-account one."""
+
+    def __init__(self, number: int, name: str, size: int, seed: int, shares: argparse.Namespace,
+                 account: str = ACCOUNT, salt: str = ""):
         self.number = number
         self.name = name
         self.size = size
+        self.account = account
+        self.salt = salt
         self.counts = quotas(size, shares)
         classes = bytearray()
         for cls, count in enumerate(self.counts):
             classes.extend(bytes([cls]) * count)
         order = list(range(size))
-        random.Random(f"{seed}:{name}").shuffle(order)
+        random.Random(f"{seed}:{salt}{name}").shuffle(order)
         self.classes = bytearray(size)
         for pos, idx in enumerate(order):
             self.classes[idx] = classes[pos]
@@ -150,16 +186,61 @@ class Region:
         self.refilled = time.monotonic()
 
 
-class Fleet:
-    """The generated fleet: attributes are computed from (seed, region, idx)."""
-
-    def __init__(self, seed: int, sizes: list[tuple[str, int]], shares: argparse.Namespace):
-        self.seed = seed
+class Account:
+    def __init__(self, account_id: str, name: str, status: str, shares: argparse.Namespace):
+        self.id = account_id
+        self.name = name
+        self.email = f"aws+{name}@bench.invalid"
+        self.status = status  # ACTIVE or SUSPENDED
         self.shares = shares
         self.regions: dict[str, Region] = {}
-        for number, (name, size) in enumerate(sizes):
-            self.regions[name] = Region(number, name, size, seed, shares)
-        self.by_number = {r.number: r for r in self.regions.values()}
+
+
+def member_ids(seed: int, count: int) -> list[str]:
+    """`count` distinct 12-digit account ids from the seed, never the management one."""
+    rng = random.Random(f"{seed}:accounts")
+    out: list[str] = []
+    while len(out) < count:
+        candidate = f"{rng.randrange(10**11, 10**12):012d}"
+        if candidate != ACCOUNT and candidate not in out:
+            out.append(candidate)
+    return out
+
+
+class Fleet:
+    """The generated fleet: attributes are computed from (seed, account, region, idx)."""
+
+    def __init__(self, seed: int, sizes: list[tuple[str, int]], shares: argparse.Namespace,
+                 accounts: int = 1, suspended: int = 0):
+        self.seed = seed
+        self.shares = shares
+        if accounts < 1 or suspended < 0:
+            raise SystemExit("fakeaws: --accounts must be >= 1 and --suspended-accounts >= 0")
+        if accounts * len(sizes) > 256:
+            raise SystemExit("fakeaws: at most 256 account-regions (instance ids carry one byte for them)")
+        ids = member_ids(seed, accounts - 1 + suspended)
+        self.accounts: dict[str, Account] = {ACCOUNT: Account(ACCOUNT, "bench-management", "ACTIVE", shares)}
+        # Each member's optional share differs from the management account's
+        # and (for up to 20 members) from every other member's.
+        shifts = [d / 100.0 for d in range(-10, 11) if d]
+        random.Random(f"{seed}:shares").shuffle(shifts)
+        for k, account_id in enumerate(ids[: accounts - 1], start=1):
+            own = copy.copy(shares)
+            shift = shifts[(k - 1) % len(shifts)]
+            own.optional_share = min(1.0 - shares.disabled_share, max(0.0, shares.optional_share + shift))
+            self.accounts[account_id] = Account(account_id, f"bench-member-{k:02d}", "ACTIVE", own)
+        for k, account_id in enumerate(ids[accounts - 1 :], start=1):
+            self.accounts[account_id] = Account(account_id, f"bench-suspended-{k:02d}", "SUSPENDED", shares)
+        self.by_number: dict[int, Region] = {}
+        for k, account in enumerate(a for a in self.accounts.values() if a.status == "ACTIVE"):
+            salt = "" if account.id == ACCOUNT else f"{account.id}:"
+            for r, (name, size) in enumerate(sizes):
+                number = k * len(sizes) + r  # the management account's are 0..R-1, as before
+                region = Region(number, name, size, seed, account.shares, account.id, salt)
+                account.regions[name] = region
+                self.by_number[number] = region
+        # The management account's regions (the single-account fleet).
+        self.regions: dict[str, Region] = self.accounts[ACCOUNT].regions
         # instance id -> options changed by ModifyInstanceMetadataOptions
         self.overrides: dict[str, dict] = {}
         self.lock = threading.Lock()
@@ -167,13 +248,23 @@ class Fleet:
 
     # ---- identity of an instance -------------------------------------------------
     def hash(self, number: int, idx: int) -> int:
-        return zlib.crc32(f"{self.seed}:{number}:{idx}".encode())
+        region = self.by_number.get(number)
+        salt = region.salt if region is not None else ""
+        return zlib.crc32(f"{self.seed}:{salt}{number}:{idx}".encode())
+
+    def region(self, account: str, name: str):
+        """The Region of this account and name, else None."""
+        a = self.accounts.get(account)
+        return a.regions.get(name) if a is not None else None
+
+    def active_accounts(self) -> list[Account]:
+        return [a for a in self.accounts.values() if a.status == "ACTIVE"]
 
     def instance_id(self, number: int, idx: int) -> str:
         return f"i-0{number:02x}{idx:06x}{self.hash(number, idx):08x}"
 
     def locate(self, instance_id: str):
-        """(Region, idx) of an id this fleet generated, else None."""
+        """(Region, idx) of an id this fleet generated (in any account), else None."""
         if len(instance_id) != 19 or not instance_id.startswith("i-0"):
             return None
         try:
@@ -236,7 +327,7 @@ class Fleet:
         if h % 10 < 7:
             p = (h >> 5) % PROFILE_COUNT
             profile = (
-                f"<iamInstanceProfile><arn>arn:aws:iam::{ACCOUNT}:instance-profile/app-profile-{p}</arn>"
+                f"<iamInstanceProfile><arn>arn:aws:iam::{region.account}:instance-profile/app-profile-{p}</arn>"
                 f"<id>AIPA{p:016d}</id></iamInstanceProfile>"
             )
         tags = "".join(
@@ -287,11 +378,11 @@ class Fleet:
         return True
 
     # ---- CloudWatch data -------------------------------------------------------------
-    def datapoints(self, instance_id: str, metric: str, start: float, end: float, period: int):
-        """Daily sums for one instance and metric, only where data exists."""
+    def datapoints(self, account: str, instance_id: str, metric: str, start: float, end: float, period: int):
+        """Daily sums for one instance of this account and metric, only where data exists."""
         loc = self.locate(instance_id)
-        if loc is None:
-            return [], []
+        if loc is None or loc[0].account != account:
+            return [], []  # another account's instance: CloudWatch has nothing under this dimension here
         region, idx = loc
         cls = region.classes[idx]
         if cls in STOPPED:
@@ -321,8 +412,25 @@ class Fleet:
 
     # ---- expected results -------------------------------------------------------------
     def expected(self) -> dict:
+        accounts = {
+            a.id: {
+                "name": a.name,
+                "status": a.status,
+                "optional_share": a.shares.optional_share,
+                "regions": self.expected_regions(a),
+            }
+            for a in self.accounts.values()
+        }
+        return {
+            "account_id": ACCOUNT,
+            "seed": self.seed,
+            "regions": accounts[ACCOUNT]["regions"],
+            "accounts": accounts,
+        }
+
+    def expected_regions(self, account: Account) -> dict:
         regions = {}
-        for r in self.regions.values():
+        for r in account.regions.values():
             c = r.counts
             optional = c[OPT_INUSE] + c[OPT_READY] + c[OPT_STOPPED]
             disabled = c[DIS_RUNNING] + c[DIS_STOPPED]
@@ -351,11 +459,12 @@ class Fleet:
                     "unknown": optional,
                 },
             }
-        return {"account_id": ACCOUNT, "seed": self.seed, "regions": regions}
+        return regions
 
-    def state_counts(self) -> dict:
+    def state_counts(self, account: str = ACCOUNT) -> dict:
         out = {}
-        for r in self.regions.values():
+        a = self.accounts.get(account)
+        for r in (a.regions.values() if a else []):
             counter = collections.Counter()
             for idx in range(r.size):
                 o = self.options(r, idx, self.instance_id(r.number, idx))
@@ -441,18 +550,59 @@ def as_epoch(x) -> float:
     return float(x)
 
 
+def json_error(code: str, message: str, status: int = 400) -> tuple[int, bytes, dict]:
+    body = json.dumps({"__type": code, "Message": message}).encode()
+    return status, body, {"Content-Type": "application/x-amz-json-1.1", "x-amzn-ErrorType": code}
+
+
+ASSUMED_KEY = re.compile(r"^ASIA(\d{12})([0-9A-F]{4})$")
+ROLE_ARN = re.compile(r"^arn:aws:iam::(\d{12}):role/([\w+=,.@/-]{1,512})$")
+SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")
+
+
+class Session:
+    """Credentials issued by AssumeRole."""
+
+    def __init__(self, account: str, role: str, session_name: str, token: str):
+        self.account, self.role, self.session_name, self.token = account, role, session_name, token
+
+
 class FakeAws:
-    def __init__(self, fleet: Fleet, latency: float, burst: float, refill: float):
+    def __init__(self, fleet: Fleet, latency: float, burst: float, refill: float,
+                 role_name: str = "BenchRole", external_id: str | None = None, state_only: bool = False):
         self.fleet = fleet
         self.latency = latency
         self.burst = burst
         self.refill = refill
+        self.role_name = role_name
+        self.external_id = external_id
+        self.state_only = state_only
         self.lock = threading.Lock()
+        # access key id -> Session; kept across resets, like real STS sessions
+        self.sessions: dict[str, Session] = {}
+        self.serials: collections.Counter = collections.Counter()
         self.reset()
+
+    def resolve(self, akid: str, token: str | None):
+        """(account, Session or None) of an access key id, or None if STS never issued it."""
+        m = ASSUMED_KEY.match(akid)
+        if m is None:
+            if akid.startswith("ASIA"):
+                return None
+            return ACCOUNT, None  # the base credentials (`bench`): the management account
+        with self.lock:
+            session = self.sessions.get(akid)
+        if session is None or session.account != m.group(1) or session.token != token:
+            return None
+        return session.account, session
 
     def reset(self) -> None:
         with self.lock:
+            # (service, region, action, account) -> calls
             self.calls: collections.Counter = collections.Counter()
+            # target account -> AssumeRole calls into it (the calls themselves
+            # count under the caller's account)
+            self.assume_role_targets: collections.Counter = collections.Counter()
             self.throttled: collections.Counter = collections.Counter()
             self.errors: collections.Counter = collections.Counter()
             self.modified: collections.Counter = collections.Counter()
@@ -473,11 +623,16 @@ class FakeAws:
             busy = self.busy + (time.monotonic() - self.busy_since if self.inflight else 0.0)
             return {
                 "calls": [
-                    {"service": s, "region": r, "action": a, "count": n} for (s, r, a), n in sorted(self.calls.items())
+                    {"service": s, "region": r, "action": a, "account": acct, "count": n}
+                    for (s, r, a, acct), n in sorted(self.calls.items())
                 ],
                 "total_calls": sum(self.calls.values()),
+                "assume_role_targets": dict(self.assume_role_targets),
                 "throttled": dict(self.throttled),
-                "errors": [{"region": r, "action": a, "code": c, "count": n} for (r, a, c), n in self.errors.items()],
+                "errors": [
+                    {"region": r, "action": a, "account": acct, "code": c, "count": n}
+                    for (r, a, acct, c), n in self.errors.items()
+                ],
                 "modified": dict(self.modified),
                 "modify_span_seconds": (self.last_modify - self.first_modify) if self.first_modify else 0.0,
                 "busy_seconds": busy,
@@ -513,8 +668,8 @@ class FakeAws:
             self.last_call = now
             self.bytes_out += nbytes
 
-    def take_token(self, region_name: str) -> bool:
-        region = self.fleet.regions.get(region_name)
+    def take_token(self, account: str, region_name: str) -> bool:
+        region = self.fleet.region(account, region_name)
         if region is None:
             return True
         with self.lock:
@@ -527,43 +682,148 @@ class FakeAws:
             return False
 
     # ---- dispatch --------------------------------------------------------------------
-    def handle(self, service: str, region: str, action: str, path: str, headers: dict, body: bytes, params: dict):
+    def handle(self, service: str, region: str, action: str, path: str, headers: dict, body: bytes, params: dict,
+               account: str | None, session: Session | None):
         try:
+            if account is None:
+                raise BadRequest("InvalidClientTokenId", "The security token included in the request is invalid.", 403)
             if service == "sts" and action == "GetCallerIdentity":
-                return self.get_caller_identity()
+                return self.get_caller_identity(account, session)
+            if service == "sts" and action == "AssumeRole":
+                return self.assume_role(account, session, params)
+            if service == "organizations" and action == "ListAccounts":
+                return self.list_accounts(account, body)
             if service == "iam" and action == "ListInstanceProfiles":
-                return self.list_instance_profiles(params)
+                return self.list_instance_profiles(account, params)
             if service == "ec2":
                 if action == "DescribeRegions":
-                    return self.describe_regions(params)
+                    return self.describe_regions(account, params)
                 if action == "DescribeInstances":
-                    return self.describe_instances(region, params)
+                    return self.describe_instances(account, region, params)
                 if action == "ModifyInstanceMetadataOptions":
-                    return self.modify_metadata_options(region, params)
+                    return self.modify_metadata_options(account, region, params)
                 if action == "GetInstanceMetadataDefaults":
                     return self.metadata_defaults()
                 return ec2_error("InvalidAction", f"The action {action} is not valid for this web service.", 400)
             if service == "monitoring" and action == "GetMetricData":
-                return self.get_metric_data(body)
+                return self.get_metric_data(account, body)
+            if service == "organizations":
+                return json_error("InvalidInputException", f"fakeaws does not implement {service}:{action}")
             return query_error("InvalidAction", f"fakeaws does not implement {service}:{action}", 400)
         except BadRequest as e:
             with self.lock:
-                self.errors[(region, action, e.code)] += 1
+                self.errors[(region, action, account or "?", e.code)] += 1
             if service == "ec2":
                 return ec2_error(e.code, e.message, e.status)
+            if service == "monitoring":
+                return self.cbor_error(e.code, e.message, e.status)
+            if service == "organizations":
+                return json_error(e.code, e.message, e.status)
             return query_error(e.code, e.message, e.status)
 
-    def get_caller_identity(self):
+    @staticmethod
+    def principal(account: str, session: Session | None) -> tuple[str, str]:
+        """(ARN, user id) of the caller."""
+        if session is None:
+            return f"arn:aws:iam::{account}:user/bench", "AIDABENCHBENCHBENCH00"
+        role_id = f"AROA{zlib.crc32(f'{account}:{session.role}'.encode()):016X}"
+        return f"arn:aws:sts::{account}:assumed-role/{session.role}/{session.session_name}", f"{role_id}:{session.session_name}"
+
+    def get_caller_identity(self, account: str, session: Session | None):
+        arn, user_id = self.principal(account, session)
         return xml_ok(
-            '<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+            f'<GetCallerIdentityResponse xmlns="{STS_NS}">'
             "<GetCallerIdentityResult>"
-            f"<Arn>arn:aws:iam::{ACCOUNT}:user/bench</Arn><UserId>AIDABENCHBENCHBENCH00</UserId>"
-            f"<Account>{ACCOUNT}</Account></GetCallerIdentityResult>"
+            f"<Arn>{escape(arn)}</Arn><UserId>{escape(user_id)}</UserId>"
+            f"<Account>{account}</Account></GetCallerIdentityResult>"
             f"<ResponseMetadata><RequestId>{request_id()}</RequestId></ResponseMetadata>"
             "</GetCallerIdentityResponse>"
         )
 
-    def list_instance_profiles(self, params: dict):
+    def assume_role(self, account: str, session: Session | None, params: dict):
+        role_arn = params.get("RoleArn", "")
+        session_name = params.get("RoleSessionName", "")
+        if not SESSION_NAME.match(session_name):
+            raise BadRequest("ValidationError", f"1 validation error detected: Value '{session_name}' at "
+                             "'roleSessionName' failed to satisfy constraint")
+        try:
+            duration = int(params.get("DurationSeconds") or 3600)
+        except ValueError:
+            raise BadRequest("ValidationError", "DurationSeconds must be an integer")
+        if not 900 <= duration <= 43_200:
+            raise BadRequest("ValidationError", f"1 validation error detected: Value '{duration}' at "
+                             "'durationSeconds' failed to satisfy constraint")
+        caller_arn, _ = self.principal(account, session)
+        denied = BadRequest(
+            "AccessDenied",
+            f"User: {caller_arn} is not authorized to perform: sts:AssumeRole on resource: {role_arn}",
+            403,
+        )
+        m = ROLE_ARN.match(role_arn)
+        if m is None:
+            raise BadRequest("ValidationError", f"{role_arn} is invalid")
+        target, role = m.group(1), m.group(2)
+        with self.lock:
+            self.assume_role_targets[target] += 1
+        a = self.fleet.accounts.get(target)
+        if a is None or a.status != "ACTIVE" or role != self.role_name:
+            raise denied
+        if self.external_id is not None and params.get("ExternalId") != self.external_id:
+            raise denied
+        with self.lock:
+            self.serials[target] += 1
+            akid = f"ASIA{target}{self.serials[target] % 0x10000:04X}"
+            token = base64.b64encode(f"bench-session:{akid}:{request_id()}".encode()).decode()
+            self.sessions[akid] = Session(target, role, session_name, token)
+        secret = base64.b64encode(zlib.crc32(akid.encode()).to_bytes(4, "big") * 7).decode()[:40]
+        new_arn, new_id = self.principal(target, self.sessions[akid])
+        expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=duration)
+        return xml_ok(
+            f'<AssumeRoleResponse xmlns="{STS_NS}"><AssumeRoleResult>'
+            f"<AssumedRoleUser><AssumedRoleId>{escape(new_id)}</AssumedRoleId><Arn>{escape(new_arn)}</Arn>"
+            "</AssumedRoleUser>"
+            f"<Credentials><AccessKeyId>{akid}</AccessKeyId><SecretAccessKey>{secret}</SecretAccessKey>"
+            f"<SessionToken>{token}</SessionToken>"
+            f"<Expiration>{expires.strftime('%Y-%m-%dT%H:%M:%SZ')}</Expiration></Credentials>"
+            "</AssumeRoleResult>"
+            f"<ResponseMetadata><RequestId>{request_id()}</RequestId></ResponseMetadata>"
+            "</AssumeRoleResponse>"
+        )
+
+    def list_accounts(self, account: str, body: bytes):
+        if account != ACCOUNT:
+            raise BadRequest("AccessDeniedException", "You don't have permissions to access this resource.")
+        try:
+            req = json.loads(body or b"{}")
+        except ValueError:
+            raise BadRequest("SerializationException", "the request body is not JSON")
+        max_results = req.get("MaxResults")
+        if max_results is not None and not (isinstance(max_results, int) and 1 <= max_results <= 20):
+            raise BadRequest("InvalidInputException", "MaxResults must be between 1 and 20")
+        page_size = max_results or 20
+        offset = decode_token(req["NextToken"]) if req.get("NextToken") else 0
+        listed = list(self.fleet.accounts.values())
+        page = listed[offset : offset + page_size]
+        out = []
+        for n, a in enumerate(page, start=offset):
+            entry = {
+                "Id": a.id,
+                "Arn": f"arn:aws:organizations::{ACCOUNT}:account/{ORG_ID}/{a.id}",
+                "Email": a.email,
+                "Name": a.name,
+                "State": a.status,
+                "JoinedMethod": "INVITED" if a.id == ACCOUNT else "CREATED",
+                "JoinedTimestamp": float(self.fleet.epoch - (len(listed) - n) * 30 * DAY),
+            }
+            if not self.state_only:
+                entry["Status"] = a.status
+            out.append(entry)
+        doc: dict = {"Accounts": out}
+        if offset + page_size < len(listed):
+            doc["NextToken"] = encode_token(offset + page_size)
+        return 200, json.dumps(doc).encode(), {"Content-Type": "application/x-amz-json-1.1"}
+
+    def list_instance_profiles(self, account: str, params: dict):
         max_items = int(params.get("MaxItems", 100))
         start = int(params["Marker"]) if params.get("Marker", "").isdigit() else 0
         page = list(range(start, min(PROFILE_COUNT, start + max_items)))
@@ -575,10 +835,10 @@ class FakeAws:
                 "<member><Path>/</Path>"
                 f"<InstanceProfileName>app-profile-{p}</InstanceProfileName>"
                 f"<InstanceProfileId>AIPA{p:016d}</InstanceProfileId>"
-                f"<Arn>arn:aws:iam::{ACCOUNT}:instance-profile/app-profile-{p}</Arn>"
+                f"<Arn>arn:aws:iam::{account}:instance-profile/app-profile-{p}</Arn>"
                 f"<CreateDate>{created}</CreateDate><Roles>"
                 f"<member><Path>/</Path><RoleName>app-role-{p}</RoleName><RoleId>AROA{p:016d}</RoleId>"
-                f"<Arn>arn:aws:iam::{ACCOUNT}:role/app-role-{p}</Arn><CreateDate>{created}</CreateDate>"
+                f"<Arn>arn:aws:iam::{account}:role/app-role-{p}</Arn><CreateDate>{created}</CreateDate>"
                 "<AssumeRolePolicyDocument>%7B%7D</AssumeRolePolicyDocument></member>"
                 "</Roles></member>"
             )
@@ -591,10 +851,11 @@ class FakeAws:
             "</ListInstanceProfilesResponse>"
         )
 
-    def describe_regions(self, params: dict):
+    def describe_regions(self, account: str, params: dict):
         all_regions = params.get("AllRegions", "false").lower() == "true"
-        items = [(name, "opt-in-not-required") for name in self.fleet.regions]
-        items += [(n, s) for n, s in OTHER_REGIONS if n not in self.fleet.regions]
+        mine = self.fleet.accounts[account].regions
+        items = [(name, "opt-in-not-required") for name in mine]
+        items += [(n, s) for n, s in OTHER_REGIONS if n not in mine]
         wanted = set(ec2_list(params, "RegionName"))
         out = []
         for name, status in items:
@@ -611,7 +872,7 @@ class FakeAws:
             f"<regionInfo>{''.join(out)}</regionInfo></DescribeRegionsResponse>"
         )
 
-    def describe_instances(self, region_name: str, params: dict):
+    def describe_instances(self, account: str, region_name: str, params: dict):
         ids = ec2_list(params, "InstanceId")
         if ids and "MaxResults" in params:
             raise BadRequest(
@@ -623,7 +884,7 @@ class FakeAws:
                 "InvalidParameterValue", f"Value ( {max_results} ) for parameter maxResults is invalid."
             )
         filters = ec2_filters(params)
-        region = self.fleet.regions.get(region_name)
+        region = self.fleet.region(account, region_name)
         idxs: list[int] = []
         if region is not None:
             id_filter = [v for n, vs in filters if n == "instance-id" for v in vs]
@@ -655,7 +916,7 @@ class FakeAws:
                     parts.append("</instancesSet></item>")
                 parts.append(
                     f"<item><reservationId>r-0{region.number:02x}{rid:014x}</reservationId>"
-                    f"<ownerId>{ACCOUNT}</ownerId><groupSet/><instancesSet>"
+                    f"<ownerId>{account}</ownerId><groupSet/><instancesSet>"
                 )
                 current = rid
             parts.append(self.fleet.render_instance(region, idx))
@@ -667,14 +928,14 @@ class FakeAws:
         parts.append("</DescribeInstancesResponse>")
         return xml_ok("".join(parts))
 
-    def modify_metadata_options(self, region_name: str, params: dict):
+    def modify_metadata_options(self, account: str, region_name: str, params: dict):
         instance_id = params.get("InstanceId", "")
-        if not self.take_token(region_name):
+        if not self.take_token(account, region_name):
             with self.lock:
                 self.throttled[region_name] += 1
             return ec2_error("RequestLimitExceeded", "Request limit exceeded.", 503)
         loc = self.fleet.locate(instance_id)
-        if loc is None or loc[0].name != region_name:
+        if loc is None or loc[0].name != region_name or loc[0].account != account:
             raise BadRequest("InvalidInstanceID.NotFound", f"The instance ID '{instance_id}' does not exist")
         if params.get("DryRun", "false").lower() == "true":
             raise BadRequest("DryRunOperation", "Request would have succeeded, but DryRun flag is set.", 412)
@@ -716,7 +977,7 @@ class FakeAws:
             "<accountLevel/></GetInstanceMetadataDefaultsResponse>"
         )
 
-    def get_metric_data(self, body: bytes):
+    def get_metric_data(self, account: str, body: bytes):
         req = cbor2.loads(body) if body else {}
         start = as_epoch(req["StartTime"])
         end = as_epoch(req["EndTime"])
@@ -730,7 +991,7 @@ class FakeAws:
             dims = metric.get("Dimensions") or []
             instance_id = dims[0]["Value"] if dims else ""
             period = int(stat.get("Period") or 60)
-            stamps, values = self.fleet.datapoints(instance_id, metric.get("MetricName", ""), start, end, period)
+            stamps, values = self.fleet.datapoints(account, instance_id, metric.get("MetricName", ""), start, end, period)
             if req.get("ScanBy") == "TimestampDescending":
                 stamps, values = stamps[::-1], values[::-1]
             results.append(
@@ -751,16 +1012,16 @@ class FakeAws:
         return status, payload, {"Content-Type": "application/cbor", "smithy-protocol": "rpc-v2-cbor"}
 
 
-def parse_scope(auth: str) -> tuple[str, str]:
+def parse_scope(auth: str) -> tuple[str, str, str]:
     # Credential=AKID/20250101/us-east-1/ec2/aws4_request
     marker = "Credential="
     i = auth.find(marker)
     if i < 0:
-        return "", ""
+        return "", "", ""
     parts = auth[i + len(marker) :].split(",", 1)[0].split("/")
     if len(parts) >= 5:
-        return parts[3], parts[2]  # service, region
-    return "", ""
+        return parts[3], parts[2], parts[0]  # service, region, access key id
+    return "", "", ""
 
 
 def make_server(fake: FakeAws, port: int) -> ThreadingHTTPServer:
@@ -786,13 +1047,20 @@ def make_server(fake: FakeAws, port: int) -> ThreadingHTTPServer:
             elif path == "/_bench/fleet":
                 out = fake.fleet.expected()
             elif path == "/_bench/state":
-                out = fake.fleet.state_counts()
+                query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
+                out = fake.fleet.state_counts(query.get("account", ACCOUNT))
             elif path == "/_bench/lookup" and self.command == "POST":
                 ids = json.loads(body or b"[]")
                 out = {}
                 for iid in ids:
                     loc = fake.fleet.locate(iid)
                     out[iid] = fake.fleet.options(loc[0], loc[1], iid) if loc else None
+            elif path == "/_bench/owners" and self.command == "POST":
+                ids = json.loads(body or b"[]")
+                out = {}
+                for iid in ids:
+                    loc = fake.fleet.locate(iid)
+                    out[iid] = {"account": loc[0].account, "region": loc[0].name} if loc else None
             elif path == "/_bench/reset" and self.command == "POST":
                 fake.reset()
                 out = {"ok": True}
@@ -811,7 +1079,9 @@ def make_server(fake: FakeAws, port: int) -> ThreadingHTTPServer:
                 self.bench(body)
                 return
             headers = {k.lower(): v for k, v in self.headers.items()}
-            service, region = parse_scope(headers.get("authorization", ""))
+            service, region, akid = parse_scope(headers.get("authorization", ""))
+            resolved = fake.resolve(akid, headers.get("x-amz-security-token"))
+            account, session = resolved if resolved else (None, None)
             params: dict = {}
             action = ""
             if "/operation/" in self.path:
@@ -822,14 +1092,16 @@ def make_server(fake: FakeAws, port: int) -> ThreadingHTTPServer:
                 raw = body.decode() if body else urllib.parse.urlsplit(self.path).query
                 params = dict(urllib.parse.parse_qsl(raw, keep_blank_values=True))
                 action = params.get("Action", "")
-            key = (service, region, action)
+            key = (service, region, action, account or "?")
             fake.begin(key)
             nbytes = 0
             try:
                 # A fixed network/service latency on top of the fake's own work.
                 if fake.latency > 0:
                     time.sleep(fake.latency)
-                status, out, out_headers = fake.handle(service, region, action, self.path, headers, body, params)
+                status, out, out_headers = fake.handle(
+                    service, region, action, self.path, headers, body, params, account, session
+                )
                 nbytes = len(out)
                 self.reply(status, out, out_headers)
             finally:
@@ -854,6 +1126,14 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--regions", required=True, help="REGION=N,REGION=N: instances per region")
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--accounts", type=int, default=1,
+                    help="accounts in the organization, the management account included (default 1)")
+    ap.add_argument("--suspended-accounts", type=int, default=0,
+                    help="extra SUSPENDED accounts ListAccounts shows, with no fleet (default 0)")
+    ap.add_argument("--role-name", default="BenchRole", help="the role AssumeRole grants in every account")
+    ap.add_argument("--external-id", help="the ExternalId AssumeRole requires (default: none)")
+    ap.add_argument("--state-only", action="store_true",
+                    help="ListAccounts without the retired Status field (State only)")
     ap.add_argument("--latency-ms", type=float, default=50.0, help="fixed latency per AWS call (default 50)")
     ap.add_argument("--port", type=int, default=0, help="loopback port (default: a free one)")
     ap.add_argument("--ready-file", help="write the endpoint URL here once listening")
@@ -873,8 +1153,9 @@ def main(argv=None) -> int:
     ap.add_argument("--refill", type=float, default=5.0, help="token bucket refill per second, per region")
     args = ap.parse_args(argv)
 
-    fleet = Fleet(args.seed, parse_sizes(args.regions), args)
-    fake = FakeAws(fleet, args.latency_ms / 1000.0, args.burst, args.refill)
+    fleet = Fleet(args.seed, parse_sizes(args.regions), args, args.accounts, args.suspended_accounts)
+    fake = FakeAws(fleet, args.latency_ms / 1000.0, args.burst, args.refill, args.role_name, args.external_id,
+                   args.state_only)
     server = make_server(fake, args.port)
     url = f"http://{HOST}:{server.server_address[1]}"
     timer = threading.Timer(args.max_lifetime, server.shutdown)
@@ -886,7 +1167,8 @@ def main(argv=None) -> int:
         import os
 
         os.replace(args.ready_file + ".tmp", args.ready_file)
-    print(f"fakeaws listening on {url} ({sum(r.size for r in fleet.regions.values())} instances)", file=sys.stderr)
+    total = sum(r.size for r in fleet.by_number.values())
+    print(f"fakeaws listening on {url} ({total} instances in {len(fleet.active_accounts())} account(s))", file=sys.stderr)
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:

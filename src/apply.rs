@@ -373,20 +373,19 @@ impl Executor<'_> {
             if self.stopped(shared) {
                 return Ok(None);
             }
-            if let Some(seq) = journal_seq {
-                if let Err(e) =
+            if let Some(seq) = journal_seq
+                && let Err(e) =
                     self.store
                         .lock()
                         .expect("not poisoned")
                         .mark_issued(self.run, seq, &now())
-                {
-                    // Without a recorded intent we must not send the call.
-                    return Err(AwsError::local(
-                        "ec2:ModifyInstanceMetadataOptions",
-                        AwsErrorKind::Other,
-                        format!("journal write failed, change not sent: {e}"),
-                    ));
-                }
+            {
+                // Without a recorded intent we must not send the call.
+                return Err(AwsError::local(
+                    "ec2:ModifyInstanceMetadataOptions",
+                    AwsErrorKind::Other,
+                    format!("journal write failed, change not sent: {e}"),
+                ));
             }
             match self
                 .ec2
@@ -536,10 +535,10 @@ pub async fn describe_options<'x>(
                         .describe_instances(region, &filters, 1000, token)
                         .await?;
                     for i in page.instances {
-                        if !i.state.is_gone() {
-                            if let Some(o) = i.metadata.explicit() {
-                                found.insert(i.instance_id.clone(), (o, i.metadata.state));
-                            }
+                        if !i.state.is_gone()
+                            && let Some(o) = i.metadata.explicit()
+                        {
+                            found.insert(i.instance_id.clone(), (o, i.metadata.state));
                         }
                     }
                     match page.next_token {

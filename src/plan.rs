@@ -149,10 +149,10 @@ pub fn build(
     scan: &ScanReport,
     created_at: String,
 ) -> Result<Plan, PlanError> {
-    if let HopLimit::Set(n) = request.settings.hop_limit {
-        if !(1..=64).contains(&n) {
-            return Err(PlanError::HopLimit(n));
-        }
+    if let HopLimit::Set(n) = request.settings.hop_limit
+        && !(1..=64).contains(&n)
+    {
+        return Err(PlanError::HopLimit(n));
     }
     let mut plan = Plan {
         schema: SCHEMA.to_owned(),

@@ -155,11 +155,12 @@ pub async fn scan_account(
                         &settings.owner_tags,
                         measured,
                     );
-                    if let Some(e) = &usage_error {
-                        if record.usage.is_none() && record.instance.metadata.allows_v1() {
-                            record.reason =
-                                format!("allows IMDSv1; v1 usage unknown: {} failed", e.operation);
-                        }
+                    if let Some(e) = &usage_error
+                        && record.usage.is_none()
+                        && record.instance.metadata.allows_v1()
+                    {
+                        record.reason =
+                            format!("allows IMDSv1; v1 usage unknown: {} failed", e.operation);
                     }
                     summary.add(&record);
                     inv.records.push(record);

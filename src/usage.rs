@@ -265,7 +265,7 @@ mod tests {
                 w.queries_per_call * days as usize <= MAX_DATAPOINTS,
                 "{days}"
             );
-            assert!(w.queries_per_call <= MAX_QUERIES && w.queries_per_call % 2 == 0);
+            assert!(w.queries_per_call <= MAX_QUERIES && w.queries_per_call.is_multiple_of(2));
         }
         assert_eq!(Window::new(14, NOW).unwrap().queries_per_call, 500);
         assert_eq!(Window::new(201, NOW).unwrap().queries_per_call, 500);

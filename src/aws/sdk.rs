@@ -193,7 +193,14 @@ pub async fn organization_accounts(base: &SdkConfig) -> Result<Vec<String>, AwsE
             .await
             .map_err(|e| convert("organizations:ListAccounts", e))?;
         for a in page.accounts() {
-            let active = a.status().is_none_or(|s| s.as_str() == "ACTIVE");
+            // `State` replaces the retired `Status`; read it first and fall
+            // back to `Status` for older answers.
+            #[allow(deprecated)]
+            let active = match (a.state(), a.status()) {
+                (Some(state), _) => state.as_str() == "ACTIVE",
+                (None, Some(status)) => status.as_str() == "ACTIVE",
+                (None, None) => true,
+            };
             if let (true, Some(id)) = (active, a.id()) {
                 out.push(id.to_owned());
             }

@@ -105,16 +105,16 @@ pub async fn run(global: &Global, args: &RollbackArgs) -> Result<ExitCode, Error
         .collect();
     for (account, region) in places {
         let Some(a) = apis.get(account) else { continue };
-        if let Ok(d) = a.ec2.metadata_defaults(region).await {
-            if d.http_tokens_enforced.as_deref() == Some("enabled") {
-                warn(
-                    global.stderr_style,
-                    global.verbosity,
-                    &format!(
-                        "{region}: the account default has HttpTokensEnforced=enabled; EC2 will refuse to re-allow IMDSv1 there"
-                    ),
-                );
-            }
+        if let Ok(d) = a.ec2.metadata_defaults(region).await
+            && d.http_tokens_enforced.as_deref() == Some("enabled")
+        {
+            warn(
+                global.stderr_style,
+                global.verbosity,
+                &format!(
+                    "{region}: the account default has HttpTokensEnforced=enabled; EC2 will refuse to re-allow IMDSv1 there"
+                ),
+            );
         }
     }
     if !confirm(

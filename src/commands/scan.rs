@@ -102,8 +102,14 @@ pub async fn perform(
             inventory.account_id.clone(),
             inventory.principal_arn.clone(),
         ));
+        // Move, don't copy, the first (often only) account's records: a
+        // second buffer of 100,000 records would double the peak.
+        if report.instances.is_empty() {
+            report.instances = inventory.records;
+        } else {
+            report.instances.extend(inventory.records);
+        }
         report.regions.extend(inventory.regions);
-        report.instances.extend(inventory.records);
         report.failures.extend(inventory.failures);
         let prefix = if targets.len() > 1 {
             format!("{}: ", inventory.account_id)
