@@ -117,6 +117,17 @@ pub enum Command {
     /// Enforcement over time: one line per stored scan.
     #[command(after_help = AFTER_HELP)]
     History,
+
+    /// Account-level IMDS defaults per region: whether the next instance will allow IMDSv1.
+    #[command(subcommand)]
+    Defaults(DefaultsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DefaultsCommand {
+    /// Show the defaults of every selected account and region (`GetInstanceMetadataDefaults`).
+    #[command(after_help = AFTER_HELP)]
+    Show,
 }
 
 const QUERY_EXAMPLES: &str = "\

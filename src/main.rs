@@ -87,6 +87,9 @@ fn main() -> std::process::ExitCode {
             Command::Disable(args) => commands::apply::disable(&global, args).await,
             Command::Query(args) => commands::query::run(&global, args),
             Command::History => commands::query::history(&global),
+            Command::Defaults(cli::DefaultsCommand::Show) => {
+                commands::defaults::show(&global).await
+            }
         }
     });
     match result {

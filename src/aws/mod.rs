@@ -81,9 +81,15 @@ pub struct ModifyOutcome {
 /// The account-level IMDS defaults of a region (`GetInstanceMetadataDefaults`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MetadataDefaults {
+    /// `None`: no account-level preference (the AMI's or EC2's default applies).
     pub http_tokens: Option<String>,
     /// `enabled` makes EC2 refuse any change back to `HttpTokens=optional`.
     pub http_tokens_enforced: Option<String>,
+    pub hop_limit: Option<i32>,
+    pub http_endpoint: Option<String>,
+    pub instance_metadata_tags: Option<String>,
+    /// `account` or `declarative-policy` (then the account cannot change it).
+    pub managed_by: Option<String>,
 }
 
 /// The IAM calls we make (IAM is global: one listing serves every region).

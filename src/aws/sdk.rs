@@ -454,6 +454,16 @@ impl Ec2Api for SdkEc2 {
             http_tokens_enforced: level
                 .and_then(|l| l.http_tokens_enforced())
                 .map(|t| t.as_str().to_owned()),
+            hop_limit: level.and_then(|l| l.http_put_response_hop_limit()),
+            http_endpoint: level
+                .and_then(|l| l.http_endpoint())
+                .map(|t| t.as_str().to_owned()),
+            instance_metadata_tags: level
+                .and_then(|l| l.instance_metadata_tags())
+                .map(|t| t.as_str().to_owned()),
+            managed_by: level
+                .and_then(|l| l.managed_by())
+                .map(|t| t.as_str().to_owned()),
         })
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod apply;
+pub mod defaults;
 pub mod plan;
 pub mod query;
 pub mod rollback;
