@@ -38,8 +38,13 @@ Exit codes: 0 success, 1 error or partial result, 2 bad arguments or input.";
 /// Take an AWS estate from IMDSv1 to IMDSv2 safely.
 ///
 /// imdsguard finds every EC2 instance that still answers IMDSv1 (the plain
-/// GET on 169.254.169.254 that an SSRF bug can abuse), tells you who owns it
-/// and which IAM role it exposes, and keeps the result in a local database.
+/// GET on 169.254.169.254 that an SSRF bug can abuse), tells you who owns it,
+/// which IAM role it exposes and whether it really makes IMDSv1 calls, then
+/// enforces IMDSv2 where that is safe: planned, journaled, paced, verified,
+/// and undoable. Every scan and change is kept in a local database.
+///
+/// Start with `imdsguard scan`, then `imdsguard plan --action require-v2 --out
+/// plan.json` and `imdsguard apply plan.json`.
 #[derive(Debug, Parser)]
 #[command(name = "imdsguard", version, after_help = AFTER_HELP, max_term_width = 100)]
 pub struct Cli {
