@@ -113,7 +113,7 @@ pub fn by_role(report: &ScanReport) -> Rows {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aws::fake::instance;
+    use crate::aws::fake::record;
     use crate::model::HttpTokens;
     use crate::report::InstanceRecord;
 
@@ -124,22 +124,10 @@ mod tests {
         role: Option<&str>,
         v: Readiness,
     ) -> InstanceRecord {
-        InstanceRecord {
-            account_id: "111122223333".into(),
-            region: "us-east-1".into(),
-            instance: instance(n, tokens),
-            role_name: role.map(str::to_owned),
-            owner: owner.map(str::to_owned),
-            asg_name: None,
-            cfn_stack: None,
-            launch_template: None,
-            container_host: false,
-            container_reason: None,
-            usage: None,
-            daily: Vec::new(),
-            readiness: v,
-            reason: String::new(),
-        }
+        let mut r = record(n, tokens, v);
+        r.owner = owner.map(str::to_owned);
+        r.role_name = role.map(str::to_owned);
+        r
     }
 
     #[test]

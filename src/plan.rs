@@ -343,7 +343,6 @@ fn validate(plan: &Plan) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aws::fake::instance;
     use crate::readiness::Readiness;
 
     fn record(
@@ -352,22 +351,9 @@ mod tests {
         readiness: Readiness,
         container: bool,
     ) -> InstanceRecord {
-        InstanceRecord {
-            account_id: "111122223333".into(),
-            region: "us-east-1".into(),
-            instance: instance(n, tokens),
-            role_name: None,
-            owner: None,
-            asg_name: None,
-            cfn_stack: None,
-            launch_template: None,
-            container_host: container,
-            container_reason: None,
-            usage: None,
-            daily: Default::default(),
-            readiness,
-            reason: "r".into(),
-        }
+        let mut r = crate::aws::fake::record(n, tokens, readiness);
+        r.container_host = container;
+        r
     }
 
     fn request(action: Action, hop: HopLimit) -> PlanRequest {

@@ -657,10 +657,10 @@ pub fn default_path() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aws::fake::instance;
+    use crate::aws::fake::record;
     use crate::model::HttpTokens;
     use crate::readiness::Readiness;
-    use crate::report::{InstanceRecord, RegionSummary};
+    use crate::report::RegionSummary;
 
     #[test]
     fn migrates_once_and_saves_a_scan() {
@@ -679,21 +679,10 @@ mod tests {
                 complete: true,
                 ..Default::default()
             }],
-            instances: vec![InstanceRecord {
-                account_id: "1".into(),
-                region: "us-east-1".into(),
-                instance: instance(1, HttpTokens::Optional),
-                role_name: Some("r".into()),
-                owner: None,
-                asg_name: None,
-                cfn_stack: None,
-                launch_template: None,
-                container_host: false,
-                container_reason: None,
-                usage: None,
-                daily: Default::default(),
-                readiness: Readiness::Unknown,
-                reason: "x".into(),
+            instances: vec![{
+                let mut r = record(1, HttpTokens::Optional, Readiness::Unknown);
+                r.role_name = Some("r".into());
+                r
             }],
             ..Default::default()
         };

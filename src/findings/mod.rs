@@ -91,6 +91,22 @@ pub fn instance_arn(r: &InstanceRecord) -> String {
     )
 }
 
+/// The finding of a rule that mirrors one readiness verdict (its reason is the message).
+pub fn on_verdict(
+    rule: &Rule,
+    r: &InstanceRecord,
+    verdict: crate::readiness::Readiness,
+) -> Option<Finding> {
+    (r.readiness == verdict).then(|| {
+        Finding::for_instance(
+            rule,
+            r,
+            rule.default_severity,
+            format!("{}: {}", r.instance.instance_id, r.reason),
+        )
+    })
+}
+
 /// A check. Hooks default to finding nothing; a check overrides the level it needs.
 pub trait Check: Sync {
     fn rule(&self) -> &'static Rule;
@@ -125,28 +141,15 @@ pub fn run(report: &ScanReport) -> Vec<Finding> {
 
 #[cfg(test)]
 pub(crate) mod test_support {
-    use crate::aws::fake::instance;
     use crate::model::HttpTokens;
     use crate::readiness::{Readiness, Usage};
     use crate::report::InstanceRecord;
 
     pub fn record(tokens: HttpTokens, readiness: Readiness) -> InstanceRecord {
-        InstanceRecord {
-            account_id: "111122223333".into(),
-            region: "eu-west-1".into(),
-            instance: instance(7, tokens),
-            role_name: None,
-            owner: None,
-            asg_name: None,
-            cfn_stack: None,
-            launch_template: None,
-            container_host: false,
-            container_reason: None,
-            usage: None,
-            daily: Vec::new(),
-            readiness,
-            reason: "why".into(),
-        }
+        let mut r = crate::aws::fake::record(7, tokens, readiness);
+        r.region = "eu-west-1".into();
+        r.reason = "why".into();
+        r
     }
 
     pub fn usage(v1: u64, rejected: u64) -> Usage {

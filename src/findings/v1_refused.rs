@@ -25,14 +25,7 @@ impl Check for V1Refused {
     }
 
     fn instance(&self, r: &InstanceRecord) -> Option<Finding> {
-        (r.readiness == Readiness::RejectingV1).then(|| {
-            Finding::for_instance(
-                &RULE,
-                r,
-                Severity::Medium,
-                format!("{}: {}", r.instance.instance_id, r.reason),
-            )
-        })
+        super::on_verdict(&RULE, r, Readiness::RejectingV1)
     }
 }
 
