@@ -126,6 +126,17 @@ pub enum Command {
     /// Account-level IMDS defaults per region: whether the next instance will allow IMDSv1.
     #[command(subcommand)]
     Defaults(DefaultsCommand),
+
+    /// Launch templates whose default version brings IMDSv1 back with every new instance.
+    #[command(subcommand)]
+    Templates(TemplatesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TemplatesCommand {
+    /// Each launch template's default and latest version: tokens, endpoint, hop limit (Security Hub EC2.170).
+    #[command(after_help = AFTER_HELP)]
+    Show,
 }
 
 #[derive(Debug, Subcommand)]

@@ -90,6 +90,9 @@ fn main() -> std::process::ExitCode {
             Command::Defaults(cli::DefaultsCommand::Show) => {
                 commands::defaults::show(&global).await
             }
+            Command::Templates(cli::TemplatesCommand::Show) => {
+                commands::templates::show(&global).await
+            }
         }
     });
     match result {

@@ -140,6 +140,14 @@ impl Ec2Api for FakeEc2 {
     async fn metadata_defaults(&self, _region: &str) -> Result<MetadataDefaults, AwsError> {
         Ok(MetadataDefaults::default())
     }
+
+    async fn template_versions(
+        &self,
+        _region: &str,
+        _next_token: Option<String>,
+    ) -> Result<super::TemplatePage, AwsError> {
+        Ok(super::TemplatePage::default())
+    }
 }
 
 fn matches_filters(i: &Instance, filters: &[Filter]) -> bool {

@@ -68,6 +68,14 @@ pub trait Ec2Api: Send + Sync {
 
     /// `GetInstanceMetadataDefaults` for the account in `region`.
     async fn metadata_defaults(&self, region: &str) -> Result<MetadataDefaults, AwsError>;
+
+    /// One page of the `$Default` and `$Latest` versions of every launch
+    /// template in `region` (`DescribeLaunchTemplateVersions` without ids).
+    async fn template_versions(
+        &self,
+        region: &str,
+        next_token: Option<String>,
+    ) -> Result<TemplatePage, AwsError>;
 }
 
 /// What `ModifyInstanceMetadataOptions` answered.
@@ -90,6 +98,27 @@ pub struct MetadataDefaults {
     pub instance_metadata_tags: Option<String>,
     /// `account` or `declarative-policy` (then the account cannot change it).
     pub managed_by: Option<String>,
+}
+
+/// One launch template version, as far as IMDS is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateVersion {
+    pub template_id: String,
+    pub template_name: Option<String>,
+    pub version: i64,
+    pub is_default: bool,
+    /// `None` where the version leaves the option unset (then the AMI's or
+    /// the account's default decides at launch).
+    pub http_tokens: Option<String>,
+    pub http_endpoint: Option<String>,
+    pub hop_limit: Option<i32>,
+}
+
+/// One page of `DescribeLaunchTemplateVersions`.
+#[derive(Debug, Clone, Default)]
+pub struct TemplatePage {
+    pub versions: Vec<TemplateVersion>,
+    pub next_token: Option<String>,
 }
 
 /// The IAM calls we make (IAM is global: one listing serves every region).

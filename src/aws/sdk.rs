@@ -20,6 +20,7 @@ use aws_sdk_ec2::operation::RequestId;
 use super::{
     AccountApis, AwsError, AwsErrorKind, CloudWatchApi, Ec2Api, Filter, IamApi, InstancePage,
     MetadataDefaults, MetricPage, MetricRequest, MetricSeries, ModifyOutcome, ProfilePage, StsApi,
+    TemplatePage, TemplateVersion,
 };
 use crate::model::{
     HttpTokens, Identity, Instance, InstanceProfile, InstanceState, MetadataOptions, MetadataState,
@@ -437,6 +438,50 @@ impl Ec2Api for SdkEc2 {
             }),
             Err(e) => Err(convert("ec2:ModifyInstanceMetadataOptions", e)),
         }
+    }
+
+    async fn template_versions(
+        &self,
+        region: &str,
+        next_token: Option<String>,
+    ) -> Result<TemplatePage, AwsError> {
+        let out = self
+            .client(region)
+            .describe_launch_template_versions()
+            .versions("$Default")
+            .versions("$Latest")
+            .max_results(200)
+            .set_next_token(next_token)
+            .send()
+            .await
+            .map_err(|e| convert("ec2:DescribeLaunchTemplateVersions", e))?;
+        let versions = out
+            .launch_template_versions()
+            .iter()
+            .filter_map(|v| {
+                let md = v.launch_template_data().and_then(|d| d.metadata_options());
+                Some(TemplateVersion {
+                    template_id: v.launch_template_id()?.to_owned(),
+                    template_name: v.launch_template_name().map(str::to_owned),
+                    version: v.version_number()?,
+                    is_default: v.default_version().unwrap_or(false),
+                    http_tokens: md
+                        .and_then(|m| m.http_tokens())
+                        .map(|t| t.as_str().to_owned()),
+                    http_endpoint: md
+                        .and_then(|m| m.http_endpoint())
+                        .map(|t| t.as_str().to_owned()),
+                    hop_limit: md.and_then(|m| m.http_put_response_hop_limit()),
+                })
+            })
+            .collect();
+        Ok(TemplatePage {
+            versions,
+            next_token: out
+                .next_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned),
+        })
     }
 
     async fn metadata_defaults(&self, region: &str) -> Result<MetadataDefaults, AwsError> {

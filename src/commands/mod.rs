@@ -10,6 +10,7 @@ pub mod rollback;
 pub mod runs;
 pub mod scan;
 pub mod show;
+pub mod templates;
 
 use std::io::Write;
 use std::path::Path;
