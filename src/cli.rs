@@ -127,9 +127,23 @@ pub enum Command {
     #[command(subcommand)]
     Defaults(DefaultsCommand),
 
+    /// A report of a stored scan for people: `--format html` (charts, owners,
+    /// findings, instances to act on), or json, csv, sarif, table.
+    #[command(
+        after_help = "Example:\n  imdsguard report --format html --out imds.html\n\nExit codes: 0 success, 1 error, 2 bad arguments."
+    )]
+    Report(ReportArgs),
+
     /// Launch templates whose default version brings IMDSv1 back with every new instance.
     #[command(subcommand)]
     Templates(TemplatesCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The scan id; default: the latest.
+    #[arg(long, value_name = "ID")]
+    pub scan: Option<i64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -364,8 +378,10 @@ pub enum FormatArg {
     Table,
     Json,
     Csv,
-    /// Findings as SARIF 2.1.0 (scan, show instances).
+    /// Findings as SARIF 2.1.0 (scan, show instances, report).
     Sarif,
+    /// A self-contained HTML page with charts (report).
+    Html,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -44,17 +44,26 @@ fn main() -> std::process::ExitCode {
         }
     };
     init_logging(global.verbosity, global.stderr_style.color);
-    let sarif_ok = matches!(
-        &cli.command,
-        Command::Scan(_)
-            | Command::Show(cli::ShowArgs {
-                view: cli::ShowView::Instances,
-                ..
-            })
-    );
-    if global.format == output::Format::Sarif && !sarif_ok {
+    let is_report = matches!(&cli.command, Command::Report(_));
+    let sarif_ok = is_report
+        || matches!(
+            &cli.command,
+            Command::Scan(_)
+                | Command::Show(cli::ShowArgs {
+                    view: cli::ShowView::Instances,
+                    ..
+                })
+        );
+    let refused = match global.format {
+        output::Format::Sarif if !sarif_ok => {
+            Some("--format sarif is for findings: `scan`, `show instances` and `report`")
+        }
+        output::Format::Html if !is_report => Some("--format html is for `report`"),
+        _ => None,
+    };
+    if let Some(message) = refused {
         let e = error::Error::Usage {
-            message: "--format sarif is for findings: `scan` and `show instances`".into(),
+            message: message.into(),
             hint: "use --format json, csv or table here".into(),
         };
         commands::print_error(global.stderr_style, &e.to_string(), &e.hint());
@@ -87,6 +96,7 @@ fn main() -> std::process::ExitCode {
             Command::Disable(args) => commands::apply::disable(&global, args).await,
             Command::Query(args) => commands::query::run(&global, args),
             Command::History => commands::query::history(&global),
+            Command::Report(args) => commands::report::run(&global, args),
             Command::Defaults(cli::DefaultsCommand::Show) => {
                 commands::defaults::show(&global).await
             }

@@ -130,6 +130,7 @@ impl Global {
                 FormatArg::Json => Format::Json,
                 FormatArg::Csv => Format::Csv,
                 FormatArg::Sarif => Format::Sarif,
+                FormatArg::Html => Format::Html,
             },
             out: args.out.clone(),
             concurrency: usize::from(args.concurrency),

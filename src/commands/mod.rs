@@ -6,6 +6,7 @@ pub mod apply;
 pub mod defaults;
 pub mod plan;
 pub mod query;
+pub mod report;
 pub mod rollback;
 pub mod runs;
 pub mod scan;

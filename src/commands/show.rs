@@ -70,7 +70,7 @@ pub fn run(global: &Global, args: &ShowArgs) -> Result<ExitCode, Error> {
 }
 
 /// The days the scan's usage window covered, rebuilt from when it ran.
-fn window_days(report: &ScanReport) -> Vec<i32> {
+pub fn window_days(report: &ScanReport) -> Vec<i32> {
     let Some(days) = report.usage_days else {
         return Vec::new();
     };

@@ -2,6 +2,7 @@
 //! one format. They never call AWS or the database.
 
 pub mod csv;
+pub mod html;
 pub mod json;
 pub mod plan;
 pub mod rows;
@@ -20,8 +21,10 @@ pub enum Format {
     Table,
     Json,
     Csv,
-    /// Findings only, as SARIF 2.1.0 (`scan` and `show instances`).
+    /// Findings only, as SARIF 2.1.0 (`scan`, `show instances`, `report`).
     Sarif,
+    /// A self-contained HTML page (`report`).
+    Html,
 }
 
 /// ANSI styling, on or off as decided once at the edge (`--color`, `NO_COLOR`, TTY).
@@ -64,6 +67,8 @@ pub fn render(
         Format::Json => json::render(report, out),
         Format::Csv => csv::render(report, out),
         Format::Sarif => sarif::render(&crate::findings::run(report), out),
+        // `main` allows --format html for `report` only, which renders it itself.
+        Format::Html => json::render(report, out),
     }
 }
 

@@ -52,8 +52,8 @@ pub fn render(
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
     match format {
-        // `main` refuses --format sarif outside `scan` and `show instances`.
-        Format::Json | Format::Sarif => {
+        // `main` refuses --format sarif and html where they do not apply.
+        Format::Json | Format::Sarif | Format::Html => {
             serde_json::to_writer_pretty(&mut *out, plan)?;
             writeln!(out)
         }

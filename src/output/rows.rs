@@ -33,8 +33,8 @@ pub fn render(
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
     match format {
-        // `main` refuses --format sarif outside `scan` and `show instances`.
-        Format::Json | Format::Sarif => {
+        // `main` refuses --format sarif and html where they do not apply.
+        Format::Json | Format::Sarif | Format::Html => {
             let records: Vec<Value> = rows
                 .rows
                 .iter()

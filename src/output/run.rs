@@ -68,8 +68,8 @@ pub fn render(
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
     match format {
-        // `main` refuses --format sarif outside `scan` and `show instances`.
-        Format::Json | Format::Sarif => {
+        // `main` refuses --format sarif and html where they do not apply.
+        Format::Json | Format::Sarif | Format::Html => {
             let doc = RunDoc {
                 schema: SCHEMA,
                 kind: "run",
@@ -179,8 +179,8 @@ pub fn render_list(
         })
         .collect();
     match format {
-        // `main` refuses --format sarif outside `scan` and `show instances`.
-        Format::Json | Format::Sarif => {
+        // `main` refuses --format sarif and html where they do not apply.
+        Format::Json | Format::Sarif | Format::Html => {
             #[derive(Serialize)]
             struct Doc<'a> {
                 schema: &'static str,

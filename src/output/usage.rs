@@ -136,8 +136,8 @@ pub fn render_instances(
 ) -> std::io::Result<()> {
     let ranked = ranked(report);
     match format {
-        // `main` refuses --format sarif outside `scan` and `show instances`.
-        Format::Json | Format::Sarif => {
+        // `main` refuses --format sarif and html where they do not apply.
+        Format::Json | Format::Sarif | Format::Html => {
             let doc = UsageDoc {
                 schema: SCHEMA,
                 kind: "usage",
@@ -284,8 +284,8 @@ pub fn render_fleet(
 ) -> std::io::Result<()> {
     let fleet = fleet_days(report, days);
     match format {
-        // `main` refuses --format sarif outside `scan` and `show instances`.
-        Format::Json | Format::Sarif => {
+        // `main` refuses --format sarif and html where they do not apply.
+        Format::Json | Format::Sarif | Format::Html => {
             let doc = FleetDoc {
                 schema: SCHEMA,
                 kind: "fleet-usage",
