@@ -46,8 +46,11 @@ fn pct(p: Option<f64>) -> String {
     p.map(|p| format!("{p:.1}%")).unwrap_or_else(|| "–".into())
 }
 
-/// Horizontal stacked bars, one per label: (label, [(value, colour, name)]).
-fn stacked_bars(rows: &[(String, Vec<(u64, &str, &str)>)]) -> String {
+/// One bar of a stacked chart: its label and its parts (value, colour, name).
+type Bar<'a> = (String, Vec<(u64, &'a str, &'a str)>);
+
+/// Horizontal stacked bars, one per label.
+fn stacked_bars(rows: &[Bar]) -> String {
     let width = 700.0;
     let label_w = 240.0;
     let h = 22.0;
@@ -197,7 +200,7 @@ pub fn render(
     }
 
     h.push_str("<h2>Enforcement by region</h2>");
-    let rows: Vec<(String, Vec<(u64, &str, &str)>)> = report
+    let rows: Vec<Bar> = report
         .regions
         .iter()
         .map(|r| {
