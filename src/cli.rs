@@ -134,9 +134,41 @@ pub enum Command {
     )]
     Report(ReportArgs),
 
+    /// Guardrail policies that keep IMDSv1 from coming back (printed, not applied).
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+
     /// Launch templates whose default version brings IMDSv1 back with every new instance.
     #[command(subcommand)]
     Templates(TemplatesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// A service control policy (JSON) for AWS Organizations.
+    ///
+    /// Denies launching instances without HttpTokens=required or with a hop
+    /// limit above --max-hop-limit, denies changing metadata options or
+    /// account defaults except to --admin-role-arn, and (unless
+    /// --allow-v1-credentials) denies every action made with role credentials
+    /// that were delivered over IMDSv1 (ec2:RoleDelivery < 2.0).
+    #[command(
+        after_help = "Example:\n  imdsguard policy scp --admin-role-arn 'arn:aws:iam::*:role/imds-admins' --out scp.json\n\nExit codes: 0 success, 2 bad arguments."
+    )]
+    Scp(PolicyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    /// Role(s) allowed to change instance metadata options (repeatable; wildcards allowed).
+    #[arg(long, value_name = "ARN")]
+    pub admin_role_arn: Vec<String>,
+    /// The highest hop limit new instances may use.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub max_hop_limit: u8,
+    /// Leave out the statement that denies credentials delivered over IMDSv1.
+    #[arg(long)]
+    pub allow_v1_credentials: bool,
 }
 
 #[derive(Debug, Args)]

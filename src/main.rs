@@ -97,6 +97,7 @@ fn main() -> std::process::ExitCode {
             Command::Query(args) => commands::query::run(&global, args),
             Command::History => commands::query::history(&global),
             Command::Report(args) => commands::report::run(&global, args),
+            Command::Policy(cli::PolicyCommand::Scp(args)) => commands::policy::run(&global, args),
             Command::Defaults(cli::DefaultsCommand::Show) => {
                 commands::defaults::show(&global).await
             }

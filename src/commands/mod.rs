@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod apply;
 pub mod defaults;
 pub mod plan;
+pub mod policy;
 pub mod query;
 pub mod report;
 pub mod rollback;

@@ -1,0 +1,25 @@
+"""`policy scp`: offline, valid JSON, the four guardrails."""
+
+import json
+
+
+def test_policy_scp(run, tmp_path):
+    out = tmp_path / "scp.json"
+    r = run("policy", "scp", "--admin-role-arn", "arn:aws:iam::*:role/imds-admins", "--out", str(out), creds=False)
+    assert r.code == 0, r.stderr
+    doc = json.loads(out.read_text())
+    assert list(doc) == ["Version", "Statement"]
+    by_sid = {s["Sid"]: s for s in doc["Statement"]}
+    assert by_sid["RequireImdsV2OnLaunch"]["Condition"] == {"StringNotEquals": {"ec2:MetadataHttpTokens": "required"}}
+    assert by_sid["MaxImdsHopLimit"]["Condition"]["NumericGreaterThan"]["ec2:MetadataHttpPutResponseHopLimit"] == "2"
+    assert by_sid["OnlyAdminsChangeImds"]["Condition"]["StringNotLike"]["aws:PrincipalARN"] == [
+        "arn:aws:iam::*:role/imds-admins"
+    ]
+    assert by_sid["DenyCredentialsFromImdsV1"]["Condition"] == {"NumericLessThan": {"ec2:RoleDelivery": "2.0"}}
+    assert len(json.dumps(doc, separators=(",", ":"))) <= 5120
+
+    r = run("policy", "scp", "--allow-v1-credentials", creds=False)
+    assert r.code == 0 and "DenyCredentialsFromImdsV1" not in r.stdout
+    assert "nobody (imdsguard included)" in r.stderr
+    r = run("policy", "scp", "--admin-role-arn", "imds-admins", creds=False)
+    assert r.code == 2 and "not an IAM role ARN" in r.stderr
