@@ -110,3 +110,43 @@ pub async fn describe_all<'x>(
     }
     out
 }
+
+/// Something that failed for one account (and region, if it was regional).
+pub type PlaceFailure = (String, Option<String>, crate::aws::AwsError);
+
+/// The account id behind a target and the regions to visit in it (`--regions`,
+/// or every enabled region); a failure names the account.
+pub async fn account_regions(
+    global: &Global,
+    t: &Target,
+) -> Result<(String, Vec<String>), PlaceFailure> {
+    let account = match t.apis.sts.caller_identity().await {
+        Ok(i) => i.account_id,
+        Err(e) => return Err((t.account_id.clone().unwrap_or_default(), None, e)),
+    };
+    let regions = match &global.regions {
+        crate::scan::RegionRequest::List(list) => list.clone(),
+        crate::scan::RegionRequest::All => {
+            match t.apis.ec2.describe_regions(&t.apis.home_region).await {
+                Ok(list) => list
+                    .into_iter()
+                    .filter(|r| r.is_enabled())
+                    .map(|r| r.name)
+                    .collect(),
+                Err(e) => return Err((account, None, e)),
+            }
+        }
+    };
+    Ok((account, regions))
+}
+
+/// Prints each failure as one error line with its hint.
+pub fn print_failures(global: &Global, failures: &[PlaceFailure]) {
+    for (account, region, e) in failures {
+        let place = match region {
+            Some(r) => format!("{account} {r}: "),
+            None => format!("{account}: "),
+        };
+        crate::commands::print_error(global.stderr_style, &format!("{place}{e}"), &e.hint());
+    }
+}

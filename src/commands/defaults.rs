@@ -5,12 +5,11 @@
 use futures::stream::{self, StreamExt};
 use serde_json::Value;
 
-use crate::commands::accounts::scan_targets;
-use crate::commands::{emit, print_error};
+use crate::commands::accounts::{PlaceFailure, account_regions, print_failures, scan_targets};
+use crate::commands::emit;
 use crate::error::Error;
 use crate::exit_codes::ExitCode;
 use crate::output::{self, rows::Rows};
-use crate::scan::RegionRequest;
 use crate::settings::Global;
 
 pub async fn show(global: &Global) -> Result<ExitCode, Error> {
@@ -31,28 +30,14 @@ pub async fn show(global: &Global) -> Result<ExitCode, Error> {
         .to_vec(),
         rows: Vec::new(),
     };
-    let mut failures = Vec::new();
+    let mut failures: Vec<PlaceFailure> = Vec::new();
     for t in &targets {
-        let account = match t.apis.sts.caller_identity().await {
-            Ok(i) => i.account_id,
-            Err(e) => {
-                failures.push((t.account_id.clone().unwrap_or_default(), None, e));
+        let (account, regions) = match account_regions(global, t).await {
+            Ok(x) => x,
+            Err(f) => {
+                failures.push(f);
                 continue;
             }
-        };
-        let regions = match &global.regions {
-            RegionRequest::List(list) => list.clone(),
-            RegionRequest::All => match t.apis.ec2.describe_regions(&t.apis.home_region).await {
-                Ok(list) => list
-                    .into_iter()
-                    .filter(|r| r.is_enabled())
-                    .map(|r| r.name)
-                    .collect(),
-                Err(e) => {
-                    failures.push((account, None, e));
-                    continue;
-                }
-            },
         };
         let answers: Vec<_> = stream::iter(regions)
             .map(|region| async move {
@@ -87,13 +72,7 @@ pub async fn show(global: &Global) -> Result<ExitCode, Error> {
     emit(global.out.as_deref(), |w| {
         output::rows::render("defaults", &rows, global.format, global.stdout_style, w)
     })?;
-    for (account, region, e) in &failures {
-        let place = match region {
-            Some(r) => format!("{account} {r}: "),
-            None => format!("{account}: "),
-        };
-        print_error(global.stderr_style, &format!("{place}{e}"), &e.hint());
-    }
+    print_failures(global, &failures);
     Ok(if failures.is_empty() {
         ExitCode::Success
     } else {
