@@ -225,7 +225,7 @@ async fn resolve_regions(
     let known: Vec<RegionInfo> = match (&settings.regions, listed) {
         (_, Ok(list)) => list
             .into_iter()
-            .filter(|r| same_partition(&r.name, &apis.home_region))
+            .filter(|r| crate::aws::partition(&r.name) == crate::aws::partition(&apis.home_region))
             .collect(),
         // Explicit regions can be scanned without the listing; `all` cannot.
         (RegionRequest::List(names), Err(e)) => {
@@ -274,23 +274,6 @@ async fn resolve_regions(
     enabled.sort();
     enabled.dedup();
     Ok((enabled, disabled))
-}
-
-/// `cn-*` regions live in aws-cn, `us-gov-*` in aws-us-gov, the rest in aws;
-/// credentials of one partition are useless in another.
-fn same_partition(a: &str, b: &str) -> bool {
-    fn partition(r: &str) -> &'static str {
-        if r.starts_with("cn-") {
-            "aws-cn"
-        } else if r.starts_with("us-gov-") {
-            "aws-us-gov"
-        } else if r.starts_with("us-iso") {
-            "aws-iso"
-        } else {
-            "aws"
-        }
-    }
-    partition(a) == partition(b)
 }
 
 /// One region's selected instances and, if measured, their usage.

@@ -19,6 +19,22 @@ pub use error::{AwsError, AwsErrorKind};
 
 use crate::model::{Identity, Instance, InstanceProfile, MetadataState, Options, RegionInfo};
 
+/// The partition a region belongs to, as ARNs spell it. Credentials of one
+/// partition are useless in another, and ARNs must name the right one.
+pub fn partition(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else if region.starts_with("us-isob-") {
+        "aws-iso-b"
+    } else if region.starts_with("us-iso") {
+        "aws-iso"
+    } else {
+        "aws"
+    }
+}
+
 /// One server-side `DescribeInstances` filter (`Name` and `Values`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Filter {
@@ -210,4 +226,16 @@ pub struct AccountApis {
     pub cloudwatch: Box<dyn CloudWatchApi>,
     /// The region used for global and discovery calls (`DescribeRegions`).
     pub home_region: String,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn partitions() {
+        assert_eq!(super::partition("eu-west-1"), "aws");
+        assert_eq!(super::partition("cn-north-1"), "aws-cn");
+        assert_eq!(super::partition("us-gov-west-1"), "aws-us-gov");
+        assert_eq!(super::partition("us-iso-east-1"), "aws-iso");
+        assert_eq!(super::partition("us-isob-east-1"), "aws-iso-b");
+    }
 }

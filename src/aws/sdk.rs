@@ -142,17 +142,6 @@ pub fn home_region(config: &SdkConfig) -> String {
         .unwrap_or_else(|| "us-east-1".to_owned())
 }
 
-/// `aws`, `aws-cn` or `aws-us-gov`: role ARNs name their partition.
-pub fn partition(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
-    }
-}
-
 /// A configuration whose credentials come from assuming `role_name` in
 /// `account_id` with the base credentials (refreshed by the SDK as needed).
 /// Nothing is called yet: a refusal surfaces on the account's first call.
@@ -164,7 +153,7 @@ pub async fn assume_role_config(
 ) -> SdkConfig {
     let arn = format!(
         "arn:{}:iam::{account_id}:role/{role_name}",
-        partition(&home_region(base))
+        super::partition(&home_region(base))
     );
     let mut builder = aws_config::sts::AssumeRoleProvider::builder(arn)
         .session_name("imdsguard")

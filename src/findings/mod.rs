@@ -84,7 +84,7 @@ impl Finding {
 pub fn instance_arn(r: &InstanceRecord) -> String {
     format!(
         "arn:{}:ec2:{}:{}:instance/{}",
-        crate::aws::sdk::partition(&r.region),
+        crate::aws::partition(&r.region),
         r.region,
         r.account_id,
         r.instance.instance_id
