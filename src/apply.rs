@@ -527,31 +527,19 @@ pub async fn describe_options<'x>(
                 name: "instance-id".into(),
                 values: chunk.iter().map(|s| (*s).to_owned()).collect(),
             }];
-            let mut found = HashMap::new();
-            let mut token = None;
-            let result: Result<(), AwsError> = async {
-                loop {
-                    let page = ec2
-                        .describe_instances(region, &filters, 1000, token)
-                        .await?;
-                    for i in page.instances {
-                        if !i.state.is_gone()
-                            && let Some(o) = i.metadata.explicit()
-                        {
-                            found.insert(i.instance_id.clone(), (o, i.metadata.state));
-                        }
-                    }
-                    match page.next_token {
-                        Some(t) => token = Some(t),
-                        None => return Ok(()),
-                    }
-                }
-            }
-            .await;
+            let result = crate::aws::live_instances(ec2, region, &filters)
+                .await
+                .map(|list| {
+                    list.into_iter()
+                        .filter_map(|i| {
+                            Some((i.instance_id, (i.metadata.explicit()?, i.metadata.state)))
+                        })
+                        .collect::<HashMap<_, _>>()
+                });
             for id in chunk {
                 let key = (region.to_owned(), (*id).to_owned());
                 let value = match &result {
-                    Ok(()) => Ok(found.remove(*id)),
+                    Ok(found) => Ok(found.get(*id).copied()),
                     Err(e) => Err(e.clone()),
                 };
                 out.insert(key, value);

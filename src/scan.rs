@@ -11,7 +11,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use futures::stream::{self, StreamExt};
 
-use crate::aws::{AccountApis, AwsError, AwsErrorKind};
+use crate::aws::{AccountApis, AwsError, AwsErrorKind, all_pages, live_instances};
 use crate::container;
 use crate::filter::Selection;
 use crate::model::{Instance, InstanceProfile, RegionInfo};
@@ -19,9 +19,6 @@ use crate::progress::Reporter;
 use crate::readiness;
 use crate::report::{Failure, InstanceRecord, RegionSummary};
 use crate::usage::{self, InstanceUsage, Window};
-
-/// EC2's largest `DescribeInstances` page.
-pub const PAGE_SIZE: i32 = 1000;
 
 /// Which regions to scan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -291,11 +288,15 @@ async fn scan_region(
     region: &str,
     settings: &ScanSettings,
 ) -> Result<RegionListing, AwsError> {
-    let instances: Vec<Instance> = list_region(apis, region, &settings.selection)
-        .await?
-        .into_iter()
-        .filter(|i| settings.selection.matches(account_id, region, i))
-        .collect();
+    let instances: Vec<Instance> = live_instances(
+        apis.ec2.as_ref(),
+        region,
+        &settings.selection.server_filters(region),
+    )
+    .await?
+    .into_iter()
+    .filter(|i| settings.selection.matches(account_id, region, i))
+    .collect();
     let usage = match &settings.usage {
         Some(window) => {
             let ids: Vec<String> = instances
@@ -310,39 +311,12 @@ async fn scan_region(
     Ok(RegionListing { instances, usage })
 }
 
-/// Every instance of one region, page by page (1000 per call).
-async fn list_region(
-    apis: &AccountApis,
-    region: &str,
-    selection: &Selection,
-) -> Result<Vec<Instance>, AwsError> {
-    let filters = selection.server_filters(region);
-    let mut out = Vec::new();
-    let mut token = None;
-    loop {
-        let page = apis
-            .ec2
-            .describe_instances(region, &filters, PAGE_SIZE, token)
-            .await?;
-        out.extend(page.instances.into_iter().filter(|i| !i.state.is_gone()));
-        match page.next_token {
-            Some(t) => token = Some(t),
-            None => return Ok(out),
-        }
-    }
-}
-
 async fn list_profiles(apis: &AccountApis) -> Result<Vec<InstanceProfile>, AwsError> {
-    let mut out = Vec::new();
-    let mut marker = None;
-    loop {
+    all_pages(|marker| async move {
         let page = apis.iam.list_instance_profiles(marker).await?;
-        out.extend(page.profiles);
-        match page.next_marker {
-            Some(m) => marker = Some(m),
-            None => return Ok(out),
-        }
-    }
+        Ok((page.profiles, page.next_marker))
+    })
+    .await
 }
 
 /// Instance profile ARN → role, built once per account.

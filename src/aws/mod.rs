@@ -19,6 +19,46 @@ pub use error::{AwsError, AwsErrorKind};
 
 use crate::model::{Identity, Instance, InstanceProfile, MetadataState, Options, RegionInfo};
 
+/// EC2's largest `DescribeInstances` page.
+pub const PAGE_SIZE: i32 = 1000;
+
+/// Follows a paginated listing to its end. `fetch` is one request: given the
+/// previous page's token, it returns that page's items and the next token.
+pub async fn all_pages<T, F, Fut>(mut fetch: F) -> Result<Vec<T>, AwsError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, Option<String>), AwsError>>,
+{
+    let mut out = Vec::new();
+    let mut token = None;
+    loop {
+        let (items, next) = fetch(token).await?;
+        out.extend(items);
+        match next {
+            Some(t) => token = Some(t),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// Every instance matching `filters` in `region`, in pages of 1000, without
+/// those terminated or on their way out (they are never acted on).
+pub async fn live_instances(
+    ec2: &dyn Ec2Api,
+    region: &str,
+    filters: &[Filter],
+) -> Result<Vec<Instance>, AwsError> {
+    let mut all = all_pages(|token| async move {
+        let page = ec2
+            .describe_instances(region, filters, PAGE_SIZE, token)
+            .await?;
+        Ok((page.instances, page.next_token))
+    })
+    .await?;
+    all.retain(|i| !i.state.is_gone());
+    Ok(all)
+}
+
 /// The partition a region belongs to, as ARNs spell it. Credentials of one
 /// partition are useless in another, and ARNs must name the right one.
 pub fn partition(region: &str) -> &'static str {

@@ -66,16 +66,11 @@ async fn list(
     ec2: &dyn crate::aws::Ec2Api,
     region: &str,
 ) -> Result<Vec<TemplateVersion>, AwsError> {
-    let mut out = Vec::new();
-    let mut token = None;
-    loop {
+    crate::aws::all_pages(|token| async move {
         let page = ec2.template_versions(region, token).await?;
-        out.extend(page.versions);
-        match page.next_token {
-            Some(t) => token = Some(t),
-            None => return Ok(out),
-        }
-    }
+        Ok((page.versions, page.next_token))
+    })
+    .await
 }
 
 /// A version allows IMDSv1 unless it requires tokens (unset inherits the
