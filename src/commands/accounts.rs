@@ -44,6 +44,22 @@ pub async fn scan_targets(global: &Global) -> Result<Vec<Target>, Error> {
         .collect())
 }
 
+/// The targets a scan ran on, by account id, to act on what it found. The
+/// one target without an id (the caller's own account, no `--accounts`) is
+/// `implicit_account`, the account the scan reported.
+pub fn into_map(targets: Vec<Target>, implicit_account: Option<&str>) -> AccountMap {
+    targets
+        .into_iter()
+        .filter_map(|t| {
+            Some((
+                t.account_id
+                    .or_else(|| implicit_account.map(str::to_owned))?,
+                t.apis,
+            ))
+        })
+        .collect()
+}
+
 /// API sets for exactly these accounts (those of a plan or a run): the
 /// caller's own account with its credentials, the others through the role.
 pub async fn apis_for(

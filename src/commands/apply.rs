@@ -14,7 +14,7 @@ use futures::stream::{self, StreamExt};
 
 use crate::cli::{ApplyArgs, DisableArgs, ExecOpts, HardenArgs, OneStepArgs};
 use crate::clock::now;
-use crate::commands::accounts::{AccountMap, apis_for, describe_all, scan_targets};
+use crate::commands::accounts::{AccountMap, apis_for, describe_all, into_map, scan_targets};
 use crate::commands::{confirm, emit, plan as plan_cmd, print_error, warn};
 use crate::error::Error;
 use crate::exit_codes::ExitCode;
@@ -95,8 +95,10 @@ async fn plan_and_apply(
         let _ = writeln!(err);
     }
     let plan_json = serde_json::to_string_pretty(&plan).expect("plans serialize");
-    drop(targets);
-    let apis = apis_for(global, &plan_accounts(&plan)).await?;
+    // The scan's clients (and their credentials, assumed roles included)
+    // serve the changes too: no second round of credential resolution.
+    let implicit = plan.changes.first().map(|c| c.account_id.as_str());
+    let apis = into_map(targets, implicit);
     let code = apply_plan(global, &apis, &mut store, &plan, &plan_json, exec).await?;
     Ok(if complete { code } else { ExitCode::Failure })
 }

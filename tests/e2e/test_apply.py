@@ -280,6 +280,8 @@ def test_throttled_and_flaky_ec2_loses_nothing(run, account, tmp_path):
             "harden", "--regions", REGION, "--no-usage", "--include-unknown", "--yes", "--rate", "100",
             "--format", "json", endpoint=proxy.url,
         )
+        # The scan's connection serves the changes: one identity check in all.
+        assert proxy.count("GetCallerIdentity") == 1
     assert r.code == 0, r.stderr
     assert bucket["throttled"] > 0 and bucket["failed"] > 0
     doc = r.json()
