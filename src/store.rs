@@ -18,9 +18,14 @@ use crate::readiness::{Readiness, Usage};
 use crate::report::{Failure, InstanceRecord, RegionSummary, ScanReport};
 use crate::usage::DayPoint;
 
-/// Parses a stored lowercase enum value (`required`, `enabled`, ...).
-fn parse_enum<T: DeserializeOwned>(s: &str) -> Option<T> {
-    serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
+/// A stored lowercase enum value (`required`, `enabled`, ...) from column `i`;
+/// NULL or an unknown value reads as `None`, as EC2 leaving it out would.
+fn enum_column<T: DeserializeOwned>(
+    r: &rusqlite::Row<'_>,
+    i: usize,
+) -> rusqlite::Result<Option<T>> {
+    let s: Option<String> = r.get(i)?;
+    Ok(s.and_then(|s| serde_json::from_value(serde_json::Value::String(s)).ok()))
 }
 
 /// Operation names are `&'static str` in `AwsError` (they come from code);
@@ -211,6 +216,20 @@ impl StoreError {
     }
 }
 
+/// The database's schema version; a version newer than this build knows is refused.
+fn schema_version(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(StoreError::TooNew {
+            path: path.to_owned(),
+            found: version,
+            known,
+        });
+    }
+    Ok(version)
+}
+
 pub struct Store {
     pub(crate) conn: Connection,
 }
@@ -245,15 +264,7 @@ impl Store {
                 source,
             })?;
         conn.pragma_update(None, "query_only", "ON")?;
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        let known = MIGRATIONS.len() as i64;
-        if version > known {
-            return Err(StoreError::TooNew {
-                path: path.to_owned(),
-                found: version,
-                known,
-            });
-        }
+        schema_version(&conn, path)?;
         Ok(Store { conn })
     }
 
@@ -273,17 +284,7 @@ impl Store {
         let _mode: String = self
             .conn
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-        let version: i64 = self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        let known = MIGRATIONS.len() as i64;
-        if version > known {
-            return Err(StoreError::TooNew {
-                path: path.to_owned(),
-                found: version,
-                known,
-            });
-        }
+        let version = schema_version(&self.conn, path)?;
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             let tx = self.conn.transaction()?;
             tx.execute_batch(sql)?;
@@ -520,27 +521,12 @@ impl Store {
                 launch_time: r.get(4)?,
                 image_id: r.get(5)?,
                 metadata: MetadataOptions {
-                    http_tokens: r
-                        .get::<_, Option<String>>(6)?
-                        .as_deref()
-                        .and_then(parse_enum),
-                    http_endpoint: r
-                        .get::<_, Option<String>>(7)?
-                        .as_deref()
-                        .and_then(parse_enum),
+                    http_tokens: enum_column(r, 6)?,
+                    http_endpoint: enum_column(r, 7)?,
                     hop_limit: r.get(8)?,
-                    instance_metadata_tags: r
-                        .get::<_, Option<String>>(9)?
-                        .as_deref()
-                        .and_then(parse_enum),
-                    http_protocol_ipv6: r
-                        .get::<_, Option<String>>(10)?
-                        .as_deref()
-                        .and_then(parse_enum),
-                    state: r
-                        .get::<_, Option<String>>(11)?
-                        .as_deref()
-                        .and_then(parse_enum),
+                    instance_metadata_tags: enum_column(r, 9)?,
+                    http_protocol_ipv6: enum_column(r, 10)?,
+                    state: enum_column(r, 11)?,
                 },
                 instance_profile_arn: r.get(12)?,
                 tags: serde_json::from_str(&tags_json).unwrap_or_default(),
