@@ -9,6 +9,7 @@ use aws_config::SdkConfig;
 
 use crate::aws::{AccountApis, sdk};
 use crate::error::Error;
+use crate::report::Failure;
 use crate::settings::{AccountScope, Global};
 
 /// One account to work on.
@@ -127,18 +128,21 @@ pub async fn describe_all<'x>(
     out
 }
 
-/// Something that failed for one account (and region, if it was regional).
-pub type PlaceFailure = (String, Option<String>, crate::aws::AwsError);
-
 /// The account id behind a target and the regions to visit in it (`--regions`,
 /// or every enabled region); a failure names the account.
 pub async fn account_regions(
     global: &Global,
     t: &Target,
-) -> Result<(String, Vec<String>), PlaceFailure> {
+) -> Result<(String, Vec<String>), Failure> {
     let account = match t.apis.sts.caller_identity().await {
         Ok(i) => i.account_id,
-        Err(e) => return Err((t.account_id.clone().unwrap_or_default(), None, e)),
+        Err(error) => {
+            return Err(Failure {
+                account_id: t.account_id.clone(),
+                region: None,
+                error,
+            });
+        }
     };
     let regions = match &global.regions {
         crate::scan::RegionRequest::List(list) => list.clone(),
@@ -149,20 +153,33 @@ pub async fn account_regions(
                     .filter(|r| r.is_enabled())
                     .map(|r| r.name)
                     .collect(),
-                Err(e) => return Err((account, None, e)),
+                Err(error) => {
+                    return Err(Failure {
+                        account_id: Some(account),
+                        region: None,
+                        error,
+                    });
+                }
             }
         }
     };
     Ok((account, regions))
 }
 
-/// Prints each failure as one error line with its hint.
-pub fn print_failures(global: &Global, failures: &[PlaceFailure]) {
-    for (account, region, e) in failures {
-        let place = match region {
-            Some(r) => format!("{account} {r}: "),
-            None => format!("{account}: "),
+/// Prints each failure as one error line, prefixed by its account and
+/// region, with its hint.
+pub fn print_failures(global: &Global, failures: &[Failure]) {
+    for f in failures {
+        let place = match (&f.account_id, &f.region) {
+            (Some(a), Some(r)) => format!("{a} {r}: "),
+            (Some(a), None) => format!("{a}: "),
+            (None, Some(r)) => format!("{r}: "),
+            (None, None) => String::new(),
         };
-        crate::commands::print_error(global.stderr_style, &format!("{place}{e}"), &e.hint());
+        crate::commands::print_error(
+            global.stderr_style,
+            &format!("{place}{}", f.error),
+            &f.error.hint(),
+        );
     }
 }

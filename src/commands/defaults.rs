@@ -5,11 +5,12 @@
 use futures::stream::{self, StreamExt};
 use serde_json::Value;
 
-use crate::commands::accounts::{PlaceFailure, account_regions, print_failures, scan_targets};
+use crate::commands::accounts::{account_regions, print_failures, scan_targets};
 use crate::commands::emit;
 use crate::error::Error;
 use crate::exit_codes::ExitCode;
 use crate::output::{self, rows::Rows};
+use crate::report::Failure;
 use crate::settings::Global;
 
 pub async fn show(global: &Global) -> Result<ExitCode, Error> {
@@ -30,7 +31,7 @@ pub async fn show(global: &Global) -> Result<ExitCode, Error> {
         .to_vec(),
         rows: Vec::new(),
     };
-    let mut failures: Vec<PlaceFailure> = Vec::new();
+    let mut failures: Vec<Failure> = Vec::new();
     for t in &targets {
         let (account, regions) = match account_regions(global, t).await {
             Ok(x) => x,
@@ -65,7 +66,11 @@ pub async fn show(global: &Global) -> Result<ExitCode, Error> {
                         Value::from(d.http_tokens.as_deref() != Some("required")),
                     ]);
                 }
-                Err(e) => failures.push((account.clone(), Some(region), e)),
+                Err(error) => failures.push(Failure {
+                    account_id: Some(account.clone()),
+                    region: Some(region),
+                    error,
+                }),
             }
         }
     }

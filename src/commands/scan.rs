@@ -9,7 +9,7 @@ use tokio::sync::Semaphore;
 use crate::cli::ScanArgs;
 use crate::clock::now;
 use crate::commands::accounts::Target;
-use crate::commands::{emit, print_error, warn};
+use crate::commands::{emit, warn};
 use crate::error::Error;
 use crate::exit_codes::ExitCode;
 use crate::filter::Selection;
@@ -133,18 +133,7 @@ pub fn print_problems(global: &Global, report: &ScanReport) {
     for w in &report.warnings {
         warn(global.stderr_style, global.verbosity, w);
     }
-    for f in &report.failures {
-        let place = match (&f.account_id, &f.region) {
-            (Some(a), Some(r)) => format!("{a} {r}: "),
-            (Some(a), None) => format!("{a}: "),
-            _ => String::new(),
-        };
-        print_error(
-            global.stderr_style,
-            &format!("{place}{}", f.error),
-            &f.error.hint(),
-        );
-    }
+    crate::commands::accounts::print_failures(global, &report.failures);
 }
 
 pub async fn run(global: &Global, args: &ScanArgs) -> Result<ExitCode, Error> {
