@@ -9,8 +9,11 @@ use aws_config::SdkConfig;
 
 use crate::aws::{AccountApis, sdk};
 use crate::error::Error;
+use crate::exit_codes::ExitCode;
+use crate::output::rows::Rows;
 use crate::report::Failure;
 use crate::settings::{AccountScope, Global};
+use futures::StreamExt;
 
 /// One account to work on.
 pub struct Target {
@@ -128,12 +131,72 @@ pub async fn describe_all<'x>(
     out
 }
 
+/// Calls `visit` once per region of every target (each account's regions
+/// concurrently, `--concurrency` at a time) and collects the answers by
+/// (account, region), in order, and every failure.
+pub async fn each_region<'a, T, F, Fut>(
+    global: &Global,
+    targets: &'a [Target],
+    visit: F,
+) -> (Vec<(String, String, T)>, Vec<Failure>)
+where
+    F: Fn(&'a AccountApis, String) -> Fut,
+    Fut: std::future::Future<Output = Result<T, crate::aws::AwsError>>,
+{
+    let mut answers = Vec::new();
+    let mut failures = Vec::new();
+    for t in targets {
+        let (account, regions) = match account_regions(global, t).await {
+            Ok(x) => x,
+            Err(f) => {
+                failures.push(f);
+                continue;
+            }
+        };
+        let results: Vec<_> = futures::stream::iter(regions)
+            .map(|region| {
+                let call = visit(&t.apis, region.clone());
+                async move { (region, call.await) }
+            })
+            .buffered(global.concurrency.max(1))
+            .collect()
+            .await;
+        for (region, result) in results {
+            match result {
+                Ok(v) => answers.push((account.clone(), region, v)),
+                Err(error) => failures.push(Failure {
+                    account_id: Some(account.clone()),
+                    region: Some(region),
+                    error,
+                }),
+            }
+        }
+    }
+    (answers, failures)
+}
+
+/// Writes rows for a per-region listing, prints its failures, and exits 1
+/// if any account or region failed.
+pub fn finish_rows(
+    global: &Global,
+    kind: &str,
+    rows: &Rows,
+    failures: &[Failure],
+) -> Result<ExitCode, Error> {
+    crate::commands::emit(global.out.as_deref(), |w| {
+        crate::output::rows::render(kind, rows, global.format, global.stdout_style, w)
+    })?;
+    print_failures(global, failures);
+    Ok(if failures.is_empty() {
+        ExitCode::Success
+    } else {
+        ExitCode::Failure
+    })
+}
+
 /// The account id behind a target and the regions to visit in it (`--regions`,
 /// or every enabled region); a failure names the account.
-pub async fn account_regions(
-    global: &Global,
-    t: &Target,
-) -> Result<(String, Vec<String>), Failure> {
+async fn account_regions(global: &Global, t: &Target) -> Result<(String, Vec<String>), Failure> {
     let account = match t.apis.sts.caller_identity().await {
         Ok(i) => i.account_id,
         Err(error) => {

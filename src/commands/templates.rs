@@ -8,12 +8,10 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::aws::{AwsError, TemplateVersion};
-use crate::commands::accounts::{account_regions, print_failures, scan_targets};
-use crate::commands::emit;
+use crate::commands::accounts::{each_region, finish_rows, scan_targets};
 use crate::error::Error;
 use crate::exit_codes::ExitCode;
-use crate::output::{self, rows::Rows};
-use crate::report::Failure;
+use crate::output::rows::Rows;
 use crate::settings::Global;
 
 pub async fn show(global: &Global) -> Result<ExitCode, Error> {
@@ -36,35 +34,14 @@ pub async fn show(global: &Global) -> Result<ExitCode, Error> {
         .to_vec(),
         rows: Vec::new(),
     };
-    let mut failures: Vec<Failure> = Vec::new();
-    for t in &targets {
-        let (account, regions) = match account_regions(global, t).await {
-            Ok(x) => x,
-            Err(f) => {
-                failures.push(f);
-                continue;
-            }
-        };
-        for region in regions {
-            match list(t.apis.ec2.as_ref(), &region).await {
-                Ok(versions) => rows.rows.extend(summarize(&account, &region, versions)),
-                Err(error) => failures.push(Failure {
-                    account_id: Some(account.clone()),
-                    region: Some(region),
-                    error,
-                }),
-            }
-        }
-    }
-    emit(global.out.as_deref(), |w| {
-        output::rows::render("templates", &rows, global.format, global.stdout_style, w)
-    })?;
-    print_failures(global, &failures);
-    Ok(if failures.is_empty() {
-        ExitCode::Success
-    } else {
-        ExitCode::Failure
+    let (answers, failures) = each_region(global, &targets, |apis, region| async move {
+        list(apis.ec2.as_ref(), &region).await
     })
+    .await;
+    for (account, region, versions) in answers {
+        rows.rows.extend(summarize(&account, &region, versions));
+    }
+    finish_rows(global, "templates", &rows, &failures)
 }
 
 async fn list(
