@@ -77,19 +77,18 @@ pub async fn scan_account(
         ..Default::default()
     };
 
-    let (regions, disabled) = resolve_regions(apis, settings, &mut inv.warnings).await?;
-    for region in disabled {
-        inv.failures.push(Failure {
-            account_id: Some(account_id.clone()),
-            region: Some(region.clone()),
-            error: AwsError::local(
-                "ec2:DescribeInstances",
-                AwsErrorKind::RegionDisabled,
-                format!("region {region} is not enabled for account {account_id}"),
-            ),
-        });
-    }
+    let pinned = settings.selection.pinned_regions();
+    let regions = resolve_regions(
+        apis,
+        &account_id,
+        &settings.regions,
+        pinned.as_ref(),
+        &mut inv.warnings,
+    )
+    .await?;
+    inv.failures.extend(regions.disabled);
     let regions: Vec<String> = regions
+        .enabled
         .into_iter()
         .filter(|r| !settings.selection.excludes_region(r))
         .collect();
@@ -212,14 +211,25 @@ fn abbreviate(items: &[&str], max: usize) -> String {
 }
 
 /// Decides the regions to scan; returns them and the requested ones that are disabled.
-async fn resolve_regions(
+/// The regions to work on in one account.
+pub struct Regions {
+    pub enabled: Vec<String>,
+    /// Requested regions the account has not enabled, as failures to report.
+    pub disabled: Vec<Failure>,
+}
+
+/// Decides the regions to visit in an account: every enabled region of its
+/// partition, or the requested ones validated against `DescribeRegions`
+/// (unknown: an error; not enabled: a failure), narrowed to `pinned`.
+pub async fn resolve_regions(
     apis: &AccountApis,
-    settings: &ScanSettings,
+    account_id: &str,
+    request: &RegionRequest,
+    pinned: Option<&BTreeSet<String>>,
     warnings: &mut Vec<String>,
-) -> Result<(Vec<String>, Vec<String>), ScanError> {
-    let pinned = settings.selection.pinned_regions();
+) -> Result<Regions, ScanError> {
     let listed = apis.ec2.describe_regions(&apis.home_region).await;
-    let known: Vec<RegionInfo> = match (&settings.regions, listed) {
+    let known: Vec<RegionInfo> = match (request, listed) {
         (_, Ok(list)) => list
             .into_iter()
             .filter(|r| crate::aws::partition(&r.name) == crate::aws::partition(&apis.home_region))
@@ -242,7 +252,7 @@ async fn resolve_regions(
     };
     let mut enabled = Vec::new();
     let mut disabled = Vec::new();
-    match &settings.regions {
+    match request {
         RegionRequest::All => {
             for r in &known {
                 if r.is_enabled() {
@@ -270,7 +280,19 @@ async fn resolve_regions(
     }
     enabled.sort();
     enabled.dedup();
-    Ok((enabled, disabled))
+    let disabled = disabled
+        .into_iter()
+        .map(|region: String| Failure {
+            account_id: Some(account_id.to_owned()),
+            error: AwsError::local(
+                "ec2:DescribeInstances",
+                AwsErrorKind::RegionDisabled,
+                format!("region {region} is not enabled for account {account_id}"),
+            ),
+            region: Some(region),
+        })
+        .collect();
+    Ok(Regions { enabled, disabled })
 }
 
 /// One region's selected instances and, if measured, their usage.

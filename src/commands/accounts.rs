@@ -138,7 +138,7 @@ pub async fn each_region<'a, T, F, Fut>(
     global: &Global,
     targets: &'a [Target],
     visit: F,
-) -> (Vec<(String, String, T)>, Vec<Failure>)
+) -> Result<(Vec<(String, String, T)>, Vec<Failure>), Error>
 where
     F: Fn(&'a AccountApis, String) -> Fut,
     Fut: std::future::Future<Output = Result<T, crate::aws::AwsError>>,
@@ -146,12 +146,8 @@ where
     let mut answers = Vec::new();
     let mut failures = Vec::new();
     for t in targets {
-        let (account, regions) = match account_regions(global, t).await {
-            Ok(x) => x,
-            Err(f) => {
-                failures.push(f);
-                continue;
-            }
+        let Some((account, regions)) = account_regions(global, t, &mut failures).await? else {
+            continue;
         };
         let results: Vec<_> = futures::stream::iter(regions)
             .map(|region| {
@@ -172,7 +168,7 @@ where
             }
         }
     }
-    (answers, failures)
+    Ok((answers, failures))
 }
 
 /// Writes rows for a per-region listing, prints its failures, and exits 1
@@ -194,39 +190,50 @@ pub fn finish_rows(
     })
 }
 
-/// The account id behind a target and the regions to visit in it (`--regions`,
-/// or every enabled region); a failure names the account.
-async fn account_regions(global: &Global, t: &Target) -> Result<(String, Vec<String>), Failure> {
+/// The account id behind a target and its regions, resolved as a scan does
+/// (see [`crate::scan::resolve_regions`]). An account that cannot be reached
+/// is a failure; an unknown region is the command's error.
+async fn account_regions(
+    global: &Global,
+    t: &Target,
+    failures: &mut Vec<Failure>,
+) -> Result<Option<(String, Vec<String>)>, Error> {
     let account = match t.apis.sts.caller_identity().await {
         Ok(i) => i.account_id,
         Err(error) => {
-            return Err(Failure {
+            failures.push(Failure {
                 account_id: t.account_id.clone(),
                 region: None,
                 error,
             });
+            return Ok(None);
         }
     };
-    let regions = match &global.regions {
-        crate::scan::RegionRequest::List(list) => list.clone(),
-        crate::scan::RegionRequest::All => {
-            match t.apis.ec2.describe_regions(&t.apis.home_region).await {
-                Ok(list) => list
-                    .into_iter()
-                    .filter(|r| r.is_enabled())
-                    .map(|r| r.name)
-                    .collect(),
-                Err(error) => {
-                    return Err(Failure {
-                        account_id: Some(account),
-                        region: None,
-                        error,
-                    });
-                }
-            }
+    let mut warnings = Vec::new();
+    let resolved =
+        crate::scan::resolve_regions(&t.apis, &account, &global.regions, None, &mut warnings).await;
+    for w in &warnings {
+        crate::commands::warn(
+            global.stderr_style,
+            global.verbosity,
+            &format!("{account}: {w}"),
+        );
+    }
+    match resolved {
+        Ok(r) => {
+            failures.extend(r.disabled);
+            Ok(Some((account, r.enabled)))
         }
-    };
-    Ok((account, regions))
+        Err(crate::scan::ScanError::Aws(error)) => {
+            failures.push(Failure {
+                account_id: Some(account),
+                region: None,
+                error,
+            });
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Prints each failure as one error line, prefixed by its account and

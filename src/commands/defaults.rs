@@ -31,7 +31,7 @@ pub async fn show(global: &Global) -> Result<ExitCode, Error> {
     let (answers, failures) = each_region(global, &targets, |apis, region| async move {
         apis.ec2.metadata_defaults(&region).await
     })
-    .await;
+    .await?;
     let opt = |v: &Option<String>| v.clone().map_or(Value::Null, Value::from);
     for (account, region, d) in answers {
         rows.rows.push(vec![

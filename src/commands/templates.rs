@@ -37,7 +37,7 @@ pub async fn show(global: &Global) -> Result<ExitCode, Error> {
     let (answers, failures) = each_region(global, &targets, |apis, region| async move {
         list(apis.ec2.as_ref(), &region).await
     })
-    .await;
+    .await?;
     for (account, region, versions) in answers {
         rows.rows.extend(summarize(&account, &region, versions));
     }

@@ -53,3 +53,10 @@ def test_defaults_show(run):
         assert r.code == 1
         assert "ap-south-1" in r.stderr and "ec2:GetInstanceMetadataDefaults" in r.stderr
         assert "us-east-1" in r.stdout and "declarative-policy" in r.stdout
+
+
+def test_defaults_regions_are_validated_like_scan(run):
+    r = run("defaults", "show", "--regions", "us-east-9")
+    assert r.code == 2 and "unknown region `us-east-9`" in r.stderr
+    r = run("templates", "show", "--regions", "us-east-1,me-south-1")
+    assert r.code == 1 and "me-south-1" in r.stderr and "not enabled" in r.stderr
