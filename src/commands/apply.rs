@@ -532,8 +532,11 @@ fn finish(
     } else {
         "done"
     };
-    store.set_run_status(run, status, Some(&now()))?;
-    let loaded = store.load_run(run)?;
+    let finished_at = now();
+    store.set_run_status(run, status, Some(&finished_at))?;
+    let mut loaded = loaded;
+    loaded.status = status.to_owned();
+    loaded.finished_at = Some(finished_at);
     emit(global.out.as_deref(), |w| {
         output::run::render(&loaded, false, global.format, global.stdout_style, w)
     })?;
