@@ -222,6 +222,9 @@ def test_bad_plans_and_runs_change_nothing(run, account, world, tmp_path):
         for args in (["rollback", "999", "--yes"], ["apply", "--resume", "999", "--yes"], ["runs", "999"]):
             r = run(*args, endpoint=proxy.url)
             assert r.code == 1 and "no run with id 999" in r.stderr, args
+        for rate in ("0", "-1", "5000"):
+            r = run("apply", str(path), "--yes", f"--rate={rate}", endpoint=proxy.url)
+            assert r.code == 2 and f"--rate {rate}" in r.stderr and "help:" in r.stderr, rate
         # Without --yes and without a terminal, nothing happens.
         r = run("apply", str(path), endpoint=proxy.url)
         assert r.code == 2 and "pass --yes" in r.stderr
