@@ -87,12 +87,16 @@ pub enum Command {
     #[command(after_help = PLAN_EXAMPLES)]
     Plan(PlanArgs),
 
-    /// Execute a plan: journaled, paced, retried, verified.
+    /// Execute a plan: journaled, paced, compared before each change, verified.
     ///
-    /// Refuses a plan whose instances changed since it was made. Each change
-    /// is journaled before and after its call, so an interrupted run (Ctrl-C,
-    /// crash, kill) can be finished with `--resume RUN` or undone with
-    /// `imdsguard rollback RUN`.
+    /// Refuses a plan that is edited, older than --max-plan-age, or whose
+    /// instances changed since it was made. Right before each batch of
+    /// changes, the instances are described again: one someone else changed
+    /// meanwhile is skipped, never overwritten. Each change is journaled
+    /// before and after its call, so an interrupted run (Ctrl-C, crash, kill,
+    /// expired credentials) can be finished with `--resume RUN` or undone
+    /// with `imdsguard rollback RUN`. One process drives a run at a time.
+    /// Exits 0 only when every change is applied and verified.
     #[command(after_help = AFTER_HELP)]
     Apply(ApplyArgs),
 
@@ -292,7 +296,9 @@ pub struct ExecOpts {
     )]
     pub rate: f64,
 
-    /// Also append one JSON line per change to FILE (for SIEMs).
+    /// Also append one JSON line per change to FILE, as soon as each change's
+    /// state is known (applied, pending, failed, skipped); `apply --resume`
+    /// keeps writing to the run's file.
     #[arg(long, help_heading = "Execution", value_name = "FILE")]
     pub log: Option<PathBuf>,
 
@@ -304,6 +310,17 @@ pub struct ExecOpts {
         value_name = "SECS"
     )]
     pub verify_timeout: u64,
+
+    /// Compare each instance with what EC2 reports at most SECS before its
+    /// change is sent; an instance someone else changed meanwhile is skipped,
+    /// never overwritten.
+    #[arg(
+        long,
+        help_heading = "Execution",
+        default_value_t = 30,
+        value_name = "SECS"
+    )]
+    pub recheck_window: u64,
 }
 
 #[derive(Debug, Args)]
@@ -325,6 +342,14 @@ pub struct ApplyArgs {
     /// Finish an interrupted run instead (never repeats a change already accepted).
     #[arg(long, value_name = "RUN")]
     pub resume: Option<i64>,
+    /// Refuse a plan made longer ago than this (`7d`, `12h`, `30m`): readiness ages.
+    #[arg(
+        long,
+        default_value = "7d",
+        value_name = "AGE",
+        conflicts_with = "resume"
+    )]
+    pub max_plan_age: String,
     #[command(flatten)]
     pub exec: ExecOpts,
 }

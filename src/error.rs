@@ -3,11 +3,11 @@
 
 use std::path::PathBuf;
 
-use crate::apply::ExecError;
 use crate::aws::AwsError;
 use crate::exit_codes::ExitCode;
 use crate::filter::SelectionError;
 use crate::plan::PlanError;
+use crate::runs::RunError;
 use crate::scan::ScanError;
 use crate::store::StoreError;
 
@@ -35,15 +35,20 @@ pub enum Error {
     #[error(transparent)]
     Plan(#[from] PlanError),
     #[error(transparent)]
-    Exec(Box<ExecError>),
+    Run(Box<RunError>),
     /// A safety check refused to change anything (drift, missing instances, wrong account).
     #[error("{message}")]
     Refused { message: String, hint: String },
 }
 
-impl From<ExecError> for Error {
-    fn from(e: ExecError) -> Self {
-        Error::Exec(Box::new(e))
+impl From<RunError> for Error {
+    fn from(e: RunError) -> Self {
+        match e {
+            // The same advice as anywhere else these come up.
+            RunError::Aws(e) => Error::Aws(e),
+            RunError::Store(e) => Error::Store(e),
+            e => Error::Run(Box::new(e)),
+        }
     }
 }
 
@@ -72,9 +77,23 @@ impl Error {
             Error::Store(e) => e.hint().to_owned(),
             Error::Output { .. } => "check that the directory exists and is writable".into(),
             Error::Plan(e) => e.hint().to_owned(),
-            Error::Exec(e) => match e.as_ref() {
-                ExecError::Store(e) => e.hint().to_owned(),
-                ExecError::Permission { error, .. } => format!("{}; no change was made", error.hint()),
+            Error::Run(e) => match e.as_ref() {
+                RunError::Store(e) => e.hint().to_owned(),
+                RunError::Aws(e) => e.hint(),
+                RunError::Ledger(_) => {
+                    "check that the --log file's directory exists and is writable (the journal in --db still holds every change)".into()
+                }
+                RunError::Held { .. } => format!(
+                    "wait for it to finish, or stop it with Ctrl-C in its terminal; a process that is gone is taken over (on this host at once, elsewhere after {} s without a heartbeat)",
+                    crate::runs::lease::STALE_AFTER
+                ),
+                RunError::RolledBack { run, .. } => format!(
+                    "`imdsguard runs {run}` shows what it holds; to change these instances again, make a new plan with `imdsguard plan`"
+                ),
+                RunError::Permission(d) => format!("{}; then apply the plan again", d.error.hint()),
+                RunError::NoAccount(_) => {
+                    "pass --role-name (and --external-id if needed) to reach the run's other accounts".into()
+                }
             },
             Error::Refused { hint, .. } => hint.clone(),
         }

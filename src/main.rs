@@ -4,7 +4,6 @@
 //! (`settings`), run one command (`commands`), print any error with its
 //! hint, and exit with a documented code (`exit_codes`).
 
-mod apply;
 mod aws;
 mod cli;
 mod clock;
@@ -22,6 +21,7 @@ mod plan;
 mod progress;
 mod readiness;
 mod report;
+mod runs;
 mod scan;
 mod settings;
 mod store;

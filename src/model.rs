@@ -105,6 +105,82 @@ impl Options {
     }
 }
 
+/// What a run does to each instance. Stored in plan files and in the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// `HttpTokens=required` (IMDSv2 only); a disabled endpoint stays disabled.
+    RequireV2,
+    /// `HttpEndpoint=disabled`: no IMDS at all.
+    DisableEndpoint,
+    /// `HttpTokens=optional`: metabadger's `-v1` (prefer `rollback`).
+    AllowV1,
+    /// Back to each instance's exact previous options (made by `rollback`).
+    Rollback,
+}
+
+impl Action {
+    pub const ALL: [Action; 4] = [
+        Action::RequireV2,
+        Action::DisableEndpoint,
+        Action::AllowV1,
+        Action::Rollback,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::RequireV2 => "require-v2",
+            Action::DisableEndpoint => "disable-endpoint",
+            Action::AllowV1 => "allow-v1",
+            Action::Rollback => "rollback",
+        }
+    }
+}
+
+/// One field of the metadata options, for checks and summaries that go
+/// field by field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Field {
+    HttpTokens,
+    HttpEndpoint,
+    HopLimit,
+    InstanceMetadataTags,
+    HttpProtocolIpv6,
+}
+
+impl Field {
+    pub const ALL: [Field; 5] = [
+        Field::HttpTokens,
+        Field::HttpEndpoint,
+        Field::HopLimit,
+        Field::InstanceMetadataTags,
+        Field::HttpProtocolIpv6,
+    ];
+
+    /// The name EC2's API gives the field.
+    pub fn api_name(self) -> &'static str {
+        match self {
+            Field::HttpTokens => "HttpTokens",
+            Field::HttpEndpoint => "HttpEndpoint",
+            Field::HopLimit => "HttpPutResponseHopLimit",
+            Field::InstanceMetadataTags => "InstanceMetadataTags",
+            Field::HttpProtocolIpv6 => "HttpProtocolIpv6",
+        }
+    }
+
+    /// The field's value in `o`, as text.
+    pub fn value(self, o: &Options) -> String {
+        match self {
+            Field::HttpTokens => o.http_tokens.as_str().to_owned(),
+            Field::HttpEndpoint => o.http_endpoint.as_str().to_owned(),
+            Field::HopLimit => o.hop_limit.to_string(),
+            Field::InstanceMetadataTags => o.instance_metadata_tags.as_str().to_owned(),
+            Field::HttpProtocolIpv6 => o.http_protocol_ipv6.as_str().to_owned(),
+        }
+    }
+}
+
 /// Where an instance stands on IMDS, for counting. The classes do not
 /// overlap: an instance with the endpoint disabled counts as `Disabled`
 /// whatever its `HttpTokens` says, because no metadata is served at all.

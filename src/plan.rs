@@ -13,36 +13,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::filter::{parse_instance_id, parse_region};
-use crate::model::{HttpTokens, Options, Toggle};
+use crate::model::{Field, HttpTokens, Options, Toggle};
 use crate::readiness::Readiness;
 use crate::report::{InstanceRecord, ScanReport};
 
 pub const SCHEMA: &str = "imdsguard/plan-v1";
 
-/// What a plan does to each instance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Action {
-    /// `HttpTokens=required` (IMDSv2 only); a disabled endpoint stays disabled.
-    RequireV2,
-    /// `HttpEndpoint=disabled`: no IMDS at all.
-    DisableEndpoint,
-    /// `HttpTokens=optional`: metabadger's `-v1` (prefer `rollback`).
-    AllowV1,
-    /// Back to each instance's exact previous options (made by `rollback`).
-    Rollback,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::RequireV2 => "require-v2",
-            Action::DisableEndpoint => "disable-endpoint",
-            Action::AllowV1 => "allow-v1",
-            Action::Rollback => "rollback",
-        }
-    }
-}
+pub use crate::model::Action;
 
 /// How to set the hop limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,6 +93,21 @@ pub enum PlanError {
     Tampered { path: String },
     #[error("plan {path}: {reason}")]
     Invalid { path: String, reason: String },
+    #[error("plan {path}: {instance_id}: {reason}")]
+    Meaning {
+        path: String,
+        instance_id: String,
+        reason: String,
+    },
+    #[error(
+        "plan {path} was made {age} ago ({created_at}), longer ago than --max-plan-age {max}: readiness may have changed since"
+    )]
+    TooOld {
+        path: String,
+        created_at: String,
+        age: String,
+        max: String,
+    },
     #[error("--hop-limit {0} is out of range")]
     HopLimit(i32),
 }
@@ -128,8 +120,12 @@ impl PlanError {
             }
             PlanError::Malformed { .. }
             | PlanError::Invalid { .. }
-            | PlanError::Tampered { .. } => {
+            | PlanError::Tampered { .. }
+            | PlanError::Meaning { .. } => {
                 "plans are not meant to be edited: run `imdsguard plan` again with the selection you want"
+            }
+            PlanError::TooOld { .. } => {
+                "run `imdsguard plan` again (readiness ages), or pass a longer --max-plan-age to apply it as it is"
             }
             PlanError::HopLimit(_) => "the hop limit is 1 to 64; `auto` sets 2 on container hosts",
         }
@@ -178,7 +174,7 @@ pub fn build(
                 .push(skip("EC2 did not report its metadata options".into()));
             continue;
         };
-        let target = target_for(request, rec, current);
+        let target = target_for(request, rec.container_host, current);
         if target == current {
             plan.unchanged += 1;
             continue;
@@ -202,7 +198,8 @@ pub fn build(
     Ok(plan)
 }
 
-fn target_for(request: &PlanRequest, rec: &InstanceRecord, current: Options) -> Options {
+/// The target a plan computes for an instance from the options it saw.
+fn target_for(request: &PlanRequest, container_host: bool, current: Options) -> Options {
     let mut t = current;
     match request.action {
         Action::RequireV2 => t.http_tokens = HttpTokens::Required,
@@ -215,7 +212,7 @@ fn target_for(request: &PlanRequest, rec: &InstanceRecord, current: Options) -> 
         match request.settings.hop_limit {
             HopLimit::Keep => {}
             HopLimit::Auto => {
-                if rec.container_host && t.hop_limit < 2 {
+                if container_host && t.hop_limit < 2 {
                     t.hop_limit = 2;
                 }
             }
@@ -310,7 +307,134 @@ pub fn parse(text: &str, shown: &str) -> Result<Plan, PlanError> {
         path: shown.to_owned(),
         reason,
     })?;
+    check_meaning(&plan, shown)?;
     Ok(plan)
+}
+
+/// Checks that a plan means what a plan may mean, whoever computed its
+/// digest: every target is what [`build`] would compute from the options
+/// the plan saw, its action and its settings. So a target never goes
+/// against its action (`require-v2` → tokens `required`, `disable-endpoint`
+/// → endpoint `disabled`, `allow-v1` → tokens `optional`), never re-enables
+/// an endpoint the plan saw disabled, and changes hop limit, tags and IPv6
+/// only where the plan's own settings asked for it.
+pub fn check_meaning(plan: &Plan, shown: &str) -> Result<(), PlanError> {
+    let refuse = |instance_id: &str, reason: String| PlanError::Meaning {
+        path: shown.to_owned(),
+        instance_id: instance_id.to_owned(),
+        reason,
+    };
+    if plan.action == Action::Rollback {
+        return Err(PlanError::Invalid {
+            path: shown.to_owned(),
+            reason: "plans do not roll back: `imdsguard rollback RUN` does, from the journal"
+                .into(),
+        });
+    }
+    if let HopLimit::Set(n) = plan.settings.hop_limit
+        && !(1..=64).contains(&n)
+    {
+        return Err(PlanError::Invalid {
+            path: shown.to_owned(),
+            reason: format!("settings: hop limit {n} is out of range 1..64"),
+        });
+    }
+    let request = PlanRequest {
+        action: plan.action,
+        settings: plan.settings.clone(),
+    };
+    for c in &plan.changes {
+        // Whether the instance is a container host is not in the plan: with
+        // `--hop-limit auto` either answer is a possible target.
+        let allowed = [
+            target_for(&request, false, c.current),
+            target_for(&request, true, c.current),
+        ];
+        if allowed.contains(&c.target) {
+            continue;
+        }
+        let field = Field::ALL
+            .into_iter()
+            .find(|f| allowed.iter().all(|a| f.value(a) != f.value(&c.target)))
+            .unwrap_or(Field::HopLimit);
+        let (got, saw, want) = (
+            field.value(&c.target),
+            field.value(&c.current),
+            field.value(&allowed[0]),
+        );
+        let action = plan.action.as_str();
+        let reason = match field {
+            Field::HttpEndpoint if c.current.http_endpoint == Toggle::Disabled => format!(
+                "HttpEndpoint `{got}` would re-enable the metadata endpoint the plan saw disabled; nothing ever re-enables a disabled endpoint"
+            ),
+            Field::HttpTokens | Field::HttpEndpoint => format!(
+                "{} `{got}` is not what a {action} plan sets for an instance it saw with `{saw}` (`{want}`)",
+                field.api_name()
+            ),
+            Field::HopLimit => format!(
+                "HttpPutResponseHopLimit {got}: the plan saw {saw}, and its settings (hop limit {}) make it {want}",
+                match plan.settings.hop_limit {
+                    HopLimit::Keep => "keep".to_owned(),
+                    HopLimit::Auto => "auto".to_owned(),
+                    HopLimit::Set(n) => n.to_string(),
+                }
+            ),
+            Field::InstanceMetadataTags => format!(
+                "InstanceMetadataTags `{got}`: the plan saw `{saw}` and {}",
+                if plan.settings.enable_tags {
+                    "enables tags only where the endpoint is enabled"
+                } else {
+                    "was not made with --enable-tags"
+                }
+            ),
+            Field::HttpProtocolIpv6 => format!(
+                "HttpProtocolIpv6 `{got}`: the plan saw `{saw}`, and plans never change IPv6"
+            ),
+        };
+        return Err(refuse(&c.instance_id, reason));
+    }
+    Ok(())
+}
+
+/// Refuses a plan made longer ago than `max` (readiness ages: an instance
+/// `ready` a week ago may call IMDSv1 today), or one dated in the future.
+pub fn check_age(
+    plan: &Plan,
+    shown: &str,
+    max: std::time::Duration,
+    now: i64,
+) -> Result<(), PlanError> {
+    use time::OffsetDateTime;
+    use time::format_description::well_known::Rfc3339;
+    let invalid = |reason: String| PlanError::Invalid {
+        path: shown.to_owned(),
+        reason,
+    };
+    let made = OffsetDateTime::parse(&plan.created_at, &Rfc3339)
+        .map_err(|_| {
+            invalid(format!(
+                "created_at `{}` is not an RFC 3339 time",
+                plan.created_at
+            ))
+        })?
+        .unix_timestamp();
+    // Clocks disagree a little between the machine that planned and this one.
+    if made > now + 300 {
+        return Err(invalid(format!(
+            "created_at {} is in the future",
+            plan.created_at
+        )));
+    }
+    let age = (now - made).max(0) as u64;
+    if age > max.as_secs() {
+        return Err(PlanError::TooOld {
+            path: shown.to_owned(),
+            created_at: plan.created_at.clone(),
+            age: crate::clock::human_duration(age),
+            max: crate::clock::human_duration(max.as_secs()),
+        });
+    }
+    Ok(())
 }
 
 fn validate(plan: &Plan) -> Result<(), String> {

@@ -164,6 +164,76 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX changes_by_instance ON changes(instance_id);
     "#,
+    // 3: runs you can trust: closed sets of names (CHECK), one owner per run
+    // (run_leases), what a re-check observed, why a change ended where it
+    // did, and which status each change's `--log` line reported. SQLite
+    // cannot add a CHECK to a column, so both tables are rebuilt; a run that
+    // version 2 called `failed` (finished with problems) is `incomplete` now.
+    r#"
+    CREATE TABLE runs_v3 (
+        id             INTEGER PRIMARY KEY,
+        kind           TEXT NOT NULL CHECK (kind IN ('apply', 'rollback')),
+        action         TEXT NOT NULL CHECK (action IN ('require-v2', 'disable-endpoint', 'allow-v1', 'rollback')),
+        parent_run     INTEGER REFERENCES runs(id),
+        status         TEXT NOT NULL CHECK (status IN
+                           ('running', 'interrupted', 'done', 'incomplete', 'rolled-back', 'partly-rolled-back')),
+        created_at     TEXT NOT NULL,
+        finished_at    TEXT,
+        tool_version   TEXT NOT NULL,
+        plan_digest    TEXT,
+        plan_json      TEXT,
+        rolled_back_by INTEGER REFERENCES runs(id),
+        covers_all     INTEGER,               -- rollback runs: undoes every change of its parent that landed
+        log_path       TEXT
+    );
+    INSERT INTO runs_v3 (id, kind, action, parent_run, status, created_at, finished_at, tool_version, plan_digest, plan_json)
+        SELECT id, kind, action, parent_run, CASE status WHEN 'failed' THEN 'incomplete' ELSE status END,
+               created_at, finished_at, tool_version, plan_digest, plan_json
+        FROM runs;
+    CREATE TABLE changes_v3 (
+        run_id         INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        seq            INTEGER NOT NULL,
+        account_id     TEXT NOT NULL,
+        region         TEXT NOT NULL,
+        instance_id    TEXT NOT NULL,
+        previous_json  TEXT NOT NULL,         -- the options the change expects (and rollback restores)
+        target_json    TEXT NOT NULL,         -- the full options sent
+        status         TEXT NOT NULL CHECK (status IN ('planned', 'issued', 'applied', 'pending', 'failed', 'skipped')),
+        reason         TEXT CHECK (reason IN ('at-target', 'changed-since-plan', 'gone', 'refused', 'no-answer',
+                                              'answer-lost', 'stopped', 'not-verified')),
+        attempts       INTEGER NOT NULL DEFAULT 0,
+        issued_at      TEXT,                  -- intent: written before each call
+        finished_at    TEXT,                  -- result: written after it
+        response_state TEXT CHECK (response_state IN ('pending', 'applied')),
+        request_id     TEXT,
+        error_code     TEXT,
+        message        TEXT,
+        observed_json  TEXT,                  -- what a re-check saw when it differed from previous and target
+        verified       INTEGER NOT NULL DEFAULT 0,
+        logged_status  TEXT CHECK (logged_status IN ('planned', 'issued', 'applied', 'pending', 'failed', 'skipped')),
+        PRIMARY KEY (run_id, seq)
+    );
+    INSERT INTO changes_v3 (run_id, seq, account_id, region, instance_id, previous_json, target_json, status,
+            attempts, issued_at, finished_at, response_state, request_id, error_code, message, verified)
+        SELECT run_id, seq, account_id, region, instance_id, previous_json, target_json, status,
+            attempts, issued_at, finished_at, response_state, request_id, error_code, message, verified
+        FROM changes;
+    DROP TABLE changes;
+    DROP TABLE runs;
+    ALTER TABLE runs_v3 RENAME TO runs;
+    ALTER TABLE changes_v3 RENAME TO changes;
+    CREATE INDEX changes_by_instance ON changes(instance_id);
+    -- The process driving a run, if any (see src/runs/lease.rs).
+    CREATE TABLE run_leases (
+        run_id        INTEGER PRIMARY KEY REFERENCES runs(id),
+        pid           INTEGER NOT NULL,
+        host          TEXT NOT NULL,
+        process_start TEXT,
+        purpose       TEXT NOT NULL CHECK (purpose IN ('apply', 'resume', 'rollback')),
+        acquired_at   TEXT NOT NULL,
+        heartbeat_at  INTEGER NOT NULL        -- epoch seconds
+    );
+    "#,
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -177,6 +247,14 @@ pub enum StoreError {
         "database {path} has schema version {found}, newer than this imdsguard understands ({known})"
     )]
     TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error(
+        "database {path} has schema version {found}, older than this imdsguard's ({known}), and this command only reads"
+    )]
+    TooOld {
         path: PathBuf,
         found: i64,
         known: i64,
@@ -204,6 +282,9 @@ impl StoreError {
     pub fn hint(&self) -> &'static str {
         match self {
             StoreError::TooNew { .. } => "upgrade imdsguard, or pass --db with another path",
+            StoreError::TooOld { .. } => {
+                "run any command that writes it once (e.g. `imdsguard scan`) to upgrade it, then try again"
+            }
             StoreError::NoScan(_) => {
                 "`imdsguard history` lists the scans; omit --scan for the latest"
             }
@@ -235,6 +316,45 @@ pub struct Store {
 }
 
 impl Store {
+    /// The database file, or `None` for an in-memory database.
+    pub fn path(&self) -> Option<&Path> {
+        self.conn.path().filter(|p| !p.is_empty()).map(Path::new)
+    }
+
+    /// A second connection to an existing, migrated database, for work that
+    /// must not wait on the first (the lease heartbeat).
+    pub fn open_side(path: &Path) -> Result<Store, StoreError> {
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        schema_version(&conn, path)?;
+        Ok(Store { conn })
+    }
+
+    /// Refuses a database whose journal predates this build's (read-only
+    /// opens never migrate; the journal's columns changed in version 3).
+    pub fn require_current(&self) -> Result<(), StoreError> {
+        let path = self.path().unwrap_or(Path::new(":memory:"));
+        let found = schema_version(&self.conn, path)?;
+        let known = MIGRATIONS.len() as i64;
+        if found < known {
+            return Err(StoreError::TooOld {
+                path: path.to_owned(),
+                found,
+                known,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Store {
     /// Opens (creating if needed) the database at `path` and migrates it.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -252,8 +372,9 @@ impl Store {
         Ok(store)
     }
 
-    /// Opens an existing database for reading only (`query`, `history`):
-    /// nothing is created or migrated, and `query_only` forbids writes.
+    /// Opens an existing database for reading only (`show`, `runs`, `report`,
+    /// `query`, `history`): nothing is created or migrated, `query_only`
+    /// forbids writes, and no other database can be attached.
     pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
         if !path.exists() {
             return Err(StoreError::Missing(path.to_owned()));
@@ -264,6 +385,9 @@ impl Store {
                 source,
             })?;
         conn.pragma_update(None, "query_only", "ON")?;
+        // No other database file may be attached: `query` would otherwise
+        // read any SQLite file on disk (`ATTACH` counts as read-only).
+        conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 0)?;
         schema_version(&conn, path)?;
         Ok(Store { conn })
     }
@@ -279,18 +403,35 @@ impl Store {
 
     fn migrate(&mut self, path: &Path) -> Result<(), StoreError> {
         self.conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        self.conn.pragma_update(None, "foreign_keys", "ON")?;
         // WAL lets `show`/`query` read while a scan writes.
         let _mode: String = self
             .conn
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        // Every journal commit reaches the disk before the call it announces
+        // is sent: in WAL mode, NORMAL could lose the last commits on power loss.
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
         let version = schema_version(&self.conn, path)?;
+        // A migration that rebuilds a table needs foreign keys off (SQLite's
+        // documented procedure; the pragma is a no-op inside a transaction),
+        // and checks them itself before it commits.
+        self.conn.pragma_update(None, "foreign_keys", "OFF")?;
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             let tx = self.conn.transaction()?;
             tx.execute_batch(sql)?;
+            let broken: i64 =
+                tx.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
+                    r.get(0)
+                })?;
+            if broken > 0 {
+                return Err(StoreError::Corrupt(format!(
+                    "migration {} left {broken} broken reference(s)",
+                    i + 1
+                )));
+            }
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
             tx.commit()?;
         }
+        self.conn.pragma_update(None, "foreign_keys", "ON")?;
         Ok(())
     }
 

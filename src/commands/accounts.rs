@@ -109,26 +109,11 @@ async fn for_accounts(
 /// The API sets of the accounts a command touches, by account id.
 pub type AccountMap = BTreeMap<String, AccountApis>;
 
-/// What EC2 says now about each (account, region, instance), batched per
-/// account and region (see [`crate::apply::describe_options`]).
-pub async fn describe_all<'x>(
-    apis: &AccountMap,
-    items: impl Iterator<Item = (&'x str, &'x str, &'x str)>,
-) -> crate::apply::Described<(String, String, String)> {
-    let mut by_account: BTreeMap<&str, Vec<(&str, &str)>> = BTreeMap::new();
-    for (account, region, id) in items {
-        by_account.entry(account).or_default().push((region, id));
-    }
-    let mut out = std::collections::HashMap::new();
-    for (account, list) in by_account {
-        let Some(a) = apis.get(account) else { continue };
-        let seen = crate::apply::describe_options(a.ec2.as_ref(), list.into_iter()).await;
-        out.extend(
-            seen.into_iter()
-                .map(|((region, id), v)| ((account.to_owned(), region, id), v)),
-        );
-    }
-    out
+/// The EC2 clients of a map of accounts, as the run engine takes them.
+pub fn fleet(apis: &AccountMap) -> crate::runs::Fleet<'_> {
+    apis.iter()
+        .map(|(id, a)| (id.clone(), a.ec2.as_ref()))
+        .collect()
 }
 
 /// Calls `visit` once per region of every target (each account's regions

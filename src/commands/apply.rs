@@ -1,53 +1,60 @@
-//! `imdsguard apply`, `harden` and `disable`: check a plan against what EC2
-//! says now, journal a run, execute it, and report. Also the shared
-//! [`execute`] used by `rollback`.
+//! `imdsguard apply`, `harden` and `disable`: resolve the plan (a file, or
+//! one made now), ask the engine what EC2 says about it, confirm, start the
+//! run, and report. Also [`execute`], the edge around [`runs::drive`]
+//! (Ctrl-C, progress bar, `--log`, settings) that `rollback` uses too.
 
+use std::collections::BTreeSet;
 use std::io::Write;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::apply::{ExecOutcome, ExecSettings, Executor};
-use std::collections::BTreeSet;
-
-use futures::stream::{self, StreamExt};
-
 use crate::cli::{ApplyArgs, DisableArgs, ExecOpts, HardenArgs, OneStepArgs};
-use crate::clock::now;
-use crate::commands::accounts::{AccountMap, apis_for, describe_all, into_map, scan_targets};
+use crate::commands::accounts::{AccountMap, apis_for, fleet, into_map, scan_targets};
 use crate::commands::{confirm, emit, plan as plan_cmd, print_error, warn};
 use crate::error::Error;
 use crate::exit_codes::ExitCode;
-use crate::journal::{ChangeRecord, ChangeStatus, NewChange};
+use crate::journal::{ChangeStatus, Named};
+use crate::model::Action;
 use crate::output;
-use crate::plan::{self, Action, Plan};
+use crate::plan::{self, Plan};
 use crate::progress::{Bar, Reporter, Silent};
+use crate::runs::executor::ExecSettings;
+use crate::runs::lease::{LeaseGuard, describe_holder};
+use crate::runs::ledger::{ChangeLog, Ledger};
+use crate::runs::status::{self, Verdict, field_changes};
+use crate::runs::{self, Drive, Fleet, Outcome, Stop, Stops};
 use crate::settings::Global;
 use crate::store::Store;
 
 pub async fn run(global: &Global, args: &ApplyArgs) -> Result<ExitCode, Error> {
-    validate_exec(&args.exec)?;
-    let mut store = Store::open(&global.db)?;
+    exec_settings(global, &args.exec)?;
     if let Some(run) = args.resume {
-        return resume(global, &mut store, run, &args.exec).await;
+        return resume(global, run, &args.exec).await;
     }
     let path = args
         .plan
         .as_ref()
         .expect("clap requires PLAN without --resume");
+    let max_age = crate::clock::parse_duration(&args.max_plan_age).ok_or_else(|| Error::Usage {
+        message: format!("--max-plan-age `{}` is not a duration", args.max_plan_age),
+        hint: "pass e.g. 7d, 36h or 90m".into(),
+    })?;
+    // Everything about the plan file is checked before the database or AWS.
     let plan = plan::load(path)?;
-    if plan.action == Action::Rollback {
-        return Err(Error::Refused {
-            message: "this plan is a rollback; it is applied by `imdsguard rollback`".into(),
-            hint: "run `imdsguard rollback RUN`".into(),
-        });
-    }
-    let plan_json = std::fs::read_to_string(path).unwrap_or_default();
+    plan::check_age(
+        &plan,
+        &path.display().to_string(),
+        max_age,
+        crate::clock::now_epoch(),
+    )?;
     if plan.changes.is_empty() {
         eprintln!("nothing to do: the plan has no changes");
         return Ok(ExitCode::Success);
     }
-    let apis = apis_for(global, &plan_accounts(&plan)).await?;
+    let plan_json = std::fs::read_to_string(path).unwrap_or_default();
+    let mut store = Store::open(&global.db)?;
+    let accounts: BTreeSet<String> = plan.changes.iter().map(|c| c.account_id.clone()).collect();
+    let apis = apis_for(global, &accounts).await?;
     apply_plan(global, &apis, &mut store, &plan, &plan_json, &args.exec).await
 }
 
@@ -70,7 +77,7 @@ async fn plan_and_apply(
     step: &OneStepArgs,
 ) -> Result<ExitCode, Error> {
     let exec = &step.exec;
-    validate_exec(exec)?;
+    exec_settings(global, exec)?;
     let inputs = plan_cmd::inputs(action, &step.filters, &step.plan)?;
     let mut store = Store::open(&global.db)?;
     let targets = scan_targets(global).await?;
@@ -103,7 +110,9 @@ async fn plan_and_apply(
     Ok(if complete { code } else { ExitCode::Failure })
 }
 
-fn validate_exec(exec: &ExecOpts) -> Result<(), Error> {
+/// Turns the execution flags into the executor's settings, refusing values
+/// that make no sense before anything else happens.
+fn exec_settings(global: &Global, exec: &ExecOpts) -> Result<ExecSettings, Error> {
     if !(exec.rate > 0.0 && exec.rate <= 1000.0) {
         return Err(Error::Usage {
             message: format!("--rate {} is out of range", exec.rate),
@@ -111,17 +120,28 @@ fn validate_exec(exec: &ExecOpts) -> Result<(), Error> {
                 .into(),
         });
     }
-    Ok(())
+    if exec.recheck_window == 0 {
+        return Err(Error::Usage {
+            message: "--recheck-window 0 leaves no time to send a change after looking at it"
+                .into(),
+            hint: "pass seconds, e.g. --recheck-window 30 (the default)".into(),
+        });
+    }
+    Ok(ExecSettings {
+        rate: exec.rate,
+        // EC2's bucket holds about 100 calls and is shared with every other
+        // caller in the account and region: start with half of it, at most.
+        burst: (exec.rate * 10.0).clamp(1.0, 50.0),
+        concurrency: global.concurrency,
+        verify_timeout: Duration::from_secs(exec.verify_timeout),
+        recheck_window: Duration::from_secs(exec.recheck_window),
+        ..ExecSettings::default()
+    })
 }
 
-fn plan_accounts(plan: &Plan) -> BTreeSet<String> {
-    plan.changes.iter().map(|c| c.account_id.clone()).collect()
-}
-
-/// The safety checks, then the run. Nothing is sent unless every planned
-/// instance's account can be reached (its own credentials, or `--role-name`),
-/// and every instance exists and still has the options the plan saw (or
-/// already has its target).
+/// The checks, the question, the run. Nothing is sent unless every planned
+/// instance's account can be reached, and every instance exists and still
+/// has the options the plan saw (or already has its target).
 async fn apply_plan(
     global: &Global,
     apis: &AccountMap,
@@ -130,143 +150,101 @@ async fn apply_plan(
     plan_json: &str,
     exec: &ExecOpts,
 ) -> Result<ExitCode, Error> {
-    let seen = describe_all(
-        apis,
-        plan.changes.iter().map(|c| {
-            (
-                c.account_id.as_str(),
-                c.region.as_str(),
-                c.instance_id.as_str(),
-            )
-        }),
-    )
-    .await;
-    let mut missing = Vec::new();
-    let mut drifted = Vec::new();
-    let mut at_target = Vec::new();
-    for c in &plan.changes {
-        match seen.get(&(
-            c.account_id.clone(),
-            c.region.clone(),
-            c.instance_id.clone(),
-        )) {
-            Some(Err(e)) => return Err(Error::Aws(e.clone())),
-            Some(Ok(None)) | None => missing.push(c.instance_id.as_str()),
-            Some(Ok(Some((now, _)))) if *now == c.target => at_target.push(c.instance_id.as_str()),
-            Some(Ok(Some((now, _)))) if *now != c.current => {
-                drifted.push(format!("{} (now {})", c.instance_id, now.describe()))
-            }
-            Some(Ok(Some(_))) => {}
-        }
-    }
-    if !missing.is_empty() {
+    let fleet = fleet(apis);
+    let pre = runs::apply::preflight(&fleet, plan).await?;
+    if !pre.missing.is_empty() {
         return Err(Error::Refused {
             message: format!(
                 "{} planned instance(s) no longer exist: {}; nothing was changed",
-                missing.len(),
-                list(&missing)
+                pre.missing.len(),
+                list(pre.missing.iter().map(String::as_str))
             ),
             hint: "re-run `imdsguard plan` to plan against the current fleet".into(),
         });
     }
-    if !drifted.is_empty() {
-        let refs: Vec<&str> = drifted.iter().map(String::as_str).collect();
+    if !pre.changed.is_empty() {
+        let shown: Vec<String> = pre
+            .changed
+            .iter()
+            .map(|(id, now)| format!("{id} (now {})", now.describe()))
+            .collect();
         return Err(Error::Refused {
             message: format!(
                 "{} instance(s) changed since the plan was made: {}; nothing was changed",
-                drifted.len(),
-                list(&refs)
+                shown.len(),
+                list(shown.iter().map(String::as_str))
             ),
             hint: "re-run `imdsguard plan` so the plan matches what is there now".into(),
         });
     }
-    enforced_defaults_warning(global, apis, plan).await;
-    let todo = plan.changes.len() - at_target.len();
-    let regions: std::collections::BTreeSet<&str> =
-        plan.changes.iter().map(|c| c.region.as_str()).collect();
+    let places = plan
+        .changes
+        .iter()
+        .map(|c| (c.account_id.as_str(), c.region.as_str()))
+        .collect();
+    for (account, region) in runs::apply::enforced_defaults(&fleet, places).await {
+        let what = if plan.action == Action::AllowV1 {
+            "EC2 will refuse these changes to HttpTokens=optional"
+        } else {
+            "a later rollback to HttpTokens=optional will be refused"
+        };
+        warn(
+            global.stderr_style,
+            global.verbosity,
+            &format!(
+                "{account} {region}: the account default has HttpTokensEnforced=enabled: {what}"
+            ),
+        );
+    }
+    let at_target: BTreeSet<&str> = pre.at_target.iter().map(String::as_str).collect();
+    let regions: BTreeSet<&str> = plan.changes.iter().map(|c| c.region.as_str()).collect();
+    let accounts: BTreeSet<&str> = plan.changes.iter().map(|c| c.account_id.as_str()).collect();
+    let fields = field_changes(
+        plan.changes
+            .iter()
+            .filter(|c| !at_target.contains(c.instance_id.as_str()))
+            .map(|c| (&c.current, &c.target)),
+    );
     let question = format!(
-        "Apply {} to {todo} instance(s) in {} region(s) of {}{}?",
+        "Apply {} to {} instance(s) in {} region(s) of {}{}?\n  {}\n",
         plan.action.as_str(),
+        pre.to_send,
         regions.len(),
-        match apis.len() {
-            1 => format!("account {}", apis.keys().next().expect("one")),
+        match accounts.len() {
+            1 => format!("account {}", accounts.first().expect("one")),
             n => format!("{n} accounts"),
         },
         if at_target.is_empty() {
             String::new()
         } else {
             format!(" ({} already at target)", at_target.len())
-        }
+        },
+        output::run::field_summary(&fields),
     );
     if !confirm(&question, exec.yes)? {
         eprintln!("aborted: nothing was changed");
         return Ok(ExitCode::Failure);
     }
-    let changes: Vec<NewChange> = plan
-        .changes
-        .iter()
-        .map(|c| NewChange {
-            account_id: c.account_id.clone(),
-            region: c.region.clone(),
-            instance_id: c.instance_id.clone(),
-            previous: c.current,
-            target: c.target,
-        })
-        .collect();
-    let run = store.create_run(
-        "apply",
-        plan.action.as_str(),
-        None,
-        Some((&plan.digest, plan_json)),
-        &now(),
-        &changes,
-    )?;
-    let at = now();
-    let loaded = store.load_run(run)?;
-    for c in &loaded.changes {
-        if at_target.contains(&c.instance_id.as_str()) {
-            store.settle(run, c.seq, ChangeStatus::Skipped, "already at target", &at)?;
-        }
-    }
+    let log = open_log(exec.log.as_deref())?;
+    let (run, guard) = runs::apply::start(store, plan, plan_json, log_path(&log).as_deref())?;
     if global.verbosity >= 0 {
-        eprintln!("run {run} started: {todo} change(s)");
+        eprintln!("run {run} started: {} change(s)", pre.to_send);
     }
-    execute(global, apis, store, run, plan.action.as_str(), exec).await
+    execute(global, &fleet, store, run, guard, exec, log).await
 }
 
-/// Where the account default has `HttpTokensEnforced=enabled`, EC2 refuses
-/// any change back to `HttpTokens=optional`: say so before changing anything.
-async fn enforced_defaults_warning(global: &Global, apis: &AccountMap, plan: &Plan) {
-    let places: BTreeSet<(&str, &str)> = plan
-        .changes
-        .iter()
-        .map(|c| (c.account_id.as_str(), c.region.as_str()))
-        .collect();
-    for (account, region) in places {
-        let Some(a) = apis.get(account) else { continue };
-        match a.ec2.metadata_defaults(region).await {
-            Ok(d) if d.http_tokens_enforced.as_deref() == Some("enabled") => {
-                let what = if plan.action == Action::AllowV1 {
-                    "EC2 will refuse these changes to HttpTokens=optional"
-                } else {
-                    "a later rollback to HttpTokens=optional will be refused"
-                };
-                warn(
-                    global.stderr_style,
-                    global.verbosity,
-                    &format!(
-                        "{account} {region}: the account default has HttpTokensEnforced=enabled: {what}"
-                    ),
-                );
-            }
-            Ok(_) => {}
-            // Older partitions and emulators lack the API; it only feeds a warning.
-            Err(e) => tracing::debug!("{region}: {e}"),
-        }
-    }
+fn open_log(path: Option<&std::path::Path>) -> Result<Option<ChangeLog>, Error> {
+    path.map(ChangeLog::open)
+        .transpose()
+        .map_err(|e| Error::Run(Box::new(e.into())))
 }
 
-fn list(items: &[&str]) -> String {
+fn log_path(log: &Option<ChangeLog>) -> Option<String> {
+    log.as_ref().map(|l| l.path().display().to_string())
+}
+
+fn list<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    let items: Vec<&str> = items.collect();
     let mut s = items
         .iter()
         .take(10)
@@ -279,219 +257,120 @@ fn list(items: &[&str]) -> String {
     s
 }
 
-/// Finishes an interrupted run: changes whose call was sent but whose answer
-/// was never recorded are checked against EC2 first, so nothing EC2 already
-/// accepted is sent again.
-async fn resume(
-    global: &Global,
-    store: &mut Store,
-    run: i64,
-    exec: &ExecOpts,
-) -> Result<ExitCode, Error> {
-    let loaded = store.load_run(run)?;
-    let open: Vec<&ChangeRecord> = loaded
+/// Finishes a run that did not finish (see [`runs::resume`]).
+async fn resume(global: &Global, run: i64, exec: &ExecOpts) -> Result<ExitCode, Error> {
+    let mut store = Store::open(&global.db)?;
+    let r = runs::resume::open(&mut store, run)?;
+    for (lease, why) in &r.taken_over {
+        warn(
+            global.stderr_style,
+            global.verbosity,
+            &format!(
+                "run {} was held by {} ({why}); taking it over",
+                lease.run,
+                describe_holder(lease)
+            ),
+        );
+    }
+    // Keep writing the run's log where it went (or where --log says now).
+    let path = exec
+        .log
+        .clone()
+        .or_else(|| r.run.log_path.as_ref().map(Into::into));
+    if r.open == 0 {
+        eprintln!("run {run} has nothing left to do");
+        let outcome = Outcome::default();
+        let finished = status::finish(&store, run, &r.guard)?;
+        drop(r.guard);
+        return report(global, &finished, &outcome);
+    }
+    let accounts: BTreeSet<String> = r
+        .run
         .changes
         .iter()
-        .filter(|c| matches!(c.status, ChangeStatus::Planned | ChangeStatus::Issued))
+        .filter(|c| !c.status.is_final())
+        .map(|c| c.account_id.clone())
         .collect();
-    if open.is_empty() {
-        eprintln!("run {run} has nothing left to do");
-        return finish(global, store, run, &ExecOutcome::default());
-    }
-    let apis = apis_for(global, &open.iter().map(|c| c.account_id.clone()).collect()).await?;
-    let seen = describe_all(
-        &apis,
-        open.iter().map(|c| {
-            (
-                c.account_id.as_str(),
-                c.region.as_str(),
-                c.instance_id.as_str(),
-            )
-        }),
-    )
-    .await;
-    let at = now();
-    let mut todo = 0;
-    for c in &open {
-        match seen.get(&(
-            c.account_id.clone(),
-            c.region.clone(),
-            c.instance_id.clone(),
-        )) {
-            Some(Err(e)) => return Err(Error::Aws(e.clone())),
-            Some(Ok(Some((now, _)))) if *now == c.target => {
-                // Already in effect: an answered call, or one whose answer was lost.
-                let status = if c.status == ChangeStatus::Issued || c.attempts > 0 {
-                    ChangeStatus::Applied
-                } else {
-                    ChangeStatus::Skipped
-                };
-                store.settle(run, c.seq, status, "found at target on resume", &at)?;
-            }
-            Some(Ok(Some((now, _)))) if *now != c.previous => {
-                let msg = format!(
-                    "changed since the run started (now {}); not touched",
-                    now.describe()
-                );
-                store.settle(run, c.seq, ChangeStatus::Skipped, &msg, &at)?;
-            }
-            Some(Ok(Some(_))) => {
-                store.mark_result(
-                    run,
-                    c.seq,
-                    ChangeStatus::Planned,
-                    None,
-                    None,
-                    None,
-                    None,
-                    &at,
-                )?;
-                todo += 1;
-            }
-            Some(Ok(None)) | None => {
-                store.mark_result(
-                    run,
-                    c.seq,
-                    ChangeStatus::Failed,
-                    None,
-                    None,
-                    Some("InvalidInstanceID.NotFound"),
-                    Some("instance no longer exists"),
-                    &at,
-                )?;
-            }
-        }
-    }
-    if todo > 0
-        && !confirm(
-            &format!("Resume run {run}: {todo} change(s) left?"),
-            exec.yes,
-        )?
-    {
+    let apis = apis_for(global, &accounts).await?;
+    if !confirm(
+        &format!(
+            "Resume run {run}: {} change(s) to re-check and finish?",
+            r.open
+        ),
+        exec.yes,
+    )? {
         eprintln!("aborted: nothing was changed");
         return Ok(ExitCode::Failure);
     }
-    store.set_run_status(run, "running", None)?;
-    execute(global, &apis, store, run, &loaded.action, exec).await
+    let log = open_log(path.as_deref())?;
+    if let Some(p) = log_path(&log) {
+        store.set_log_path(run, &p)?;
+    }
+    store.reopen_run(run)?;
+    execute(global, &fleet(&apis), &mut store, run, r.guard, exec, log).await
 }
 
-/// Runs the executor over a journaled run, with Ctrl-C handling, progress
-/// and the `--log` file, then reports.
+/// Drives a journaled run that this process holds the lease of, with
+/// Ctrl-C handling, progress and the `--log` file, then reports.
 pub async fn execute(
     global: &Global,
-    apis: &AccountMap,
+    fleet: &Fleet<'_>,
     store: &mut Store,
     run: i64,
-    action: &str,
+    guard: LeaseGuard,
     exec: &ExecOpts,
+    log: Option<ChangeLog>,
 ) -> Result<ExitCode, Error> {
-    let changes = store.load_run(run)?.changes;
-    let cancel = AtomicBool::new(false);
-    let log = match &exec.log {
-        Some(path) => Some(Mutex::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|source| Error::Output {
-                    path: path.clone(),
-                    source,
-                })?,
-        )),
-        None => None,
-    };
-    let on_result = |c: &ChangeRecord| {
-        if let Some(file) = &log {
-            let line = serde_json::json!({
-                "time": now(),
-                "run": run,
-                "account_id": c.account_id,
-                "region": c.region,
-                "instance_id": c.instance_id,
-                "action": action,
-                "previous": c.previous,
-                "target": c.target,
-                "dry_run": false,
-                "status": c.status.as_str(),
-                "error_code": c.error_code,
-            });
-            let mut f = file.lock().expect("not poisoned");
-            let _ = writeln!(f, "{line}");
-        }
-    };
+    let settings = exec_settings(global, exec)?;
+    let loaded = store.load_run(run)?;
+    let stops = Stops::new(guard.lost());
     let reporter: Box<dyn Reporter> = if global.progress {
         Box::new(Bar::new("applying"))
     } else {
         Box::new(Silent)
     };
-    // EC2's bucket holds about 100 calls and is shared with every other
-    // caller in the account and region: start with half of it, at most.
-    let burst = (exec.rate * 10.0).clamp(1.0, 50.0);
-    let settings = ExecSettings {
-        rate: exec.rate,
-        burst,
-        concurrency: global.concurrency,
-        check_permissions: exec.check_permissions,
-        verify_timeout: Duration::from_secs(exec.verify_timeout),
-        ..ExecSettings::default()
-    };
-    // One executor per account (EC2 limits are per account and region),
-    // all journaling into the same run.
-    let mut by_account: std::collections::BTreeMap<String, Vec<ChangeRecord>> = Default::default();
-    for c in changes {
-        by_account.entry(c.account_id.clone()).or_default().push(c);
-    }
-    let outcome = {
-        let journal = Mutex::new(&mut *store);
-        let executors: Vec<(Executor, Vec<ChangeRecord>)> = by_account
-            .into_iter()
-            .filter_map(|(account, changes)| {
-                let ec2 = apis.get(&account)?.ec2.as_ref();
-                Some((
-                    Executor {
-                        ec2,
-                        store: &journal,
-                        run,
-                        settings: settings.clone(),
-                        cancel: &cancel,
-                        reporter: reporter.as_ref(),
-                        on_result: &on_result,
-                    },
-                    changes,
-                ))
-            })
-            .collect();
-        let all = stream::iter(executors)
-            .map(|(executor, changes)| async move { executor.execute(changes).await })
-            .buffer_unordered(global.concurrency.max(1))
-            .collect::<Vec<_>>();
+    let result = {
+        let ledger = Ledger::new(
+            store,
+            run,
+            loaded.kind,
+            loaded.action,
+            loaded.parent_run,
+            log,
+        );
+        let mut changes = loaded.changes;
+        // Lines a crash kept from the log, before anything new happens.
+        let caught_up = ledger
+            .catch_up(&mut changes)
+            .map_err(runs::RunError::from)?;
+        if caught_up > 0 && global.verbosity >= 0 {
+            eprintln!("wrote {caught_up} log line(s) a previous process did not");
+        }
+        let drive = Drive {
+            fleet,
+            ledger: &ledger,
+            settings: &settings,
+            stops: &stops,
+            reporter: reporter.as_ref(),
+            check_permissions: exec.check_permissions,
+        };
         tokio::select! {
-            r = all => r.into_iter().try_fold(ExecOutcome::default(), |mut acc, o| {
-                let o = o?;
-                acc.interrupted |= o.interrupted;
-                acc.stopped_by = acc.stopped_by.or(o.stopped_by);
-                acc.throttled += o.throttled;
-                acc.retries += o.retries;
-                Ok::<_, crate::apply::ExecError>(acc)
-            }),
-            _ = ctrl_c(&cancel, run) => unreachable!("ctrl_c never returns"),
+            r = runs::drive(&drive, changes) => r,
+            _ = ctrl_c(&stops, run) => unreachable!("ctrl_c never returns"),
         }
     };
-    let outcome = match outcome {
-        Ok(o) => o,
-        Err(e) => {
-            store.set_run_status(run, "failed", Some(&now()))?;
-            return Err(e.into());
-        }
-    };
-    finish(global, store, run, &outcome)
+    let finished = status::finish(store, run, &guard)?;
+    drop(guard);
+    let outcome = result?;
+    report(global, &finished, &outcome)
 }
 
 /// First Ctrl-C: stop sending, let in-flight calls finish and be journaled.
-/// Second: quit at once (the journal already holds every intent).
-async fn ctrl_c(cancel: &AtomicBool, run: i64) {
+/// Second: quit at once (the journal already holds every intent, and the
+/// next process takes over the lease of a dead one).
+async fn ctrl_c(stops: &Stops, run: i64) {
     if tokio::signal::ctrl_c().await.is_ok() {
-        cancel.store(true, Ordering::SeqCst);
+        stops.interrupt.store(true, Ordering::SeqCst);
         eprintln!("\ninterrupted: finishing the calls in flight; press Ctrl-C again to quit now");
     }
     if tokio::signal::ctrl_c().await.is_ok() {
@@ -503,44 +382,24 @@ async fn ctrl_c(cancel: &AtomicBool, run: i64) {
     std::future::pending::<()>().await
 }
 
-fn finish(
+/// Renders a finished run, says what stopped it and what is left, and picks
+/// the exit code: 0 only when every change is applied or already at target.
+fn report(
     global: &Global,
-    store: &mut Store,
-    run: i64,
-    outcome: &ExecOutcome,
+    run: &crate::journal::Run,
+    outcome: &Outcome,
 ) -> Result<ExitCode, Error> {
-    let loaded = store.load_run(run)?;
-    let left = loaded
-        .changes
-        .iter()
-        .filter(|c| matches!(c.status, ChangeStatus::Planned | ChangeStatus::Issued))
-        .count();
-    let failed = loaded
-        .changes
-        .iter()
-        .filter(|c| c.status == ChangeStatus::Failed)
-        .count();
-    let pending = loaded
-        .changes
-        .iter()
-        .filter(|c| c.status == ChangeStatus::Pending)
-        .count();
-    let status = if outcome.interrupted || left > 0 {
-        "interrupted"
-    } else if failed > 0 || pending > 0 {
-        "failed"
-    } else {
-        "done"
-    };
-    let finished_at = now();
-    store.set_run_status(run, status, Some(&finished_at))?;
-    let mut loaded = loaded;
-    loaded.status = status.to_owned();
-    loaded.finished_at = Some(finished_at);
     emit(global.out.as_deref(), |w| {
-        output::run::render(&loaded, false, global.format, global.stdout_style, w)
+        let view = output::run::RunView {
+            run,
+            outcome: Some(outcome),
+            lease: None,
+            all: false,
+        };
+        output::run::render(&view, global.format, global.stdout_style, w)
     })?;
-    if outcome.throttled > 0 && global.verbosity >= 0 {
+    let id = run.id;
+    if outcome.throttled > 0 {
         warn(
             global.stderr_style,
             global.verbosity,
@@ -550,25 +409,75 @@ fn finish(
             ),
         );
     }
-    if let Some(e) = &outcome.stopped_by {
+    match &outcome.stop {
+        Some(Stop::Credentials(e)) => print_error(
+            global.stderr_style,
+            &format!("run {id} stopped: {e}"),
+            &format!("refresh your credentials and run `imdsguard apply --resume {id}`"),
+        ),
+        Some(Stop::AccessDenied(e)) => print_error(
+            global.stderr_style,
+            &format!("run {id} stopped: {e}"),
+            &format!("{}; then `imdsguard apply --resume {id}`", e.hint()),
+        ),
+        Some(Stop::LeaseLost) => print_error(
+            global.stderr_style,
+            &format!(
+                "run {id} was taken over by another process (this one had stopped answering); it stopped sending"
+            ),
+            &format!("`imdsguard runs {id}` shows where it stands"),
+        ),
+        Some(Stop::Interrupted) | None => {}
+    }
+    for f in &outcome.region_failures {
         print_error(
             global.stderr_style,
-            &format!("run {run} stopped: {e}"),
-            &e.hint(),
+            &format!(
+                "{} {}: could not re-check instances before changing them: {}; their changes were not sent",
+                f.account_id, f.region, f.error
+            ),
+            &format!("{}; then `imdsguard apply --resume {id}`", f.error.hint()),
+        );
+    }
+    let problems = status::problems(run);
+    let left = problems
+        .iter()
+        .filter(|c| matches!(c.status, ChangeStatus::Planned | ChangeStatus::Issued))
+        .count();
+    if !problems.is_empty() && global.verbosity >= 0 {
+        let shown: Vec<String> = problems
+            .iter()
+            .map(|c| {
+                let why = c
+                    .reason
+                    .map(Named::as_str)
+                    .or(c.error_code.as_deref())
+                    .unwrap_or("");
+                if why.is_empty() {
+                    format!("{} ({})", c.instance_id, c.status.as_str())
+                } else {
+                    format!("{} ({}: {why})", c.instance_id, c.status.as_str())
+                }
+            })
+            .collect();
+        eprintln!(
+            "{} change(s) not done: {}",
+            problems.len(),
+            list(shown.iter().map(String::as_str))
         );
     }
     if left > 0 {
         eprintln!(
-            "{left} change(s) not sent: resume with `imdsguard apply --resume {run}`, undo with `imdsguard rollback {run}`"
+            "{left} change(s) not sent: resume with `imdsguard apply --resume {id}`, undo with `imdsguard rollback {id}`"
         );
-    } else if failed > 0 || pending > 0 {
+    } else if !problems.is_empty() {
         eprintln!(
-            "{failed} failed, {pending} pending: see `imdsguard runs {run}`; undo with `imdsguard rollback {run}`"
+            "see `imdsguard runs {id}`; `imdsguard apply --resume {id}` re-checks them, `imdsguard rollback {id}` undoes the run"
         );
     }
-    Ok(match status {
-        "done" => ExitCode::Success,
-        "interrupted" if outcome.interrupted => ExitCode::Interrupted,
-        _ => ExitCode::Failure,
+    Ok(match status::verdict(run, outcome) {
+        Verdict::Done => ExitCode::Success,
+        Verdict::Interrupted => ExitCode::Interrupted,
+        Verdict::Problems => ExitCode::Failure,
     })
 }

@@ -19,6 +19,7 @@ use std::path::Path;
 
 use crate::error::Error;
 use crate::output::Style;
+use crate::output::sanitize::terminal;
 
 /// Writes `render`'s output to `--out` (atomically: a temp file renamed into
 /// place, so a failed run never leaves half a report) or to stdout.
@@ -32,12 +33,34 @@ pub fn emit(
                 path: path.to_owned(),
                 source,
             };
-            let tmp = path.with_extension("imdsguard-tmp");
-            let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io_err)?);
+            // A temporary file with a random name, created exclusively
+            // (O_EXCL: never through a planted symlink) in the target's
+            // directory, written, synced, then renamed over the target.
+            let dir = match path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            let mut builder = tempfile::Builder::new();
+            builder.prefix(".imdsguard-").suffix(".tmp");
+            // The mode `File::create` gives (0666 less the umask), not a
+            // temporary file's 0600: a report is shared like any file.
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                builder.permissions(std::fs::Permissions::from_mode(0o666));
+            }
+            let tmp = builder.tempfile_in(dir).map_err(io_err)?;
+            let mut file = std::io::BufWriter::new(tmp);
             render(&mut file).map_err(io_err)?;
             file.flush().map_err(io_err)?;
-            drop(file);
-            std::fs::rename(&tmp, path).map_err(io_err)
+            let tmp = file.into_inner().map_err(|e| io_err(e.into_error()))?;
+            tmp.as_file().sync_all().map_err(io_err)?;
+            tmp.persist(path).map_err(|e| io_err(e.error))?;
+            // The rename itself is durable once the directory is synced.
+            if let Ok(d) = std::fs::File::open(dir) {
+                let _ = d.sync_all();
+            }
+            Ok(())
         }
         None => {
             let stdout = std::io::stdout();
@@ -79,26 +102,30 @@ pub fn confirm(question: &str, yes: bool) -> Result<bool, Error> {
     Ok(matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }
 
-/// Prints a warning on stderr (unless `-q`).
+/// Prints a warning on stderr (unless `-q`). Messages quote AWS text (names,
+/// error messages): it is shown escaped, one line.
 pub fn warn(style: Style, verbosity: i8, message: &str) {
     if verbosity >= 0 {
         eprintln!(
-            "{} {message}",
-            style.paint("warning:", crate::output::Paint::Yellow)
+            "{} {}",
+            style.paint("warning:", crate::output::Paint::Yellow),
+            terminal(message)
         );
     }
 }
 
-/// Prints an error and its hint on stderr.
+/// Prints an error and its hint on stderr, AWS text escaped.
 pub fn print_error(style: Style, message: &str, hint: &str) {
     eprintln!(
-        "{} {message}",
-        style.paint("error:", crate::output::Paint::Red)
+        "{} {}",
+        style.paint("error:", crate::output::Paint::Red),
+        terminal(message)
     );
     if !hint.is_empty() {
         eprintln!(
-            "  {} {hint}",
-            style.paint("help:", crate::output::Paint::Bold)
+            "  {} {}",
+            style.paint("help:", crate::output::Paint::Bold),
+            terminal(hint)
         );
     }
 }

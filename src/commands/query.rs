@@ -1,6 +1,7 @@
 //! `imdsguard query "SQL"` and `imdsguard history`: read-only SQL over the
 //! stored scans and runs. The database is opened read-only and with
-//! `query_only`, so no statement can change it.
+//! `query_only`, so no statement can change it, and with no room for an
+//! attached database, so no statement can read another file.
 
 use rusqlite::types::ValueRef;
 use serde_json::Value;
@@ -50,9 +51,18 @@ pub fn history(global: &Global) -> Result<ExitCode, Error> {
 }
 
 fn select(store: &Store, sql: &str) -> Result<Rows, Error> {
-    let bad = |e: rusqlite::Error| Error::Usage {
-        message: format!("SQL error: {}", one_line(&e.to_string())),
-        hint: TABLES_HINT.into(),
+    let bad = |e: rusqlite::Error| {
+        let text = one_line(&e.to_string());
+        if text.contains("attached databases") {
+            return Error::Usage {
+                message: "query reads only this database: ATTACH and DETACH are refused".into(),
+                hint: "query the imdsguard database itself (--db picks which one)".into(),
+            };
+        }
+        Error::Usage {
+            message: format!("SQL error: {text}"),
+            hint: TABLES_HINT.into(),
+        }
     };
     let mut stmt = store.conn.prepare(sql).map_err(bad)?;
     if !stmt.readonly() {

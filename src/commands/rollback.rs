@@ -1,17 +1,21 @@
 //! `imdsguard rollback RUN`: every instance a run changed goes back to its
-//! exact previous options (from the journal), as a new journaled run.
+//! exact previous options (see [`runs::rollback`]): resolve the input, let
+//! the engine select, confirm, execute, report.
 
 use std::collections::BTreeSet;
 
 use crate::cli::RollbackArgs;
-use crate::clock::now;
-use crate::commands::accounts::{apis_for, describe_all};
-use crate::commands::{apply, confirm, warn};
+use crate::commands::accounts::{apis_for, fleet};
+use crate::commands::apply::execute;
+use crate::commands::{confirm, warn};
 use crate::error::Error;
 use crate::exit_codes::ExitCode;
 use crate::filter::parse_instance_id;
-use crate::journal::{ChangeStatus, NewChange};
 use crate::model::HttpTokens;
+use crate::runs::lease::describe_holder;
+use crate::runs::ledger::ChangeLog;
+use crate::runs::rollback::Note;
+use crate::runs::{self, status::field_changes};
 use crate::settings::Global;
 use crate::store::Store;
 
@@ -22,122 +26,94 @@ pub async fn run(global: &Global, args: &RollbackArgs) -> Result<ExitCode, Error
         .map(|i| parse_instance_id(i))
         .collect::<Result<_, _>>()?;
     let mut store = Store::open(&global.db)?;
-    let parent = store.load_run(args.run)?;
-    // Anything EC2 may have accepted: answered successes, unanswered calls,
-    // and failures or stops after an attempt (a timed-out call can still land).
-    // What actually landed is decided below, from what EC2 says now.
-    let candidates: Vec<_> = parent
-        .changes
-        .iter()
-        .filter(|c| match c.status {
-            ChangeStatus::Applied | ChangeStatus::Pending | ChangeStatus::Issued => true,
-            ChangeStatus::Failed | ChangeStatus::Planned => c.attempts > 0,
-            ChangeStatus::Skipped => false,
-        })
-        .filter(|c| only.is_empty() || only.contains(&c.instance_id))
-        .collect();
-    if candidates.is_empty() {
+    // Holds the parent's lease until this process is done with it.
+    let candidates = runs::rollback::candidates(&mut store, args.run, &only)?;
+    for (lease, why) in &candidates.taken_over {
+        warn(
+            global.stderr_style,
+            global.verbosity,
+            &format!(
+                "run {} was held by {} ({why}); taking it over",
+                lease.run,
+                describe_holder(lease)
+            ),
+        );
+    }
+    if candidates.changes.is_empty() {
         eprintln!("run {}: nothing to roll back", args.run);
         return Ok(ExitCode::Success);
     }
-    let apis = apis_for(
-        global,
-        &candidates.iter().map(|c| c.account_id.clone()).collect(),
-    )
-    .await?;
-    let seen = describe_all(
-        &apis,
-        candidates.iter().map(|c| {
-            (
-                c.account_id.as_str(),
-                c.region.as_str(),
-                c.instance_id.as_str(),
-            )
-        }),
-    )
-    .await;
-    let mut changes = Vec::new();
-    let mut notes = Vec::new();
-    for c in &candidates {
-        match seen.get(&(
-            c.account_id.clone(),
-            c.region.clone(),
-            c.instance_id.clone(),
-        )) {
-            Some(Err(e)) => return Err(Error::Aws(e.clone())),
-            Some(Ok(None)) | None => notes.push(format!("{}: no longer exists", c.instance_id)),
-            Some(Ok(Some((now, _)))) if *now == c.previous => {
-                // Expected for failed attempts; worth a word for accepted ones.
-                if matches!(c.status, ChangeStatus::Applied | ChangeStatus::Pending) {
-                    notes.push(format!(
-                        "{}: already at its previous options",
-                        c.instance_id
-                    ));
-                }
-            }
-            Some(Ok(Some((now, _)))) if *now != c.target && !args.force => notes.push(format!(
-                "{}: changed again since run {} (now {}); left alone (--force to override)",
-                c.instance_id,
+    let accounts: BTreeSet<String> = candidates
+        .changes
+        .iter()
+        .map(|c| c.account_id.clone())
+        .collect();
+    let apis = apis_for(global, &accounts).await?;
+    let fleet = fleet(&apis);
+    let selection = runs::rollback::select(&fleet, &candidates, args.force).await?;
+    for note in &selection.notes {
+        let text = match note {
+            Note::Gone(id) => format!("{id}: no longer exists"),
+            Note::AlreadyPrevious(id) => format!("{id}: already at its previous options"),
+            Note::ChangedAgain { instance_id, now } => format!(
+                "{instance_id}: changed again since run {} (now {}); left alone (--force to override)",
                 args.run,
                 now.describe()
-            )),
-            Some(Ok(Some((now, _)))) => changes.push(NewChange {
-                account_id: c.account_id.clone(),
-                region: c.region.clone(),
-                instance_id: c.instance_id.clone(),
-                previous: *now,
-                target: c.previous,
-            }),
-        }
+            ),
+        };
+        warn(global.stderr_style, global.verbosity, &text);
     }
-    for n in &notes {
-        warn(global.stderr_style, global.verbosity, n);
-    }
-    if changes.is_empty() {
+    if selection.changes.is_empty() {
         eprintln!("run {}: nothing to roll back", args.run);
         return Ok(ExitCode::Success);
     }
     // EC2 refuses a return to optional tokens where the account enforces v2.
-    let places: BTreeSet<(&str, &str)> = changes
+    let places = selection
+        .changes
         .iter()
         .filter(|c| c.target.http_tokens == HttpTokens::Optional)
         .map(|c| (c.account_id.as_str(), c.region.as_str()))
         .collect();
-    for (account, region) in places {
-        let Some(a) = apis.get(account) else { continue };
-        if let Ok(d) = a.ec2.metadata_defaults(region).await
-            && d.http_tokens_enforced.as_deref() == Some("enabled")
-        {
-            warn(
-                global.stderr_style,
-                global.verbosity,
-                &format!(
-                    "{region}: the account default has HttpTokensEnforced=enabled; EC2 will refuse to re-allow IMDSv1 there"
-                ),
-            );
-        }
+    for (account, region) in runs::apply::enforced_defaults(&fleet, places).await {
+        warn(
+            global.stderr_style,
+            global.verbosity,
+            &format!(
+                "{account} {region}: the account default has HttpTokensEnforced=enabled; EC2 will refuse to re-allow IMDSv1 there"
+            ),
+        );
     }
+    let fields = field_changes(selection.changes.iter().map(|c| (&c.previous, &c.target)));
     if !confirm(
         &format!(
-            "Roll back {} instance(s) changed by run {}?",
-            changes.len(),
-            args.run
+            "Roll back {} instance(s) changed by run {}?\n  {}\n",
+            selection.changes.len(),
+            args.run,
+            crate::output::run::field_summary(&fields)
         ),
         args.exec.yes,
     )? {
         eprintln!("aborted: nothing was changed");
         return Ok(ExitCode::Failure);
     }
-    let run = store.create_run(
-        "rollback",
-        "rollback",
-        Some(args.run),
-        None,
-        &now(),
-        &changes,
+    let log = args
+        .exec
+        .log
+        .as_deref()
+        .map(ChangeLog::open)
+        .transpose()
+        .map_err(|e| Error::Run(Box::new(e.into())))?;
+    let log_path = log.as_ref().map(|l| l.path().display().to_string());
+    let (run, guard) = runs::rollback::start(
+        &mut store,
+        &candidates.parent,
+        &selection,
+        log_path.as_deref(),
     )?;
     if global.verbosity >= 0 {
         eprintln!("run {run} started: rolling back run {}", args.run);
     }
-    apply::execute(global, &apis, &mut store, run, "rollback", &args.exec).await
+    let code = execute(global, &fleet, &mut store, run, guard, &args.exec, log).await;
+    drop(candidates);
+    code
 }

@@ -15,7 +15,8 @@ use crate::store::{Store, StoreError};
 use crate::usage::{self, Window};
 
 pub fn run(global: &Global, args: &ShowArgs) -> Result<ExitCode, Error> {
-    let store = Store::open(&global.db)?;
+    // Viewing creates and migrates nothing.
+    let store = Store::open_read_only(&global.db)?;
     let id = match args.scan {
         Some(id) => id,
         None => store.latest_scan()?.ok_or(StoreError::Empty)?,

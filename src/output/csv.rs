@@ -1,9 +1,11 @@
 //! CSV output: one row per instance, every field of the JSON v1 record,
-//! with `tags` as a JSON object in one cell and `usage` flattened.
+//! with `tags` as a JSON object in one cell and `usage` flattened; and the
+//! formula-safe [`Writer`] every CSV output uses.
 
 use std::io::Write;
 
 use crate::output::json::InstanceV1;
+use crate::output::sanitize::csv_cell;
 use crate::report::ScanReport;
 
 pub const HEADER: &[&str] = &[
@@ -38,8 +40,34 @@ pub const HEADER: &[&str] = &[
     "reason",
 ];
 
+/// A CSV writer whose every cell goes through [`csv_cell`]: every CSV
+/// imdsguard writes (scans, plans, runs, usage, query rows) uses it.
+pub struct Writer<W: Write>(::csv::Writer<W>);
+
+pub fn writer<W: Write>(out: W) -> Writer<W> {
+    Writer(::csv::Writer::from_writer(out))
+}
+
+impl<W: Write> Writer<W> {
+    pub fn write_record<I, T>(&mut self, record: I) -> ::csv::Result<()>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<str>,
+    {
+        let cells: Vec<String> = record
+            .into_iter()
+            .map(|f| csv_cell(f.as_ref()).into_owned())
+            .collect();
+        self.0.write_record(&cells)
+    }
+
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
 pub fn render(report: &ScanReport, out: &mut dyn Write) -> std::io::Result<()> {
-    let mut w = csv::Writer::from_writer(out);
+    let mut w = writer(out);
     w.write_record(HEADER)?;
     for rec in &report.instances {
         let v = InstanceV1::new(rec);

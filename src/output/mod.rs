@@ -7,6 +7,7 @@ pub mod json;
 pub mod plan;
 pub mod rows;
 pub mod run;
+pub mod sanitize;
 pub mod sarif;
 pub mod table;
 pub mod usage;

@@ -58,7 +58,7 @@ pub fn render(
             writeln!(out)
         }
         Format::Csv => {
-            let mut w = csv::Writer::from_writer(out);
+            let mut w = crate::output::csv::writer(out);
             w.write_record([
                 "account_id",
                 "region",

@@ -56,7 +56,7 @@ pub fn render(
             writeln!(out)
         }
         Format::Csv => {
-            let mut w = csv::Writer::from_writer(out);
+            let mut w = crate::output::csv::writer(out);
             w.write_record(&rows.columns)?;
             for r in &rows.rows {
                 w.write_record(r.iter().map(text))?;

@@ -6,11 +6,14 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use crate::journal::{ChangeRecord, ChangeStatus, Run, RunListing};
+use crate::journal::{ChangeRecord, ChangeStatus, Lease, Named, Purpose, Run, RunListing};
+use crate::model::Field;
 use crate::output::json::SCHEMA;
 use crate::output::plan::diff;
 use crate::output::table::{Cell, cell, num, write_table};
 use crate::output::{Format, Paint, Style};
+use crate::runs::Outcome;
+use crate::runs::status::{FieldChange, field_changes};
 
 pub fn counts(run: &Run) -> BTreeMap<&'static str, u64> {
     let mut m: BTreeMap<&'static str, u64> =
@@ -21,12 +24,76 @@ pub fn counts(run: &Run) -> BTreeMap<&'static str, u64> {
     m
 }
 
+/// A run to render: the journal, and what only the process that drove it
+/// knows (its execution), or who drives it now.
+pub struct RunView<'a> {
+    pub run: &'a Run,
+    pub outcome: Option<&'a Outcome>,
+    pub lease: Option<Lease>,
+    /// Every change (`runs RUN`), or only those not applied (after a run).
+    pub all: bool,
+}
+
+/// `HttpTokens optional→required: 69; HttpEndpoint: none; ...`: every field,
+/// with each transition's count, or `none`.
+pub fn field_summary(changes: &[FieldChange]) -> String {
+    Field::ALL
+        .iter()
+        .map(|f| {
+            let moves: Vec<String> = changes
+                .iter()
+                .filter(|c| c.field == *f)
+                .map(|c| format!("{}→{}: {}", c.from, c.to, c.count))
+                .collect();
+            if moves.is_empty() {
+                format!("{}: none", f.api_name())
+            } else {
+                format!("{} {}", f.api_name(), moves.join(", "))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The field changes that landed in a run (applied or pending).
+fn landed(run: &Run) -> Vec<FieldChange> {
+    field_changes(
+        run.changes
+            .iter()
+            .filter(|c| matches!(c.status, ChangeStatus::Applied | ChangeStatus::Pending))
+            .map(|c| (&c.previous, &c.target)),
+    )
+}
+
+#[derive(Serialize)]
+struct Execution {
+    throttled: u64,
+    retries: u64,
+    /// `DescribeInstances` calls made to compare before sending.
+    describe_rechecks: u64,
+    describe_verifies: u64,
+}
+
+#[derive(Serialize)]
+struct LeaseDoc<'a> {
+    pid: u32,
+    host: &'a str,
+    purpose: Purpose,
+    since: &'a str,
+    heartbeat_age_secs: i64,
+}
+
 #[derive(Serialize)]
 struct RunDoc<'a> {
     schema: &'static str,
     kind: &'static str,
     run: &'a Run,
     counts: BTreeMap<&'static str, u64>,
+    field_changes: Vec<FieldChange>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    execution: Option<Execution>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lease: Option<LeaseDoc<'a>>,
 }
 
 fn paint_for(s: ChangeStatus) -> Option<Paint> {
@@ -51,22 +118,21 @@ fn row(c: &ChangeRecord) -> Vec<Cell> {
         cell(diff(&c.previous, &c.target)),
         num(c.attempts as u64),
         cell(
-            c.error_code
+            c.message
                 .as_deref()
-                .or(c.message.as_deref())
+                .or(c.error_code.as_deref())
                 .unwrap_or(""),
         ),
     ]
 }
 
-/// `all`: every change (for `runs RUN`); otherwise only those not applied.
 pub fn render(
-    run: &Run,
-    all: bool,
+    view: &RunView<'_>,
     format: Format,
     style: Style,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
+    let run = view.run;
     match format {
         // `main` refuses --format sarif and html where they do not apply.
         Format::Json | Format::Sarif | Format::Html => {
@@ -75,12 +141,26 @@ pub fn render(
                 kind: "run",
                 run,
                 counts: counts(run),
+                field_changes: landed(run),
+                execution: view.outcome.map(|o| Execution {
+                    throttled: o.throttled,
+                    retries: o.retries,
+                    describe_rechecks: o.rechecks,
+                    describe_verifies: o.verifies,
+                }),
+                lease: view.lease.as_ref().map(|l| LeaseDoc {
+                    pid: l.holder.pid,
+                    host: &l.holder.host,
+                    purpose: l.holder.purpose,
+                    since: &l.acquired_at,
+                    heartbeat_age_secs: crate::clock::now_epoch() - l.heartbeat,
+                }),
             };
             serde_json::to_writer_pretty(&mut *out, &doc)?;
             writeln!(out)
         }
         Format::Csv => {
-            let mut w = csv::Writer::from_writer(out);
+            let mut w = crate::output::csv::writer(out);
             w.write_record([
                 "run",
                 "seq",
@@ -88,8 +168,10 @@ pub fn render(
                 "region",
                 "instance_id",
                 "status",
+                "reason",
                 "previous",
                 "target",
+                "observed",
                 "attempts",
                 "request_id",
                 "error_code",
@@ -103,8 +185,10 @@ pub fn render(
                     c.region.clone(),
                     c.instance_id.clone(),
                     c.status.as_str().to_owned(),
+                    c.reason.map(Named::as_str).unwrap_or("").to_owned(),
                     c.previous.describe(),
                     c.target.describe(),
+                    c.observed.map(|o| o.describe()).unwrap_or_default(),
                     c.attempts.to_string(),
                     c.request_id.clone().unwrap_or_default(),
                     c.error_code.clone().unwrap_or_default(),
@@ -122,13 +206,13 @@ pub fn render(
                 .join(", ");
             let what = match run.parent_run {
                 Some(p) => format!("rollback of run {p}"),
-                None => format!("{} {}", run.kind, run.action),
+                None => format!("{} {}", run.kind.as_str(), run.action.as_str()),
             };
             writeln!(
                 out,
                 "{} {} · {what} · {} · {}",
                 style.paint(&format!("Run {}", run.id), Paint::Bold),
-                run.status,
+                run.status.as_str(),
                 run.created_at,
                 if summary.is_empty() {
                     "no changes".into()
@@ -136,10 +220,28 @@ pub fn render(
                     summary
                 }
             )?;
+            let landed = landed(run);
+            if !landed.is_empty() {
+                writeln!(out, "Changed: {}", field_summary(&landed))?;
+            }
+            if let Some(by) = run.rolled_back_by {
+                writeln!(out, "Undone by run {by}.")?;
+            }
+            if let Some(l) = &view.lease {
+                writeln!(
+                    out,
+                    "Held by pid {} on host {} since {} ({}; last heartbeat {} s ago).",
+                    l.holder.pid,
+                    crate::output::sanitize::terminal(&l.holder.host),
+                    l.acquired_at,
+                    l.holder.purpose.as_str(),
+                    crate::clock::now_epoch() - l.heartbeat
+                )?;
+            }
             let rows: Vec<Vec<Cell>> = run
                 .changes
                 .iter()
-                .filter(|c| all || c.status != ChangeStatus::Applied)
+                .filter(|c| view.all || c.status != ChangeStatus::Applied)
                 .map(row)
                 .collect();
             if !rows.is_empty() {
@@ -148,7 +250,7 @@ pub fn render(
                     out,
                     style,
                     &[
-                        "ACCOUNT", "REGION", "INSTANCE", "STATUS", "CHANGE", "ATTEMPTS", "ERROR",
+                        "ACCOUNT", "REGION", "INSTANCE", "STATUS", "CHANGE", "ATTEMPTS", "DETAIL",
                     ],
                     &rows,
                 )?;
@@ -206,9 +308,9 @@ pub fn render_list(
                 .map(|i| {
                     vec![
                         num(i.run.id as u64),
-                        cell(&i.run.kind),
-                        cell(&i.run.action),
-                        cell(&i.run.status),
+                        cell(i.run.kind.as_str()),
+                        cell(i.run.action.as_str()),
+                        cell(i.run.status.as_str()),
                         cell(&i.run.created_at),
                         cell(
                             i.run
@@ -227,7 +329,7 @@ pub fn render_list(
                 })
                 .collect();
             if format == Format::Csv {
-                let mut w = csv::Writer::from_writer(out);
+                let mut w = crate::output::csv::writer(out);
                 w.write_record([
                     "run",
                     "kind",

@@ -4,6 +4,7 @@
 use std::io::Write;
 
 use crate::model::HttpTokens;
+use crate::output::sanitize::terminal;
 use crate::output::{Paint, Style, percent_text};
 use crate::readiness::Readiness;
 use crate::report::{RegionSummary, ScanReport};
@@ -40,12 +41,27 @@ pub fn num(n: u64) -> Cell {
     }
 }
 
+/// Writes aligned columns. Every table goes through here, so this is where
+/// AWS-provided text is made inert for the terminal (see [`terminal`]).
 pub fn write_table(
     out: &mut dyn Write,
     style: Style,
     header: &[&str],
     rows: &[Vec<Cell>],
 ) -> std::io::Result<()> {
+    let rows: Vec<Vec<Cell>> = rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|c| Cell {
+                    text: terminal(&c.text).into_owned(),
+                    paint: c.paint,
+                    right: c.right,
+                })
+                .collect()
+        })
+        .collect();
+    let rows = &rows[..];
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, c) in widths.iter_mut().zip(row) {

@@ -157,7 +157,7 @@ pub fn render_instances(
             writeln!(out)
         }
         Format::Csv => {
-            let mut w = csv::Writer::from_writer(out);
+            let mut w = crate::output::csv::writer(out);
             let mut header = vec![
                 "account_id",
                 "region",
@@ -297,7 +297,7 @@ pub fn render_fleet(
             writeln!(out)
         }
         Format::Csv => {
-            let mut w = csv::Writer::from_writer(out);
+            let mut w = crate::output::csv::writer(out);
             w.write_record(["day", "v1_calls", "rejected_calls", "instances_with_data"])?;
             for d in &fleet {
                 w.write_record([

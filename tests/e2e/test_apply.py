@@ -252,7 +252,8 @@ def test_check_permissions_dry_runs_first(run, account, world, tmp_path):
         assert "permission check failed" in r.stderr and "UnauthorizedOperation" in r.stderr
         assert "no change was made" in r.stderr
         dry = [q for q in proxy.log if q.action == "ModifyInstanceMetadataOptions"]
-        assert len(dry) == 1 and all(q.params.get("DryRun") == "true" for q in dry)
+        # Dry runs go 4 at a time; none starts after the first refusal.
+        assert 1 <= len(dry) <= 4 and all(q.params.get("DryRun") == "true" for q in dry)
     assert options(account, world["all"]) == before
 
 
