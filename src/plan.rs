@@ -585,6 +585,111 @@ mod tests {
         assert!(matches!(parse("{}", "p"), Err(PlanError::Malformed { .. })));
     }
 
+    /// A plan edited and re-digested: the digest holds, the meaning does not.
+    fn redigested(plan: &Plan, edit: impl FnOnce(&mut Plan)) -> Result<Plan, PlanError> {
+        let mut p = plan.clone();
+        edit(&mut p);
+        p.digest = digest(&p);
+        parse(&serde_json::to_string(&p).unwrap(), "p")
+    }
+
+    fn meaning_error(r: Result<Plan, PlanError>) -> String {
+        match r {
+            Err(PlanError::Meaning {
+                instance_id,
+                reason,
+                ..
+            }) => format!("{instance_id}: {reason}"),
+            other => panic!("expected a meaning error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn targets_must_mean_what_the_action_and_settings_say() {
+        let mut disabled = record(2, HttpTokens::Optional, Readiness::Disabled, false);
+        disabled.instance.metadata.http_endpoint = Some(Toggle::Disabled);
+        let s = scan(vec![
+            record(1, HttpTokens::Optional, Readiness::Ready, false),
+            disabled,
+        ]);
+        let plan = build(&request(Action::RequireV2, HopLimit::Keep), &s, "t".into()).unwrap();
+        // The control: re-digesting an unedited plan changes nothing.
+        assert_eq!(redigested(&plan, |_| {}).unwrap(), plan);
+        let e = meaning_error(redigested(&plan, |p| {
+            p.changes[0].target.http_tokens = HttpTokens::Optional;
+            p.changes[0].target.hop_limit = 64;
+        }));
+        assert!(
+            e.contains("HttpTokens `optional` is not what a require-v2 plan sets"),
+            "{e}"
+        );
+        let e = meaning_error(redigested(&plan, |p| {
+            p.changes[1].target.http_endpoint = Toggle::Enabled;
+        }));
+        assert!(e.contains("would re-enable the metadata endpoint"), "{e}");
+        let e = meaning_error(redigested(&plan, |p| p.changes[0].target.hop_limit = 64));
+        assert!(
+            e.contains("HttpPutResponseHopLimit 64: the plan saw 1"),
+            "{e}"
+        );
+        let e = meaning_error(redigested(&plan, |p| {
+            p.changes[0].target.instance_metadata_tags = Toggle::Enabled
+        }));
+        assert!(e.contains("was not made with --enable-tags"), "{e}");
+        let e = meaning_error(redigested(&plan, |p| {
+            p.changes[0].target.http_protocol_ipv6 = Toggle::Enabled
+        }));
+        assert!(e.contains("plans never change IPv6"), "{e}");
+        // The same target is right when the settings asked for it.
+        let tagged = redigested(&plan, |p| {
+            p.settings.enable_tags = true;
+            p.changes[0].target.instance_metadata_tags = Toggle::Enabled;
+        });
+        assert!(tagged.is_ok(), "{tagged:?}");
+        // `auto` may or may not raise a host to 2 (the plan cannot tell a
+        // container host), but never to anything else.
+        let auto = |hop| {
+            redigested(&plan, |p| {
+                p.settings.hop_limit = HopLimit::Auto;
+                p.changes[0].target.hop_limit = hop;
+            })
+        };
+        assert!(auto(2).is_ok());
+        assert!(matches!(auto(3), Err(PlanError::Meaning { .. })));
+        assert!(matches!(
+            redigested(&plan, |p| p.action = Action::Rollback),
+            Err(PlanError::Invalid { .. })
+        ));
+    }
+
+    #[test]
+    fn plans_older_than_the_limit_are_refused() {
+        let s = scan(vec![record(
+            1,
+            HttpTokens::Optional,
+            Readiness::Ready,
+            false,
+        )]);
+        let mut plan = build(
+            &request(Action::RequireV2, HopLimit::Keep),
+            &s,
+            "2026-11-20T00:00:00Z".into(),
+        )
+        .unwrap();
+        let now = time::macros::datetime!(2026-11-28 00:00 UTC).unix_timestamp();
+        let week = std::time::Duration::from_secs(7 * 86_400);
+        assert!(matches!(
+            check_age(&plan, "p", week, now),
+            Err(PlanError::TooOld { ref age, .. }) if age == "8 days"
+        ));
+        assert!(check_age(&plan, "p", week * 2, now).is_ok());
+        plan.created_at = "2026-12-01T00:00:00Z".into();
+        assert!(matches!(
+            check_age(&plan, "p", week, now),
+            Err(PlanError::Invalid { ref reason, .. }) if reason.contains("future")
+        ));
+    }
+
     #[test]
     fn bad_hop_limit() {
         let s = scan(vec![]);

@@ -823,6 +823,66 @@ mod tests {
     }
 
     #[test]
+    fn a_version_2_journal_is_migrated_with_its_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v2.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for (i, sql) in MIGRATIONS[..2].iter().enumerate() {
+                conn.execute_batch(sql).unwrap();
+                conn.pragma_update(None, "user_version", (i + 1) as i64)
+                    .unwrap();
+            }
+            conn.execute_batch(
+                r#"INSERT INTO runs (id, kind, action, status, created_at, tool_version)
+                   VALUES (1, 'apply', 'require-v2', 'failed', 't', '0.1.0');
+                 INSERT INTO changes (run_id, seq, account_id, region, instance_id, previous_json,
+                   target_json, status, attempts)
+                   VALUES (1, 0, '111122223333', 'us-east-1', 'i-0123456789abcdef0',
+                   '{"http_tokens":"optional","http_endpoint":"enabled","hop_limit":1,"instance_metadata_tags":"disabled","http_protocol_ipv6":"disabled"}',
+                   '{"http_tokens":"required","http_endpoint":"enabled","hop_limit":1,"instance_metadata_tags":"disabled","http_protocol_ipv6":"disabled"}',
+                   'failed', 2);"#,
+            )
+            .unwrap();
+        }
+        // Read-only opens never migrate: the journal is refused, not misread.
+        let ro = Store::open_read_only(&path).unwrap();
+        assert!(matches!(
+            ro.require_current(),
+            Err(StoreError::TooOld { found: 2, .. })
+        ));
+        drop(ro);
+        let store = Store::open(&path).unwrap();
+        let run = store.load_run(1).unwrap();
+        assert_eq!(run.status, crate::journal::RunStatus::Incomplete);
+        assert_eq!(run.changes[0].status, crate::journal::ChangeStatus::Failed);
+        assert_eq!(run.changes[0].attempts, 2);
+        let fk: bool = store
+            .conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert!(fk, "foreign keys are back on after the migration");
+    }
+
+    #[test]
+    fn read_only_opens_create_nothing_and_attach_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope/imdsguard.db");
+        assert!(matches!(
+            Store::open_read_only(&missing),
+            Err(StoreError::Missing(_))
+        ));
+        assert!(!dir.path().join("nope").exists());
+        let path = dir.path().join("db.sqlite");
+        drop(Store::open(&path).unwrap());
+        let other = dir.path().join("other.sqlite");
+        drop(Store::open(&other).unwrap());
+        let ro = Store::open_read_only(&path).unwrap();
+        let attach = format!("ATTACH '{}' AS o", other.display());
+        assert!(ro.conn.execute_batch(&attach).is_err());
+    }
+
+    #[test]
     fn refuses_a_newer_schema() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.sqlite");

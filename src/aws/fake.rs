@@ -50,6 +50,17 @@ pub struct FakeEc2 {
     /// Regions whose `DescribeInstances` fails with this error.
     pub failing: HashMap<String, AwsError>,
     pub calls: std::sync::Arc<Calls>,
+    /// From this many real modifies on, every call fails with this error
+    /// (credentials that expire mid-run).
+    pub fail_after: Option<(usize, AwsError)>,
+    /// This many real modifies land, then answer this error (an answer lost
+    /// after EC2 acted: a timeout, a proxy's 500).
+    pub lose_answers: Mutex<usize>,
+    /// Before the Nth `DescribeInstances` (1-based), someone else sets these
+    /// options on this instance (drift during a run).
+    pub drift_before_describe: Mutex<Option<(usize, String, crate::model::Options)>>,
+    /// The instance id of every real modify that reached the fake, in order.
+    pub modify_log: Mutex<Vec<String>>,
 }
 
 #[async_trait]
@@ -66,10 +77,22 @@ impl Ec2Api for FakeEc2 {
         max_results: i32,
         next_token: Option<String>,
     ) -> Result<InstancePage, AwsError> {
-        self.calls.describe_instances.fetch_add(1, Ordering::SeqCst);
+        let n = self.calls.describe_instances.fetch_add(1, Ordering::SeqCst) + 1;
         self.calls.page_sizes.lock().unwrap().push(max_results);
         if let Some(err) = self.failing.get(region) {
             return Err(err.clone());
+        }
+        if let Some((after, err)) = &self.fail_after
+            && Calls::get(&self.calls.modifies) >= *after
+        {
+            return Err(err.clone());
+        }
+        {
+            let mut drift = self.drift_before_describe.lock().unwrap();
+            if drift.as_ref().is_some_and(|(at, _, _)| *at == n) {
+                let (_, id, options) = drift.take().expect("checked");
+                self.modified.lock().unwrap().insert(id, options);
+            }
         }
         assert!(
             (5..=1000).contains(&max_results),
@@ -123,14 +146,31 @@ impl Ec2Api for FakeEc2 {
                 request_id: None,
             });
         }
-        self.calls.modifies.fetch_add(1, Ordering::SeqCst);
+        let n = self.calls.modifies.fetch_add(1, Ordering::SeqCst);
+        if let Some((after, err)) = &self.fail_after
+            && n >= *after
+        {
+            return Err(err.clone());
+        }
         if let Some(e) = &self.modify_error {
             return Err(e.clone());
         }
+        self.modify_log.lock().unwrap().push(instance_id.to_owned());
         self.modified
             .lock()
             .unwrap()
             .insert(instance_id.to_owned(), *target);
+        {
+            let mut lose = self.lose_answers.lock().unwrap();
+            if *lose > 0 {
+                *lose -= 1;
+                return Err(AwsError::local(
+                    "ec2:ModifyInstanceMetadataOptions",
+                    crate::aws::AwsErrorKind::Network,
+                    "connection reset after the request was sent",
+                ));
+            }
+        }
         Ok(ModifyOutcome {
             state: Some(crate::model::MetadataState::Applied),
             request_id: Some(format!("req-{instance_id}")),

@@ -618,6 +618,21 @@ impl Executor<'_, '_> {
                 self.counters
                     .verifies
                     .fetch_add(calls as u64, Ordering::Relaxed);
+                if let Some(Err(e)) = seen.values().find(|v| v.is_err()) {
+                    match classify(e) {
+                        // No more looking with these credentials: each change
+                        // keeps what EC2 answered (`verified` stays false).
+                        Class::Credentials => {
+                            self.stops.halt(Halt::Credentials(e.clone()));
+                            continue;
+                        }
+                        Class::AccessDenied => {
+                            self.stops.halt(Halt::AccessDenied(e.clone()));
+                            continue;
+                        }
+                        _ => {}
+                    }
+                }
                 for mut c in group {
                     match seen.get(&c.instance_id) {
                         Some(Ok(Observed::Found { options, state }))

@@ -20,6 +20,8 @@ pub mod observe;
 pub mod resume;
 pub mod rollback;
 pub mod status;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
