@@ -221,7 +221,7 @@ async fn apply_plan(
         },
         output::run::field_summary(&fields),
     );
-    if !confirm(&question, exec.yes)? {
+    if !confirm(&question, exec.yes, global.verbosity)? {
         eprintln!("aborted: nothing was changed");
         return Ok(ExitCode::Failure);
     }
@@ -298,6 +298,7 @@ async fn resume(global: &Global, run: i64, exec: &ExecOpts) -> Result<ExitCode, 
             r.open
         ),
         exec.yes,
+        global.verbosity,
     )? {
         eprintln!("aborted: nothing was changed");
         return Ok(ExitCode::Failure);

@@ -79,9 +79,14 @@ pub fn emit(
 }
 
 /// Asks "proceed? [y/N]" on a terminal; refuses without `--yes` elsewhere.
-pub fn confirm(question: &str, yes: bool) -> Result<bool, Error> {
+/// With `--yes` the question is still shown (unless `-q`): CI logs then say
+/// what was about to change.
+pub fn confirm(question: &str, yes: bool, verbosity: i8) -> Result<bool, Error> {
     use std::io::{BufRead, IsTerminal};
     if yes {
+        if verbosity >= 0 {
+            eprintln!("{} yes (--yes)", question.trim_end());
+        }
         return Ok(true);
     }
     if !std::io::stdin().is_terminal() {

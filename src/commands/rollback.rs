@@ -63,9 +63,18 @@ pub async fn run(global: &Global, args: &RollbackArgs) -> Result<ExitCode, Error
         };
         warn(global.stderr_style, global.verbosity, &text);
     }
+    let left_alone = selection
+        .notes
+        .iter()
+        .filter(|n| matches!(n, Note::ChangedAgain { .. }))
+        .count();
     if selection.changes.is_empty() {
         eprintln!("run {}: nothing to roll back", args.run);
-        return Ok(ExitCode::Success);
+        return Ok(if left_alone > 0 {
+            ExitCode::Failure
+        } else {
+            ExitCode::Success
+        });
     }
     // EC2 refuses a return to optional tokens where the account enforces v2.
     let places = selection
@@ -92,6 +101,7 @@ pub async fn run(global: &Global, args: &RollbackArgs) -> Result<ExitCode, Error
             crate::output::run::field_summary(&fields)
         ),
         args.exec.yes,
+        global.verbosity,
     )? {
         eprintln!("aborted: nothing was changed");
         return Ok(ExitCode::Failure);
@@ -113,7 +123,16 @@ pub async fn run(global: &Global, args: &RollbackArgs) -> Result<ExitCode, Error
     if global.verbosity >= 0 {
         eprintln!("run {run} started: rolling back run {}", args.run);
     }
-    let code = execute(global, &fleet, &mut store, run, guard, &args.exec, log).await;
+    let code = execute(global, &fleet, &mut store, run, guard, &args.exec, log).await?;
     drop(candidates);
-    code
+    // Instances left alone mean the run is not wholly undone: say so in the
+    // exit code too, not only in a warning.
+    if left_alone > 0 && code == ExitCode::Success {
+        eprintln!(
+            "{left_alone} instance(s) of run {} left alone (changed again since); `--force` rolls them back too",
+            args.run
+        );
+        return Ok(ExitCode::Failure);
+    }
+    Ok(code)
 }

@@ -2,9 +2,12 @@
 
 It sits between imdsguard and moto and:
   * counts every request by (service, region, action), so tests can assert
-    how many calls a command makes;
+    how many calls a command makes, and logs every request it forwarded to
+    moto (`forwarded`: what reached "EC2", whatever the client heard);
   * injects faults: a test passes a function that may answer a request
-    itself (an AWS error, a throttle) instead of forwarding it;
+    itself (an AWS error, a throttle) instead of forwarding it, and one
+    that may replace moto's answer after forwarding (an answer lost after
+    EC2 acted: a 500, or a connection closed without a reply, DROP);
   * can add latency per call;
   * with cbor_shim=True, translates Smithy RPC-v2 CBOR requests (what
     aws-sdk-cloudwatch >= 1.100 speaks) into the JSON protocol moto
@@ -32,7 +35,7 @@ from typing import Callable, Optional
 
 import cbor2
 
-SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
+SCOPE = re.compile(r"Credential=([^/]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
 
 
 @dataclass
@@ -45,6 +48,7 @@ class Request:
     region: str
     action: str
     params: dict = field(default_factory=dict)
+    access_key: str = ""
 
 
 @dataclass
@@ -55,12 +59,16 @@ class Reply:
 
 
 Fault = Callable[[Request], Optional[Reply]]
+After = Callable[[Request, Reply], Optional[Reply]]
+
+# An `after` hook's answer that closes the connection without any reply.
+DROP = Reply(0, b"")
 
 
 def parse(method: str, path: str, headers: dict, body: bytes) -> Request:
     auth = headers.get("authorization", "")
     m = SCOPE.search(auth)
-    region, service = (m.group(1), m.group(2)) if m else ("", "")
+    access_key, region, service = (m.group(1), m.group(2), m.group(3)) if m else ("", "", "")
     action = ""
     params: dict = {}
     target = headers.get("x-amz-target")
@@ -71,7 +79,7 @@ def parse(method: str, path: str, headers: dict, body: bytes) -> Request:
     elif body and "x-www-form-urlencoded" in headers.get("content-type", ""):
         params = dict(urllib.parse.parse_qsl(body.decode()))
         action = params.get("Action", "")
-    return Request(method, path, headers, body, service, region, action, params)
+    return Request(method, path, headers, body, service, region, action, params, access_key)
 
 
 def ec2_error(code: str, message: str, status: int = 400) -> Reply:
@@ -130,7 +138,12 @@ def cborable(x, key: str = ""):
 
 class AwsProxy:
     def __init__(
-        self, upstream: str, fault: Optional[Fault] = None, latency: float = 0.0, cbor_shim: bool = False
+        self,
+        upstream: str,
+        fault: Optional[Fault] = None,
+        latency: float = 0.0,
+        cbor_shim: bool = False,
+        after: Optional[After] = None,
     ):
         self.cbor_shim = cbor_shim
         self.cbor_calls = 0
@@ -138,7 +151,12 @@ class AwsProxy:
         self.upstream_host = url.hostname
         self.upstream_port = url.port
         self.fault = fault
+        self.after = after
         self.latency = latency
+        # Requests forwarded to moto (they took effect there), and how many
+        # are between arriving and being answered.
+        self.forwarded: list[Request] = []
+        self.in_progress = 0
         self.calls: collections.Counter = collections.Counter()
         self.log: list[Request] = []
         self.lock = threading.Lock()
@@ -158,11 +176,24 @@ class AwsProxy:
                 with proxy.lock:
                     proxy.calls[(req.service, req.region, req.action)] += 1
                     proxy.log.append(req)
-                if proxy.latency:
-                    time.sleep(proxy.latency)
-                reply = proxy.fault(req) if proxy.fault else None
-                if reply is None:
-                    reply = proxy.forward(req)
+                    proxy.in_progress += 1
+                try:
+                    if proxy.latency:
+                        time.sleep(proxy.latency)
+                    reply = proxy.fault(req) if proxy.fault else None
+                    if reply is None:
+                        reply = proxy.forward(req)
+                        with proxy.lock:
+                            proxy.forwarded.append(req)
+                        if proxy.after:
+                            reply = proxy.after(req, reply) or reply
+                finally:
+                    with proxy.lock:
+                        proxy.in_progress -= 1
+                if reply is DROP:
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
                 self.send_response(reply.status)
                 for k, v in reply.headers.items():
                     if k.lower() not in ("content-length", "transfer-encoding", "connection"):
@@ -222,6 +253,25 @@ class AwsProxy:
                 for (s, r, a), n in self.calls.items()
                 if a == action and (service is None or s == service) and (region is None or r == region)
             )
+
+    def forwarded_ids(self, action: str = "ModifyInstanceMetadataOptions", dry_run: bool = False) -> list[str]:
+        """InstanceId of every `action` request that reached moto, in order."""
+        with self.lock:
+            return [
+                q.params.get("InstanceId", "")
+                for q in self.forwarded
+                if q.action == action and (q.params.get("DryRun") == "true") == dry_run
+            ]
+
+    def wait_idle(self, timeout: float = 30.0) -> None:
+        """Waits until no request is between arriving and being answered."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            with self.lock:
+                if self.in_progress == 0:
+                    return
+            time.sleep(0.02)
+        raise AssertionError("the proxy still has requests in progress")
 
     def total(self) -> int:
         with self.lock:
