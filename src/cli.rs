@@ -8,7 +8,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 const AFTER_HELP: &str = "\
 Exit codes:
   0  success
-  1  an error, or a partial result (some account or region failed; the rest is reported)
+  1  an error, or a partial result (some account or region failed, or some change was not
+     applied: failed, pending, skipped because it changed, not sent; the rest is reported)
   2  bad arguments or input (nothing was changed)
   130  an apply or rollback stopped by Ctrl-C (resume it with `apply --resume RUN`)
 
@@ -283,7 +284,8 @@ pub struct ExecOpts {
     #[arg(short = 'y', long, help_heading = "Execution")]
     pub yes: bool,
 
-    /// First send every change with DryRun=true; any refusal stops the run before a change.
+    /// First send every change, in every account, with DryRun=true; one refusal anywhere and
+    /// nothing changes anywhere.
     #[arg(long, help_heading = "Execution")]
     pub check_permissions: bool,
 

@@ -112,11 +112,15 @@ impl LeaseGuard {
     /// Starts heartbeats for leases `me` already holds (a run created with
     /// its lease, or one just acquired).
     pub fn start(store: &Store, runs: Vec<i64>, me: Holder) -> LeaseGuard {
+        Self::start_every(store, runs, me, HEARTBEAT)
+    }
+
+    fn start_every(store: &Store, runs: Vec<i64>, me: Holder, every: Duration) -> LeaseGuard {
         let lost = Arc::new(AtomicBool::new(false));
         let (stop, thread) = match store.path() {
             Some(path) => {
                 let (tx, rx) = mpsc::channel::<()>();
-                let thread = spawn_heartbeat(path, runs, me, lost.clone(), rx);
+                let thread = spawn_heartbeat(path, runs, me, every, lost.clone(), rx);
                 (Some(tx), thread)
             }
             // An in-memory database (unit tests) dies with its process.
@@ -150,6 +154,7 @@ fn spawn_heartbeat(
     path: &Path,
     runs: Vec<i64>,
     me: Holder,
+    every: Duration,
     lost: Arc<AtomicBool>,
     stop: mpsc::Receiver<()>,
 ) -> Option<JoinHandle<()>> {
@@ -169,7 +174,7 @@ fn spawn_heartbeat(
         .name("lease-heartbeat".into())
         .spawn(move || {
             loop {
-                match stop.recv_timeout(HEARTBEAT) {
+                match stop.recv_timeout(every) {
                     Err(mpsc::RecvTimeoutError::Timeout) => {
                         match side.heartbeat(&runs, &me, crate::clock::now_epoch()) {
                             Ok(true) => {}
@@ -284,6 +289,54 @@ mod tests {
             gone_because(&remote, &me, 1001 + STALE_AFTER)
                 .unwrap()
                 .contains("no heartbeat")
+        );
+    }
+
+    #[test]
+    fn the_heartbeat_notices_a_takeover_and_dropping_the_guard_releases() {
+        use crate::journal::{NewRun, RunKind};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let mut store = Store::open(&path).unwrap();
+        let me = me(Purpose::Apply);
+        let new = |store: &mut Store| {
+            store
+                .create_run(
+                    &NewRun {
+                        kind: RunKind::Apply,
+                        action: crate::model::Action::RequireV2,
+                        parent_run: None,
+                        plan: None,
+                        created_at: "t",
+                        log_path: None,
+                        covers_all: None,
+                        changes: &[],
+                    },
+                    &me,
+                )
+                .unwrap()
+        };
+        let (a, b) = (new(&mut store), new(&mut store));
+        let every = Duration::from_millis(20);
+        let guard_a = LeaseGuard::start_every(&store, vec![a], me.clone(), every);
+        let guard_b = LeaseGuard::start_every(&store, vec![b], me.clone(), every);
+        // Another process takes run a over.
+        store
+            .conn
+            .execute("UPDATE run_leases SET pid = pid + 1 WHERE run_id = ?1", [a])
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !guard_a.is_lost() && std::time::Instant::now() < deadline {
+            std::thread::sleep(every);
+        }
+        assert!(guard_a.is_lost());
+        assert!(!guard_b.is_lost());
+        drop(guard_b);
+        assert!(store.lease(b).unwrap().is_none(), "released on drop");
+        drop(guard_a);
+        assert!(
+            store.lease(a).unwrap().is_some(),
+            "someone else's lease is left alone"
         );
     }
 
