@@ -53,6 +53,9 @@ ROLE_NAME = "BenchRole"
 # Targets (issue 5).
 TARGET_CALL_RATIO = 1.05
 TARGET_APPLY_RATE = 4.5
+# Compare-and-set: the DescribeInstances calls made to re-check instances
+# right before changing them, per change made (issue 8: about 1 per 50).
+TARGET_RECHECKS_PER_CHANGE = 0.02
 TARGET_RSS_MB = 300
 
 SCAN_TIMEOUT = {1_000: 180, 5_000: 300, 10_000: 420, MEMORY_FLEET: 1200}
@@ -521,6 +524,10 @@ class ApplyResult:
     endpoint_flips: int = 0
     planned_not_done: int | None = None
     plan_skipped: int | None = None
+    # From the run's own JSON (`execution`): DescribeInstances calls made to
+    # re-check before sending (compare-and-set) and to verify.
+    rechecks: int | None = None
+    verifies: int | None = None
 
 
 def find_count(doc, names: tuple[str, ...]):
@@ -615,6 +622,9 @@ def run_apply(ig: Imdsguard, workdir: Path, latency_ms: float) -> ApplyResult:
             if isinstance(report.get("counts"), dict):
                 res.report_counts = report["counts"]
                 res.report_failed = report["counts"].get("failed")
+            execution = report.get("execution") or {}
+            res.rechecks = execution.get("describe_rechecks")
+            res.verifies = execution.get("describe_verifies")
             else:
                 res.report_failed = find_count(report, ("failed", "failures", "errors"))
         except Exception:
@@ -882,6 +892,28 @@ def write_results(path: Path, args, binary: str, scans: list[ScanResult], multi:
             f"* calls by `plan`: {json.dumps(apply.plan_calls)}; by `apply`: {json.dumps(apply.apply_calls)}",
             "",
         ]
+        describes = apply.apply_calls.get("DescribeInstances", 0)
+        if apply.rechecks is not None and apply.changes:
+            per = apply.rechecks / apply.changes
+            lines += [
+                "Compare-and-set: right before each batch of changes, `apply` describes those instances again "
+                "(≤ 200 ids per call) and sends only where the options are still the ones the plan saw.",
+                "",
+                "| DescribeInstances in all | pre-flight check | re-checks before sending | verification | "
+                "re-checks per change made | changes/s |",
+                "|---|---|---|---|---|---|",
+                f"| {describes} | {describes - apply.rechecks - (apply.verifies or 0)} | {apply.rechecks} | "
+                f"{apply.verifies if apply.verifies is not None else '?'} | {per:.4f} (1 per {1 / per:.0f}) | "
+                f"{apply.rate:.2f} |" if per else
+                f"| {describes} | ? | {apply.rechecks} | {apply.verifies} | 0 | {apply.rate:.2f} |",
+                "",
+            ]
+            verdicts.append((f"compare-and-set ≤ {TARGET_RECHECKS_PER_CHANGE} DescribeInstances per change", 
+                             per <= TARGET_RECHECKS_PER_CHANGE,
+                             f"{apply.rechecks} re-checks for {apply.changes} changes = {per:.4f}"))
+        else:
+            verdicts.append((f"compare-and-set ≤ {TARGET_RECHECKS_PER_CHANGE} DescribeInstances per change", None,
+                             "the apply report has no `execution.describe_rechecks`"))
         if apply.error:
             lines += [f"Error: {apply.error}", ""]
         ok = (apply.rate >= TARGET_APPLY_RATE and apply.failed == 0 and not apply.error

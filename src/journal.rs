@@ -662,6 +662,27 @@ impl Store {
     }
 }
 
+/// Journals an `apply` run of `require-v2` over `changes`, held by `holder`
+/// (tests of the journal and of the run engine).
+#[cfg(test)]
+pub fn test_run(store: &mut Store, changes: &[NewChange], holder: &Holder) -> i64 {
+    store
+        .create_run(
+            &NewRun {
+                kind: RunKind::Apply,
+                action: Action::RequireV2,
+                parent_run: None,
+                plan: Some(("d", "{}")),
+                created_at: "t0",
+                log_path: None,
+                covers_all: None,
+                changes,
+            },
+            holder,
+        )
+        .unwrap()
+}
+
 fn insert_lease(
     conn: &rusqlite::Connection,
     run: i64,
@@ -753,21 +774,7 @@ mod tests {
                 target: opts(HttpTokens::Required),
             })
             .collect();
-        store
-            .create_run(
-                &NewRun {
-                    kind: RunKind::Apply,
-                    action: Action::RequireV2,
-                    parent_run: None,
-                    plan: Some(("d", "{}")),
-                    created_at: "t0",
-                    log_path: None,
-                    covers_all: None,
-                    changes: &changes,
-                },
-                &holder(1),
-            )
-            .unwrap()
+        test_run(store, &changes, &holder(1))
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::cli::{ApplyArgs, DisableArgs, ExecOpts, HardenArgs, OneStepArgs};
 use crate::commands::accounts::{AccountMap, apis_for, fleet, into_map, scan_targets};
-use crate::commands::{confirm, emit, plan as plan_cmd, print_error, warn};
+use crate::commands::{confirm, emit, plan as plan_cmd, print_error, warn, warn_taken_over};
 use crate::error::Error;
 use crate::exit_codes::ExitCode;
 use crate::journal::{ChangeStatus, Named};
@@ -19,7 +19,7 @@ use crate::output;
 use crate::plan::{self, Plan};
 use crate::progress::{Bar, Reporter, Silent};
 use crate::runs::executor::ExecSettings;
-use crate::runs::lease::{LeaseGuard, describe_holder};
+use crate::runs::lease::LeaseGuard;
 use crate::runs::ledger::{ChangeLog, Ledger};
 use crate::runs::status::{self, Verdict, field_changes};
 use crate::runs::{self, Drive, Fleet, Outcome, Stop, Stops};
@@ -261,17 +261,7 @@ fn list<'a>(items: impl Iterator<Item = &'a str>) -> String {
 async fn resume(global: &Global, run: i64, exec: &ExecOpts) -> Result<ExitCode, Error> {
     let mut store = Store::open(&global.db)?;
     let r = runs::resume::open(&mut store, run)?;
-    for (lease, why) in &r.taken_over {
-        warn(
-            global.stderr_style,
-            global.verbosity,
-            &format!(
-                "run {} was held by {} ({why}); taking it over",
-                lease.run,
-                describe_holder(lease)
-            ),
-        );
-    }
+    warn_taken_over(global.stderr_style, global.verbosity, &r.taken_over);
     // Keep writing the run's log where it went (or where --log says now).
     let path = exec
         .log

@@ -119,6 +119,21 @@ pub fn warn(style: Style, verbosity: i8, message: &str) {
     }
 }
 
+/// Warns about each run lease taken over from a process that was gone.
+pub fn warn_taken_over(style: Style, verbosity: i8, taken: &crate::runs::lease::TakenOver) {
+    for (lease, why) in taken {
+        warn(
+            style,
+            verbosity,
+            &format!(
+                "run {} was held by {} ({why}); taking it over",
+                lease.run,
+                crate::runs::lease::describe_holder(lease)
+            ),
+        );
+    }
+}
+
 /// Prints an error and its hint on stderr, AWS text escaped.
 pub fn print_error(style: Style, message: &str, hint: &str) {
     eprintln!(

@@ -7,12 +7,11 @@ use std::collections::BTreeSet;
 use crate::cli::RollbackArgs;
 use crate::commands::accounts::{apis_for, fleet};
 use crate::commands::apply::execute;
-use crate::commands::{confirm, warn};
+use crate::commands::{confirm, warn, warn_taken_over};
 use crate::error::Error;
 use crate::exit_codes::ExitCode;
 use crate::filter::parse_instance_id;
 use crate::model::HttpTokens;
-use crate::runs::lease::describe_holder;
 use crate::runs::ledger::ChangeLog;
 use crate::runs::rollback::Note;
 use crate::runs::{self, status::field_changes};
@@ -28,17 +27,11 @@ pub async fn run(global: &Global, args: &RollbackArgs) -> Result<ExitCode, Error
     let mut store = Store::open(&global.db)?;
     // Holds the parent's lease until this process is done with it.
     let candidates = runs::rollback::candidates(&mut store, args.run, &only)?;
-    for (lease, why) in &candidates.taken_over {
-        warn(
-            global.stderr_style,
-            global.verbosity,
-            &format!(
-                "run {} was held by {} ({why}); taking it over",
-                lease.run,
-                describe_holder(lease)
-            ),
-        );
-    }
+    warn_taken_over(
+        global.stderr_style,
+        global.verbosity,
+        &candidates.taken_over,
+    );
     if candidates.changes.is_empty() {
         eprintln!("run {}: nothing to roll back", args.run);
         return Ok(ExitCode::Success);

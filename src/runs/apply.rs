@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use super::lease::{self, LeaseGuard};
-use super::observe::{Verdict, compare, key, observe_fleet};
+use super::observe::{Verdict, compare, found, observe_fleet};
 use super::{Fleet, RunError};
 use crate::journal::{NewChange, NewRun, Purpose, RunKind};
 use crate::model::Options;
@@ -40,11 +40,7 @@ pub async fn preflight(fleet: &Fleet<'_>, plan: &Plan) -> Result<Preflight, RunE
     .await;
     let mut out = Preflight::default();
     for c in &plan.changes {
-        let observed = match seen.get(&key(&c.account_id, &c.region, &c.instance_id)) {
-            Some(Err(e)) => return Err(RunError::Aws(e.clone())),
-            Some(Ok(o)) => *o,
-            None => return Err(RunError::NoAccount(c.account_id.clone())),
-        };
+        let observed = found(&seen, &c.account_id, &c.region, &c.instance_id)?;
         match compare(&c.current, &c.target, &observed) {
             Verdict::AtPrevious => out.to_send += 1,
             Verdict::AtTarget => out.at_target.push(c.instance_id.clone()),

@@ -22,8 +22,9 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::RunError;
 use crate::journal::{Acquired, Holder, Lease, Purpose};
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
 /// How often a holder proves it is alive.
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
@@ -78,20 +79,26 @@ pub struct LeaseGuard {
     thread: Option<JoinHandle<()>>,
 }
 
-/// The result of [`acquire`].
-pub enum Taken {
-    /// Ours, with the leases taken over from holders that were gone, and why.
-    Ours(LeaseGuard, Vec<(Lease, String)>),
-    /// Someone alive holds one of them.
-    Held(Lease),
-}
+/// Leases taken over from holders that were gone, and why each was gone.
+pub type TakenOver = Vec<(Lease, String)>;
 
-/// Takes the leases of `runs` (all or none) for this process.
-pub fn acquire(store: &mut Store, runs: &[i64], purpose: Purpose) -> Result<Taken, StoreError> {
+/// Takes the leases of `runs` (all or none) for this process; refuses with
+/// who holds one if someone alive does.
+pub fn acquire(
+    store: &mut Store,
+    runs: &[i64],
+    purpose: Purpose,
+) -> Result<(LeaseGuard, TakenOver), RunError> {
     let me = me(purpose);
     let now = crate::clock::now_epoch();
     match store.acquire_leases(runs, &me, now, |l| gone_because(l, &me, now).is_some())? {
-        Acquired::Held(lease) => Ok(Taken::Held(lease)),
+        Acquired::Held(lease) => {
+            let kind = store.run_head(lease.run)?.kind;
+            Err(RunError::Held {
+                lease: Box::new(lease),
+                kind,
+            })
+        }
         Acquired::Ours(taken) => {
             let why = taken
                 .into_iter()
@@ -100,10 +107,7 @@ pub fn acquire(store: &mut Store, runs: &[i64], purpose: Purpose) -> Result<Take
                     (l, reason)
                 })
                 .collect();
-            Ok(Taken::Ours(
-                LeaseGuard::start(store, runs.to_vec(), me),
-                why,
-            ))
+            Ok((LeaseGuard::start(store, runs.to_vec(), me), why))
         }
     }
 }

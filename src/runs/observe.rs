@@ -139,9 +139,19 @@ pub async fn observe_fleet<'x>(
     out
 }
 
-/// The key of an (account, region, instance) triple.
-pub fn key(account: &str, region: &str, instance: &str) -> FleetKey {
-    (account.to_owned(), region.to_owned(), instance.to_owned())
+/// What [`observe_fleet`] found for one instance: its region's error, or
+/// an account the fleet could not reach, as the run's error.
+pub fn found(
+    seen: &Observations<FleetKey>,
+    account: &str,
+    region: &str,
+    instance: &str,
+) -> Result<Observed, super::RunError> {
+    match seen.get(&(account.to_owned(), region.to_owned(), instance.to_owned())) {
+        Some(Ok(o)) => Ok(*o),
+        Some(Err(e)) => Err(super::RunError::Aws(e.clone())),
+        None => Err(super::RunError::NoAccount(account.to_owned())),
+    }
 }
 
 #[cfg(test)]

@@ -9,8 +9,8 @@
 //! that was (partly) rolled back is never resumed.
 
 use super::RunError;
-use super::lease::{self, LeaseGuard, Taken};
-use crate::journal::{Lease, Purpose, Run, RunKind, RunStatus};
+use super::lease::{self, LeaseGuard, TakenOver};
+use crate::journal::{Purpose, Run, RunKind, RunStatus};
 use crate::store::Store;
 
 /// A run this process now owns, ready to be finished.
@@ -18,7 +18,7 @@ pub struct Resumable {
     pub run: Run,
     pub guard: LeaseGuard,
     /// Leases taken over from holders that were gone, and why.
-    pub taken_over: Vec<(Lease, String)>,
+    pub taken_over: TakenOver,
     /// Changes that are not final.
     pub open: usize,
 }
@@ -47,16 +47,7 @@ pub fn open(store: &mut Store, run: i64) -> Result<Resumable, RunError> {
     {
         runs.push(parent);
     }
-    let (guard, taken_over) = match lease::acquire(store, &runs, Purpose::Resume)? {
-        Taken::Ours(guard, taken) => (guard, taken),
-        Taken::Held(lease) => {
-            let kind = store.run_head(lease.run)?.kind;
-            return Err(RunError::Held {
-                lease: Box::new(lease),
-                kind,
-            });
-        }
-    };
+    let (guard, taken_over) = lease::acquire(store, &runs, Purpose::Resume)?;
     // Read again under the lease: a rollback may have finished meanwhile.
     let loaded = store.load_run(run)?;
     refuse_rolled_back(&loaded)?;

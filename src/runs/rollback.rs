@@ -11,10 +11,10 @@
 
 use std::collections::BTreeSet;
 
-use super::lease::{self, LeaseGuard, Taken};
-use super::observe::{Verdict, compare, key, observe_fleet};
+use super::lease::{self, LeaseGuard, TakenOver};
+use super::observe::{Verdict, compare, found, observe_fleet};
 use super::{Fleet, RunError};
-use crate::journal::{ChangeRecord, ChangeStatus, Lease, NewChange, NewRun, Purpose, Run, RunKind};
+use crate::journal::{ChangeRecord, ChangeStatus, NewChange, NewRun, Purpose, Run, RunKind};
 use crate::model::{Action, Options};
 use crate::store::Store;
 
@@ -23,7 +23,7 @@ pub struct Candidates {
     pub parent: Run,
     /// Held, never read: dropping the candidates gives the parent's lease up.
     _lease: LeaseGuard,
-    pub taken_over: Vec<(Lease, String)>,
+    pub taken_over: TakenOver,
     /// Changes EC2 may have accepted (answered successes, unanswered calls,
     /// failures after an attempt: a lost answer can still have landed).
     pub changes: Vec<ChangeRecord>,
@@ -38,16 +38,7 @@ pub fn candidates(
     only: &BTreeSet<String>,
 ) -> Result<Candidates, RunError> {
     store.run_head(parent)?; // "no run with id N" before anything else
-    let (guard, taken_over) = match lease::acquire(store, &[parent], Purpose::Rollback)? {
-        Taken::Ours(guard, taken) => (guard, taken),
-        Taken::Held(lease) => {
-            let kind = store.run_head(lease.run)?.kind;
-            return Err(RunError::Held {
-                lease: Box::new(lease),
-                kind,
-            });
-        }
-    };
+    let (guard, taken_over) = lease::acquire(store, &[parent], Purpose::Rollback)?;
     let run = store.load_run(parent)?;
     let changes = run
         .changes
@@ -111,11 +102,7 @@ pub async fn select(
     let mut out = Selection::default();
     let mut left_alone = false;
     for c in &candidates.changes {
-        let observed = match seen.get(&key(&c.account_id, &c.region, &c.instance_id)) {
-            Some(Err(e)) => return Err(RunError::Aws(e.clone())),
-            Some(Ok(o)) => *o,
-            None => return Err(RunError::NoAccount(c.account_id.clone())),
-        };
+        let observed = found(&seen, &c.account_id, &c.region, &c.instance_id)?;
         let back = |now: Options| NewChange {
             account_id: c.account_id.clone(),
             region: c.region.clone(),

@@ -11,7 +11,7 @@ use super::status;
 use super::{Drive, Fleet, Outcome, RunError, Stop, Stops, block_on, drive};
 use crate::aws::fake::{Calls, FakeEc2, instance};
 use crate::aws::{AwsError, Ec2Api};
-use crate::journal::{ChangeStatus, NewChange, NewRun, Purpose, Reason, Run, RunKind, RunStatus};
+use crate::journal::{ChangeStatus, NewChange, Purpose, Reason, Run, RunKind, RunStatus, test_run};
 use crate::model::{Action, HttpTokens, Options};
 use crate::progress::Silent;
 use crate::store::Store;
@@ -48,32 +48,25 @@ fn id(i: usize) -> String {
     instance(i, HttpTokens::Optional).instance_id
 }
 
-/// A run of `require-v2` over instances `range` of `account`.
-fn new_run(store: &mut Store, account: &str, range: std::ops::Range<usize>) -> i64 {
-    let changes: Vec<NewChange> = range
-        .map(|i| NewChange {
-            account_id: account.into(),
-            region: REGION.into(),
-            instance_id: id(i),
-            previous: optional(),
-            target: required(),
+/// A run of `require-v2` over instances `range` of each account.
+fn run_over(store: &mut Store, parts: &[(&str, std::ops::Range<usize>)]) -> i64 {
+    let changes: Vec<NewChange> = parts
+        .iter()
+        .flat_map(|(account, range)| {
+            range.clone().map(|i| NewChange {
+                account_id: (*account).into(),
+                region: REGION.into(),
+                instance_id: id(i),
+                previous: optional(),
+                target: required(),
+            })
         })
         .collect();
-    store
-        .create_run(
-            &NewRun {
-                kind: RunKind::Apply,
-                action: Action::RequireV2,
-                parent_run: None,
-                plan: None,
-                created_at: "t",
-                log_path: None,
-                covers_all: None,
-                changes: &changes,
-            },
-            &lease::me(Purpose::Apply),
-        )
-        .unwrap()
+    test_run(store, &changes, &lease::me(Purpose::Apply))
+}
+
+fn new_run(store: &mut Store, account: &str, range: std::ops::Range<usize>) -> i64 {
+    run_over(store, &[(account, range)])
 }
 
 fn fast() -> ExecSettings {
@@ -321,35 +314,10 @@ fn one_refusal_in_the_permission_phase_changes_nothing_in_any_account() {
     let (mut b, b_calls) = fake(5);
     b.dry_run_error = Some(unauthorized());
     let mut store = Store::in_memory();
-    let run = {
-        let mut changes = Vec::new();
-        for (account, range) in [("111111111111", 0..5), ("222222222222", 0..5)] {
-            for i in range {
-                changes.push(NewChange {
-                    account_id: account.into(),
-                    region: REGION.into(),
-                    instance_id: id(i),
-                    previous: optional(),
-                    target: required(),
-                });
-            }
-        }
-        store
-            .create_run(
-                &NewRun {
-                    kind: RunKind::Apply,
-                    action: Action::RequireV2,
-                    parent_run: None,
-                    plan: None,
-                    created_at: "t",
-                    log_path: None,
-                    covers_all: None,
-                    changes: &changes,
-                },
-                &lease::me(Purpose::Apply),
-            )
-            .unwrap()
-    };
+    let run = run_over(
+        &mut store,
+        &[("111111111111", 0..5), ("222222222222", 0..5)],
+    );
     let (out, r) = go(
         &[("111111111111", &a), ("222222222222", &b)],
         &mut store,
