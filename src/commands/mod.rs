@@ -85,7 +85,12 @@ pub fn confirm(question: &str, yes: bool, verbosity: i8) -> Result<bool, Error> 
     use std::io::{BufRead, IsTerminal};
     if yes {
         if verbosity >= 0 {
-            eprintln!("{} yes (--yes)", question.trim_end());
+            // The answer goes after the question, before any detail lines.
+            let (ask, detail) = question.split_once('\n').unwrap_or((question, ""));
+            eprintln!("{ask} yes (--yes)");
+            if !detail.trim().is_empty() {
+                eprintln!("{}", detail.trim_end());
+            }
         }
         return Ok(true);
     }
