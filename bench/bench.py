@@ -622,11 +622,11 @@ def run_apply(ig: Imdsguard, workdir: Path, latency_ms: float) -> ApplyResult:
             if isinstance(report.get("counts"), dict):
                 res.report_counts = report["counts"]
                 res.report_failed = report["counts"].get("failed")
+            else:
+                res.report_failed = find_count(report, ("failed", "failures", "errors"))
             execution = report.get("execution") or {}
             res.rechecks = execution.get("describe_rechecks")
             res.verifies = execution.get("describe_verifies")
-            else:
-                res.report_failed = find_count(report, ("failed", "failures", "errors"))
         except Exception:
             res.report_failed = None
         if run.code != 0:
@@ -903,12 +903,11 @@ def write_results(path: Path, args, binary: str, scans: list[ScanResult], multi:
                 "re-checks per change made | changes/s |",
                 "|---|---|---|---|---|---|",
                 f"| {describes} | {describes - apply.rechecks - (apply.verifies or 0)} | {apply.rechecks} | "
-                f"{apply.verifies if apply.verifies is not None else '?'} | {per:.4f} (1 per {1 / per:.0f}) | "
-                f"{apply.rate:.2f} |" if per else
-                f"| {describes} | ? | {apply.rechecks} | {apply.verifies} | 0 | {apply.rate:.2f} |",
+                f"{apply.verifies if apply.verifies is not None else '?'} | "
+                f"{per:.4f}" + (f" (1 per {1 / per:.0f})" if per else "") + f" | {apply.rate:.2f} |",
                 "",
             ]
-            verdicts.append((f"compare-and-set ≤ {TARGET_RECHECKS_PER_CHANGE} DescribeInstances per change", 
+            verdicts.append((f"compare-and-set ≤ {TARGET_RECHECKS_PER_CHANGE} DescribeInstances per change",
                              per <= TARGET_RECHECKS_PER_CHANGE,
                              f"{apply.rechecks} re-checks for {apply.changes} changes = {per:.4f}"))
         else:
