@@ -21,7 +21,7 @@ use crate::progress::{Bar, Reporter, Silent};
 use crate::runs::executor::ExecSettings;
 use crate::runs::lease::LeaseGuard;
 use crate::runs::ledger::{ChangeLog, Ledger};
-use crate::runs::status::{self, Verdict, field_changes};
+use crate::runs::status::{self, ExitClass, field_changes};
 use crate::runs::{self, Drive, Fleet, Outcome, Stop, Stops};
 use crate::settings::Global;
 use crate::store::Store;
@@ -466,9 +466,9 @@ fn report(
             "see `imdsguard runs {id}`; `imdsguard apply --resume {id}` re-checks them, `imdsguard rollback {id}` undoes the run"
         );
     }
-    Ok(match status::verdict(run, outcome) {
-        Verdict::Done => ExitCode::Success,
-        Verdict::Interrupted => ExitCode::Interrupted,
-        Verdict::Problems => ExitCode::Failure,
+    Ok(match status::exit_class(run, outcome) {
+        ExitClass::Done => ExitCode::Success,
+        ExitClass::Interrupted => ExitCode::Interrupted,
+        ExitClass::Problems => ExitCode::Failure,
     })
 }

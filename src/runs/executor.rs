@@ -83,8 +83,8 @@ pub struct RegionFailure {
     pub error: AwsError,
 }
 
-/// What one account's execution saw, for the summary and the benchmark.
-#[derive(Debug, Default)]
+/// What a run's execution saw, for the summary and the benchmark.
+#[derive(Debug)]
 pub struct Counters {
     /// `RequestLimitExceeded` (and other throttling) answers.
     pub throttled: AtomicU64,
@@ -94,7 +94,21 @@ pub struct Counters {
     pub rechecks: AtomicU64,
     /// `DescribeInstances` calls made to verify.
     pub verifies: AtomicU64,
+    /// The state of the backoff jitter.
     seed: AtomicU64,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            throttled: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            rechecks: AtomicU64::new(0),
+            verifies: AtomicU64::new(0),
+            // Enough randomness to spread retries of concurrent processes.
+            seed: AtomicU64::new(0x9e37_79b9_7f4a_7c15 ^ crate::clock::now_epoch() as u64),
+        }
+    }
 }
 
 /// A token bucket: `burst` calls at once, then `rate` per second.
@@ -223,10 +237,6 @@ impl Executor<'_, '_> {
         &self,
         changes: Vec<ChangeRecord>,
     ) -> Result<Vec<RegionFailure>, LedgerError> {
-        self.counters.seed.fetch_or(
-            0x9e37_79b9_7f4a_7c15 ^ crate::clock::now_epoch() as u64,
-            Ordering::Relaxed,
-        );
         let mut groups: BTreeMap<String, Vec<ChangeRecord>> = BTreeMap::new();
         for c in changes {
             groups.entry(c.region.clone()).or_default().push(c);

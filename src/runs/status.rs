@@ -80,7 +80,7 @@ pub fn finish(store: &Store, run_id: i64, guard: &LeaseGuard) -> Result<Run, Sto
 
 /// The exit classes of a finished run, decided here so every command agrees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub enum ExitClass {
     /// Every change applied (and verified) or already at target.
     Done,
     /// Stopped by Ctrl-C with changes not sent.
@@ -89,11 +89,11 @@ pub enum Verdict {
     Problems,
 }
 
-pub fn verdict(run: &Run, outcome: &Outcome) -> Verdict {
+pub fn exit_class(run: &Run, outcome: &Outcome) -> ExitClass {
     match run.status {
-        RunStatus::Done if outcome.stop.is_none() => Verdict::Done,
-        _ if matches!(outcome.stop, Some(super::Stop::Interrupted)) => Verdict::Interrupted,
-        _ => Verdict::Problems,
+        RunStatus::Done if outcome.stop.is_none() => ExitClass::Done,
+        _ if matches!(outcome.stop, Some(super::Stop::Interrupted)) => ExitClass::Interrupted,
+        _ => ExitClass::Problems,
     }
 }
 
