@@ -80,9 +80,17 @@ import urllib.parse
 import zlib
 from fnmatch import fnmatchcase
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from xml.sax.saxutils import escape
 
 import cbor2
+
+# The SigV4 scope, the XML error bodies and the CBOR timestamps are shared with
+# the end-to-end tests' proxy (tests/e2e/awsproxy.py) through one module,
+# tests/e2e/awsproto.py. bench.py runs this file as a script (so only bench/
+# is on sys.path), hence the path entry; awsproto needs nothing but cbor2.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "e2e"))
+from awsproto import cbor_timestamp, credential_scope, ec2_error_xml, epoch_seconds, query_error_xml  # noqa: E402
 
 HOST = "127.0.0.1"  # loopback only, by design
 ACCOUNT = "123456789012"  # the management account: the base credentials' account
@@ -480,21 +488,11 @@ class BadRequest(Exception):
 
 
 def ec2_error(code: str, message: str, status: int) -> tuple[int, bytes, dict]:
-    body = (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f"<Response><Errors><Error><Code>{code}</Code><Message>{escape(message)}</Message>"
-        f"</Error></Errors><RequestID>{request_id()}</RequestID></Response>"
-    )
-    return status, body.encode(), {"Content-Type": "text/xml;charset=UTF-8"}
+    return status, ec2_error_xml(code, message, request_id()), {"Content-Type": "text/xml;charset=UTF-8"}
 
 
 def query_error(code: str, message: str, status: int = 400) -> tuple[int, bytes, dict]:
-    body = (
-        "<ErrorResponse><Error><Type>Sender</Type>"
-        f"<Code>{code}</Code><Message>{escape(message)}</Message></Error>"
-        f"<RequestId>{request_id()}</RequestId></ErrorResponse>"
-    )
-    return status, body.encode(), {"Content-Type": "text/xml"}
+    return status, query_error_xml(code, message, request_id()), {"Content-Type": "text/xml"}
 
 
 _counter = iter(range(1, 1 << 62))
@@ -540,14 +538,8 @@ def decode_token(token: str) -> int:
         raise BadRequest("InvalidParameterValue", f"Invalid value '{token}' for nextToken")
 
 
-def as_epoch(x) -> float:
-    if isinstance(x, datetime.datetime):
-        if x.tzinfo is None:
-            x = x.replace(tzinfo=datetime.timezone.utc)
-        return x.timestamp()
-    if isinstance(x, cbor2.CBORTag):
-        return as_epoch(x.value)
-    return float(x)
+# Kept under its old name; the shared implementation is awsproto.epoch_seconds.
+as_epoch = epoch_seconds
 
 
 def json_error(code: str, message: str, status: int = 400) -> tuple[int, bytes, dict]:
@@ -998,7 +990,7 @@ class FakeAws:
                 {
                     "Id": q["Id"],
                     "Label": metric.get("MetricName", q["Id"]),
-                    "Timestamps": [cbor2.CBORTag(1, float(t)) for t in stamps],
+                    "Timestamps": [cbor_timestamp(t) for t in stamps],
                     "Values": values,
                     "StatusCode": "Complete",
                 }
@@ -1013,15 +1005,9 @@ class FakeAws:
 
 
 def parse_scope(auth: str) -> tuple[str, str, str]:
-    # Credential=AKID/20250101/us-east-1/ec2/aws4_request
-    marker = "Credential="
-    i = auth.find(marker)
-    if i < 0:
-        return "", "", ""
-    parts = auth[i + len(marker) :].split(",", 1)[0].split("/")
-    if len(parts) >= 5:
-        return parts[3], parts[2], parts[0]  # service, region, access key id
-    return "", "", ""
+    """(service, region, access key id) of `Credential=AKID/20250101/us-east-1/ec2/aws4_request`."""
+    akid, region, service = credential_scope(auth)
+    return service, region, akid
 
 
 def make_server(fake: FakeAws, port: int) -> ThreadingHTTPServer:

@@ -1,7 +1,13 @@
-//! The command line, as clap types. Nothing outside this file and
-//! `settings.rs` sees them: `settings` turns them into plain settings.
+//! The command line, as clap types. Nothing outside this file, `main.rs`
+//! and `settings.rs` sees them: `settings` turns them into the request
+//! types of the operations. Values with a shape (hop limits, rates, tags,
+//! account ids, ages) are parsed by clap into domain types here, so a bad
+//! one is a clap error (exit 2) with a hint, before anything else runs.
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::plan::HopLimit;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -76,8 +82,8 @@ pub enum Command {
     /// --fleet` the fleet's daily totals of answered and refused v1 calls;
     /// `show owners` and `show roles` group the instances that allow IMDSv1
     /// by owner tag and by IAM role.
-    #[command(after_help = AFTER_HELP)]
-    Show(ShowArgs),
+    #[command(subcommand)]
+    Show(ShowCommand),
 
     /// Compute the exact change for each selected instance and write a plan file; changes nothing.
     ///
@@ -126,7 +132,7 @@ pub enum Command {
 
     /// Enforcement over time: one line per stored scan.
     #[command(after_help = AFTER_HELP)]
-    History,
+    History(TableOutput),
 
     /// Account-level IMDS defaults per region: whether the next instance will allow IMDSv1.
     #[command(subcommand)]
@@ -166,10 +172,10 @@ pub enum PolicyCommand {
 #[derive(Debug, Args)]
 pub struct PolicyArgs {
     /// Role(s) allowed to change instance metadata options (repeatable; wildcards allowed).
-    #[arg(long, value_name = "ARN")]
+    #[arg(long, value_name = "ARN", value_parser = role_arn)]
     pub admin_role_arn: Vec<String>,
-    /// The highest hop limit new instances may use.
-    #[arg(long, default_value_t = 2, value_name = "N")]
+    /// The highest hop limit new instances may use (1 to 64).
+    #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=64))]
     pub max_hop_limit: u8,
     /// Leave out the statement that denies credentials delivered over IMDSv1.
     #[arg(long)]
@@ -181,20 +187,23 @@ pub struct ReportArgs {
     /// The scan id; default: the latest.
     #[arg(long, value_name = "ID")]
     pub scan: Option<i64>,
+    /// Output format (`html`: one self-contained page with charts).
+    #[arg(long, help_heading = "Output", value_enum, default_value_t = ReportFormatArg::Table)]
+    pub format: ReportFormatArg,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum TemplatesCommand {
     /// Each launch template's default and latest version: tokens, endpoint, hop limit (Security Hub EC2.170).
     #[command(after_help = AFTER_HELP)]
-    Show,
+    Show(TableOutput),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum DefaultsCommand {
     /// Show the defaults of every selected account and region (`GetInstanceMetadataDefaults`).
     #[command(after_help = AFTER_HELP)]
-    Show,
+    Show(TableOutput),
 }
 
 const QUERY_EXAMPLES: &str = "\
@@ -209,6 +218,8 @@ Exit codes: 0 success, 1 error, 2 bad arguments or SQL.";
 pub struct QueryArgs {
     /// One SELECT statement.
     pub sql: String,
+    #[command(flatten)]
+    pub output: TableOutput,
 }
 
 const PLAN_EXAMPLES: &str = "\
@@ -238,9 +249,10 @@ pub struct PlanOpts {
         long,
         help_heading = "Plan options",
         default_value = "keep",
-        value_name = "keep|auto|N"
+        value_name = "keep|auto|N",
+        value_parser = hop_limit
     )]
-    pub hop_limit: String,
+    pub hop_limit: HopLimit,
 
     /// Also turn on instance tags in IMDS (`InstanceMetadataTags=enabled`).
     #[arg(long, help_heading = "Plan options")]
@@ -293,8 +305,9 @@ pub struct ExecOpts {
     #[arg(
         long,
         help_heading = "Execution",
-        default_value_t = 5.0,
-        value_name = "N"
+        default_value = "5",
+        value_name = "N",
+        value_parser = rate
     )]
     pub rate: f64,
 
@@ -320,7 +333,8 @@ pub struct ExecOpts {
         long,
         help_heading = "Execution",
         default_value_t = 30,
-        value_name = "SECS"
+        value_name = "SECS",
+        value_parser = clap::value_parser!(u64).range(1..=3600)
     )]
     pub recheck_window: u64,
 }
@@ -334,6 +348,8 @@ pub struct PlanArgs {
     pub filters: FilterArgs,
     #[command(flatten)]
     pub plan: PlanOpts,
+    #[command(flatten)]
+    pub output: TableOutput,
 }
 
 #[derive(Debug, Args)]
@@ -349,11 +365,14 @@ pub struct ApplyArgs {
         long,
         default_value = "7d",
         value_name = "AGE",
-        conflicts_with = "resume"
+        conflicts_with = "resume",
+        value_parser = age
     )]
-    pub max_plan_age: String,
+    pub max_plan_age: Duration,
     #[command(flatten)]
     pub exec: ExecOpts,
+    #[command(flatten)]
+    pub output: TableOutput,
 }
 
 #[derive(Debug, Args)]
@@ -361,19 +380,23 @@ pub struct RollbackArgs {
     /// The run to undo (see `imdsguard runs`).
     pub run: i64,
     /// Only these instances of the run.
-    #[arg(long, value_delimiter = ',', value_name = "IDS")]
+    #[arg(long, value_delimiter = ',', value_name = "IDS", value_parser = instance_id)]
     pub instance_ids: Vec<String>,
     /// Also roll back instances whose options changed again after the run.
     #[arg(long)]
     pub force: bool,
     #[command(flatten)]
     pub exec: ExecOpts,
+    #[command(flatten)]
+    pub output: TableOutput,
 }
 
 #[derive(Debug, Args)]
 pub struct RunsArgs {
     /// Show this run's journal instead of the list.
     pub run: Option<i64>,
+    #[command(flatten)]
+    pub output: TableOutput,
 }
 
 /// What `harden` and `disable` share: a selection, a plan, its execution.
@@ -388,6 +411,8 @@ pub struct OneStepArgs {
     pub plan: PlanOpts,
     #[command(flatten)]
     pub exec: ExecOpts,
+    #[command(flatten)]
+    pub output: TableOutput,
 }
 
 #[derive(Debug, Args)]
@@ -405,41 +430,92 @@ pub struct DisableArgs {
     pub step: OneStepArgs,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ShowView {
-    /// The scan's summary and instances, as `scan` printed them.
-    Instances,
+#[derive(Debug, Subcommand)]
+pub enum ShowCommand {
+    /// The scan's summary and instances, as `scan` printed them (or its findings as SARIF).
+    #[command(after_help = AFTER_HELP)]
+    Instances(ShowInstancesArgs),
     /// IMDSv1 calls per instance (or per day with --fleet).
-    Usage,
+    #[command(after_help = AFTER_HELP)]
+    Usage(ShowUsageArgs),
     /// Instances that allow IMDSv1, grouped by owner tag: who to tell.
-    Owners,
+    #[command(after_help = AFTER_HELP)]
+    Owners(ShowScanArgs),
     /// IAM roles behind instances that allow IMDSv1: what an SSRF would hand out.
-    Roles,
+    #[command(after_help = AFTER_HELP)]
+    Roles(ShowScanArgs),
 }
 
 #[derive(Debug, Args)]
-pub struct ShowArgs {
-    /// What to show.
-    #[arg(value_enum)]
-    pub view: ShowView,
-
+pub struct ShowInstancesArgs {
     /// The scan id (see the `scan` output); default: the latest.
     #[arg(long, value_name = "ID")]
     pub scan: Option<i64>,
+    #[command(flatten)]
+    pub output: ScanOutput,
+}
 
-    /// With `usage`: the fleet's daily totals instead of one row per instance.
+#[derive(Debug, Args)]
+pub struct ShowUsageArgs {
+    /// The scan id (see the `scan` output); default: the latest.
+    #[arg(long, value_name = "ID")]
+    pub scan: Option<i64>,
+    /// The fleet's daily totals instead of one row per instance.
     #[arg(long)]
     pub fleet: bool,
+    #[command(flatten)]
+    pub output: TableOutput,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowScanArgs {
+    /// The scan id (see the `scan` output); default: the latest.
+    #[arg(long, value_name = "ID")]
+    pub scan: Option<i64>,
+    #[command(flatten)]
+    pub output: TableOutput,
+}
+
+/// `--format` of commands that print tables, documents or rows.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct TableOutput {
+    /// Output format.
+    #[arg(long, help_heading = "Output", value_enum, default_value_t = TableFormatArg::Table)]
+    pub format: TableFormatArg,
+}
+
+/// `--format` of `scan` and `show instances`.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct ScanOutput {
+    /// Output format (`sarif`: the findings, for code-scanning dashboards).
+    #[arg(long, help_heading = "Output", value_enum, default_value_t = ScanFormatArg::Table)]
+    pub format: ScanFormatArg,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum FormatArg {
+pub enum TableFormatArg {
     Table,
     Json,
     Csv,
-    /// Findings as SARIF 2.1.0 (scan, show instances, report).
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScanFormatArg {
+    Table,
+    Json,
+    Csv,
+    /// Findings as SARIF 2.1.0.
     Sarif,
-    /// A self-contained HTML page with charts (report).
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormatArg {
+    Table,
+    Json,
+    Csv,
+    /// Findings as SARIF 2.1.0.
+    Sarif,
+    /// A self-contained HTML page with charts.
     Html,
 }
 
@@ -491,7 +567,8 @@ pub struct GlobalArgs {
         help_heading = "Global options",
         value_delimiter = ',',
         value_name = "IDS",
-        conflicts_with = "org"
+        conflicts_with = "org",
+        value_parser = account_id
     )]
     pub accounts: Vec<String>,
 
@@ -504,7 +581,8 @@ pub struct GlobalArgs {
         long,
         global = true,
         help_heading = "Global options",
-        value_name = "NAME"
+        value_name = "NAME",
+        value_parser = role_name
     )]
     pub role_name: Option<String>,
 
@@ -535,10 +613,6 @@ pub struct GlobalArgs {
         value_name = "PATH"
     )]
     pub db: Option<PathBuf>,
-
-    /// Output format.
-    #[arg(long, global = true, help_heading = "Global options", value_enum, default_value_t = FormatArg::Table)]
-    pub format: FormatArg,
 
     /// Write the output to FILE instead of standard output (for `plan`: the plan file).
     #[arg(
@@ -599,7 +673,8 @@ pub struct FilterArgs {
         long,
         help_heading = "Selection",
         value_delimiter = ',',
-        value_name = "IDS"
+        value_name = "IDS",
+        value_parser = instance_id
     )]
     pub instance_ids: Vec<String>,
 
@@ -609,15 +684,16 @@ pub struct FilterArgs {
     pub input_file: Option<PathBuf>,
 
     /// Only instances with this tag (repeatable; all must match; VALUE `*` means any).
-    #[arg(help_heading = "Selection", long = "tag", value_name = "KEY=VALUE")]
-    pub tags: Vec<String>,
+    #[arg(help_heading = "Selection", long = "tag", value_name = "KEY=VALUE", value_parser = tag)]
+    pub tags: Vec<(String, String)>,
 
     /// Leave out these instances.
     #[arg(
         long,
         help_heading = "Selection",
         value_delimiter = ',',
-        value_name = "IDS"
+        value_name = "IDS",
+        value_parser = instance_id
     )]
     pub exclude_ids: Vec<String>,
 
@@ -625,9 +701,10 @@ pub struct FilterArgs {
     #[arg(
         help_heading = "Selection",
         long = "exclude-tag",
-        value_name = "KEY=VALUE"
+        value_name = "KEY=VALUE",
+        value_parser = tag
     )]
-    pub exclude_tags: Vec<String>,
+    pub exclude_tags: Vec<(String, String)>,
 
     /// Only instances in this state.
     #[arg(long, help_heading = "Selection", value_enum, default_value_t = StateArg::All)]
@@ -656,4 +733,94 @@ pub struct ScanArgs {
         value_name = "KEY"
     )]
     pub owner_tag: Vec<String>,
+
+    #[command(flatten)]
+    pub output: ScanOutput,
+}
+
+/// A value parser's error: what is wrong, and a `help:` line, as every
+/// imdsguard error has.
+fn bad(message: impl std::fmt::Display, hint: &str) -> String {
+    format!("{message}\n  help: {hint}")
+}
+
+fn instance_id(raw: &str) -> Result<String, String> {
+    crate::filter::parse_instance_id(raw).map_err(|e| bad(&e, e.hint()))
+}
+
+fn tag(raw: &str) -> Result<(String, String), String> {
+    crate::filter::parse_tag(raw).map_err(|e| bad(&e, e.hint()))
+}
+
+/// The one check of an account id.
+pub fn account_id(raw: &str) -> Result<String, String> {
+    let id = raw.trim();
+    if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(id.to_owned())
+    } else {
+        Err(bad(
+            format!("malformed account id `{raw}`"),
+            "account ids are 12 digits; separate several with commas",
+        ))
+    }
+}
+
+fn role_name(raw: &str) -> Result<String, String> {
+    let ok = !raw.is_empty()
+        && raw.len() <= 64
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
+    if ok {
+        Ok(raw.to_owned())
+    } else {
+        Err(bad(
+            format!("malformed role name `{raw}`"),
+            "pass the role's name, not its ARN (letters, digits and +=,.@_-, at most 64)",
+        ))
+    }
+}
+
+fn role_arn(raw: &str) -> Result<String, String> {
+    if raw.starts_with("arn:") && raw.contains(":iam::") && raw.contains(":role/") {
+        Ok(raw.to_owned())
+    } else {
+        Err(bad(
+            format!("`{raw}` is not an IAM role ARN"),
+            "e.g. arn:aws:iam::*:role/imds-admins (wildcards allowed)",
+        ))
+    }
+}
+
+fn hop_limit(raw: &str) -> Result<HopLimit, String> {
+    match raw.trim() {
+        "keep" => Ok(HopLimit::Keep),
+        "auto" => Ok(HopLimit::Auto),
+        n => match n.parse::<i32>() {
+            Ok(n) if (1..=64).contains(&n) => Ok(HopLimit::Set(n)),
+            _ => Err(bad(
+                format!("`{raw}` is not keep, auto or 1-64"),
+                "containers need 2 under IMDSv2; `auto` sets 2 on detected container hosts",
+            )),
+        },
+    }
+}
+
+fn rate(raw: &str) -> Result<f64, String> {
+    match raw.trim().parse::<f64>() {
+        Ok(r) if r > 0.0 && r <= 1000.0 => Ok(r),
+        _ => Err(bad(
+            format!("`{raw}` is out of range"),
+            "pass changes per second per region, above 0 and at most 1000, e.g. --rate 5 (EC2's sustained limit)",
+        )),
+    }
+}
+
+fn age(raw: &str) -> Result<Duration, String> {
+    crate::clock::parse_duration(raw).ok_or_else(|| {
+        bad(
+            format!("`{raw}` is not a duration"),
+            "pass e.g. 7d, 36h or 90m",
+        )
+    })
 }

@@ -1,4 +1,5 @@
-//! Wall-clock helpers: timestamps as RFC 3339 UTC, second precision.
+//! Wall-clock helpers: timestamps as RFC 3339 UTC, second precision; UTC
+//! days as numbers and `YYYY-MM-DD` labels; durations for people.
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -39,4 +40,68 @@ pub fn parse_duration(raw: &str) -> Option<std::time::Duration> {
         _ => return None,
     };
     n.checked_mul(scale).map(std::time::Duration::from_secs)
+}
+
+/// Seconds in a day.
+pub const DAY: i64 = 86_400;
+
+/// `YYYY-MM-DD` of a day number (days since 1970-01-01).
+pub fn day_label(day: i32) -> String {
+    day_string(i64::from(day) * DAY)
+}
+
+/// The day number of a `YYYY-MM-DD` label.
+pub fn parse_day(label: &str) -> Option<i32> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date = time::Date::parse(label, &format).ok()?;
+    Some(
+        (date
+            .midnight()
+            .assume_utc()
+            .unix_timestamp()
+            .div_euclid(DAY)) as i32,
+    )
+}
+
+/// `YYYY-MM-DD` of an epoch second, UTC.
+pub fn day_string(epoch: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(epoch) {
+        Ok(t) => format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()),
+        Err(_) => epoch.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn day_strings() {
+        assert_eq!(day_string(0), "1970-01-01");
+        assert_eq!(day_string(1_795_000_000), "2026-11-18");
+        let d = (1_795_000_000 / DAY) as i32;
+        assert_eq!(day_label(d), "2026-11-18");
+        assert_eq!(parse_day("2026-11-18"), Some(d));
+        assert_eq!(parse_day("2026-13-01"), None);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(
+            parse_duration("7d"),
+            Some(std::time::Duration::from_secs(7 * 86_400))
+        );
+        assert_eq!(
+            parse_duration("90m"),
+            Some(std::time::Duration::from_secs(5400))
+        );
+        assert_eq!(
+            parse_duration("30"),
+            Some(std::time::Duration::from_secs(30))
+        );
+        assert_eq!(parse_duration("soon"), None);
+        assert_eq!(parse_duration("7w"), None);
+        assert_eq!(human_duration(8 * 86_400 + 5), "8 days");
+        assert_eq!(human_duration(45), "45 s");
+    }
 }

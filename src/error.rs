@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use crate::aws::AwsError;
 use crate::exit_codes::ExitCode;
 use crate::filter::SelectionError;
+use crate::ops::OpsError;
 use crate::plan::PlanError;
 use crate::runs::RunError;
-use crate::scan::ScanError;
 use crate::store::StoreError;
+use crate::store::query::QueryError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -52,14 +53,46 @@ impl From<RunError> for Error {
     }
 }
 
-impl From<ScanError> for Error {
-    fn from(e: ScanError) -> Self {
+impl From<OpsError> for Error {
+    fn from(e: OpsError) -> Self {
         match e {
-            ScanError::Aws(e) => Error::Aws(e),
-            ScanError::UnknownRegion { name, known } => {
+            OpsError::Aws(e) => Error::Aws(e),
+            OpsError::UnknownRegion { name, known } => {
                 let suggestion = closest(&name, &known);
                 Error::UnknownRegion { name, suggestion }
             }
+            OpsError::Store(e) => Error::Store(e),
+            OpsError::Plan(e) => Error::Plan(e),
+            OpsError::Run(e) => e.into(),
+            e @ OpsError::NotReachable { .. } => Error::Refused {
+                message: e.to_string(),
+                hint: "pass --role-name (and --external-id if needed) to assume a role in it, or use its credentials".into(),
+            },
+            e @ OpsError::Missing(_) => Error::Refused {
+                message: e.to_string(),
+                hint: "re-run `imdsguard plan` to plan against the current fleet".into(),
+            },
+            e @ OpsError::Changed(_) => Error::Refused {
+                message: e.to_string(),
+                hint: "re-run `imdsguard plan` so the plan matches what is there now".into(),
+            },
+        }
+    }
+}
+
+impl From<QueryError> for Error {
+    fn from(e: QueryError) -> Self {
+        let hint = match e {
+            QueryError::Writes => "use SELECT (or WITH ... SELECT)",
+            QueryError::Attach => "query the imdsguard database itself (--db picks which one)",
+            QueryError::Sql(_) => {
+                "tables: scans, scan_regions, scan_failures, instances, usage, usage_daily, runs, changes, run_leases \
+                 (e.g. SELECT region, COUNT(*) FROM instances WHERE http_tokens = 'optional' GROUP BY region)"
+            }
+        };
+        Error::Usage {
+            message: e.to_string(),
+            hint: hint.into(),
         }
     }
 }

@@ -88,14 +88,15 @@ pub struct Selection {
 /// Where a named instance is expected: `(account_id, region)`, each optional.
 type Pin = (Option<String>, Option<String>);
 
-/// A raw selection, as strings from the command line.
+/// A selection as the command line gives it (ids and tags already parsed;
+/// ids are checked again here, the input file is read here).
 #[derive(Debug, Clone, Default)]
 pub struct SelectionInput {
     pub instance_ids: Vec<String>,
     pub input_file: Option<PathBuf>,
-    pub tags: Vec<String>,
+    pub tags: Vec<(String, String)>,
     pub exclude_ids: Vec<String>,
-    pub exclude_tags: Vec<String>,
+    pub exclude_tags: Vec<(String, String)>,
     pub state: StateFilter,
 }
 
@@ -124,21 +125,13 @@ impl Selection {
         }
         Ok(Selection {
             ids,
-            tags: input
-                .tags
-                .iter()
-                .map(|t| parse_tag(t))
-                .collect::<Result<_, _>>()?,
+            tags: input.tags.clone(),
             exclude_ids: input
                 .exclude_ids
                 .iter()
                 .map(|i| parse_instance_id(i))
                 .collect::<Result<_, _>>()?,
-            exclude_tags: input
-                .exclude_tags
-                .iter()
-                .map(|t| parse_tag(t))
-                .collect::<Result<_, _>>()?,
+            exclude_tags: input.exclude_tags.clone(),
             state: input.state,
         })
     }
@@ -499,8 +492,8 @@ mod tests {
         b.tags.insert("env".into(), "prod".into());
         b.state = crate::model::InstanceState("stopped".into());
         let input = SelectionInput {
-            tags: vec!["env=prod".into()],
-            exclude_tags: vec!["team=web".into()],
+            tags: vec![parse_tag("env=prod").unwrap()],
+            exclude_tags: vec![parse_tag("team=web").unwrap()],
             ..Default::default()
         };
         let sel = Selection::parse(&input).unwrap();

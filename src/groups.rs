@@ -1,27 +1,26 @@
 //! "What breaks if we enforce, and who do we tell?": a scan's instances
 //! that still allow IMDSv1, grouped by owner tag and by IAM role (what an
-//! SSRF would hand out). Plain rows, rendered by `output::rows`.
+//! SSRF would hand out). Typed rows; `output::rows` renders them.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::Value;
+use serde::Serialize;
 
-use crate::output::rows::Rows;
 use crate::readiness::Readiness;
 use crate::report::ScanReport;
 
-#[derive(Default)]
-struct Tally {
-    allowing_v1: u64,
-    in_use: u64,
-    ready: u64,
-    unknown: u64,
-    v1_calls: u64,
-    others: BTreeSet<String>,
+/// What a group of instances that allow IMDSv1 holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Tally {
+    pub allowing_v1: u64,
+    pub in_use: u64,
+    pub ready: u64,
+    pub unknown: u64,
+    pub v1_calls: u64,
 }
 
 impl Tally {
-    fn add(&mut self, readiness: Readiness, v1_calls: u64, other: Option<&str>) {
+    fn add(&mut self, readiness: Readiness, v1_calls: u64) {
         self.allowing_v1 += 1;
         match readiness {
             Readiness::InUse => self.in_use += 1,
@@ -29,85 +28,78 @@ impl Tally {
             _ => self.unknown += 1,
         }
         self.v1_calls += v1_calls;
-        if let Some(o) = other {
-            self.others.insert(o.to_owned());
-        }
-    }
-
-    fn row(&self, mut head: Vec<Value>) -> Vec<Value> {
-        head.extend([
-            Value::from(self.allowing_v1),
-            Value::from(self.in_use),
-            Value::from(self.ready),
-            Value::from(self.unknown),
-            Value::from(self.v1_calls),
-            Value::from(self.others.iter().cloned().collect::<Vec<_>>().join(", ")),
-        ]);
-        head
     }
 }
 
-fn columns(head: &[&str], other: &str) -> Vec<String> {
-    head.iter()
-        .copied()
-        .chain([
-            "allowing_v1",
-            "in_use",
-            "ready",
-            "unknown",
-            "v1_calls",
-            other,
-        ])
-        .map(str::to_owned)
-        .collect()
+/// One owner (`None`: instances without an owner tag) and their instances
+/// that allow IMDSv1, with the roles those instances hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OwnerRow {
+    pub owner: Option<String>,
+    #[serde(flatten)]
+    pub tally: Tally,
+    /// Role names, sorted, comma-separated.
+    pub roles: String,
 }
 
-fn sorted(mut rows: Vec<Vec<Value>>, count_col: usize) -> Vec<Vec<Value>> {
-    rows.sort_by(|a, b| b[count_col].as_u64().cmp(&a[count_col].as_u64()));
+/// One IAM role (per account) behind instances that allow IMDSv1, with
+/// the owners of those instances.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoleRow {
+    pub role_name: String,
+    pub account_id: String,
+    #[serde(flatten)]
+    pub tally: Tally,
+    /// Owners, sorted, comma-separated.
+    pub owners: String,
+}
+
+/// Most instances allowing IMDSv1 first; ties keep the key order.
+fn by_count<T>(mut rows: Vec<T>, count: impl Fn(&T) -> u64) -> Vec<T> {
+    rows.sort_by_key(|r| std::cmp::Reverse(count(r)));
     rows
 }
 
-/// One row per owner (instances without an owner tag: owner `null`).
-pub fn by_owner(report: &ScanReport) -> Rows {
-    let mut t: BTreeMap<Option<&str>, Tally> = BTreeMap::new();
+/// One row per owner.
+pub fn by_owner(report: &ScanReport) -> Vec<OwnerRow> {
+    let mut t: BTreeMap<Option<&str>, (Tally, BTreeSet<&str>)> = BTreeMap::new();
     for r in report.allowing_v1() {
-        let calls = r.usage.as_ref().map_or(0, |u| u.v1_calls);
-        t.entry(r.owner.as_deref())
-            .or_default()
-            .add(r.readiness, calls, r.role_name.as_deref());
+        let (tally, roles) = t.entry(r.owner.as_deref()).or_default();
+        tally.add(r.readiness, r.usage.as_ref().map_or(0, |u| u.v1_calls));
+        roles.extend(r.role_name.as_deref());
     }
     let rows = t
-        .iter()
-        .map(|(owner, tally)| tally.row(vec![owner.map_or(Value::Null, Value::from)]))
+        .into_iter()
+        .map(|(owner, (tally, roles))| OwnerRow {
+            owner: owner.map(str::to_owned),
+            tally,
+            roles: roles.into_iter().collect::<Vec<_>>().join(", "),
+        })
         .collect();
-    Rows {
-        columns: columns(&["owner"], "roles"),
-        rows: sorted(rows, 1),
-    }
+    by_count(rows, |r| r.tally.allowing_v1)
 }
 
 /// One row per (account, role) behind instances that allow IMDSv1.
-pub fn by_role(report: &ScanReport) -> Rows {
-    let mut t: BTreeMap<(&str, &str), Tally> = BTreeMap::new();
+pub fn by_role(report: &ScanReport) -> Vec<RoleRow> {
+    let mut t: BTreeMap<(&str, &str), (Tally, BTreeSet<&str>)> = BTreeMap::new();
     for r in report.allowing_v1() {
         let Some(role) = r.role_name.as_deref() else {
             continue;
         };
-        let calls = r.usage.as_ref().map_or(0, |u| u.v1_calls);
-        t.entry((r.account_id.as_str(), role)).or_default().add(
-            r.readiness,
-            calls,
-            r.owner.as_deref(),
-        );
+        let (tally, owners) = t.entry((r.account_id.as_str(), role)).or_default();
+        tally.add(r.readiness, r.usage.as_ref().map_or(0, |u| u.v1_calls));
+        owners.extend(r.owner.as_deref());
     }
     let rows = t
-        .iter()
-        .map(|((account, role), tally)| tally.row(vec![Value::from(*role), Value::from(*account)]))
+        .into_iter()
+        .map(|((account, role), (tally, owners))| RoleRow {
+            role_name: role.to_owned(),
+            account_id: account.to_owned(),
+            tally,
+            owners: owners.into_iter().collect::<Vec<_>>().join(", "),
+        })
         .collect();
-    Rows {
-        columns: columns(&["role_name", "account_id"], "owners"),
-        rows: sorted(rows, 2),
-    }
+    by_count(rows, |r| r.tally.allowing_v1)
 }
 
 #[cfg(test)]
@@ -166,22 +158,25 @@ mod tests {
             ..Default::default()
         };
         let owners = by_owner(&report);
-        assert_eq!(owners.rows.len(), 2);
-        assert_eq!(owners.rows[0][0], Value::from("alice"));
+        assert_eq!(owners.len(), 2);
+        assert_eq!(owners[0].owner.as_deref(), Some("alice"));
         assert_eq!(
-            owners.rows[0][1..5],
-            [
-                Value::from(2),
-                Value::from(1),
-                Value::from(1),
-                Value::from(0)
-            ]
+            owners[0].tally,
+            Tally {
+                allowing_v1: 2,
+                in_use: 1,
+                ready: 1,
+                unknown: 0,
+                v1_calls: 0
+            }
         );
-        assert_eq!(owners.rows[0][6], Value::from("db, web"));
-        assert_eq!(owners.rows[1][0], Value::Null);
+        assert_eq!(owners[0].roles, "db, web");
+        assert_eq!(owners[1].owner, None);
         let roles = by_role(&report);
-        assert_eq!(roles.rows[0][0], Value::from("web"));
-        assert_eq!(roles.rows[0][2], Value::from(2));
-        assert_eq!(roles.rows[0][7], Value::from("alice"));
+        assert_eq!(
+            (roles[0].role_name.as_str(), roles[0].tally.allowing_v1),
+            ("web", 2)
+        );
+        assert_eq!(roles[0].owners, "alice");
     }
 }

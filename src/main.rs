@@ -1,8 +1,9 @@
 //! imdsguard: take an AWS estate from IMDSv1 to IMDSv2 safely.
 //!
-//! The binary is thin: parse flags (`cli`), merge them into settings
-//! (`settings`), run one command (`commands`), print any error with its
-//! hint, and exit with a documented code (`exit_codes`).
+//! The binary is thin: parse flags (`cli`), resolve them into the session,
+//! the printer and each command's request (`settings`), run one command
+//! (`commands`), print any error with its hint, and exit with a documented
+//! code (`exit_codes`).
 
 mod aws;
 mod cli;
@@ -11,13 +12,16 @@ mod commands;
 mod container;
 mod error;
 mod exit_codes;
+mod fanout;
 mod filter;
 mod findings;
 mod groups;
-mod journal;
 mod model;
+mod ops;
 mod output;
 mod plan;
+mod policy;
+mod printer;
 mod progress;
 mod readiness;
 mod report;
@@ -27,92 +31,128 @@ mod settings;
 mod store;
 mod usage;
 
+// The journal is part of the store (it shares its connection); most code
+// names it on its own.
+use store::journal;
+
 use clap::Parser;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, DefaultsCommand, PolicyCommand, ShowCommand, TemplatesCommand};
+use crate::error::Error;
 use crate::exit_codes::ExitCode;
-use crate::settings::Global;
+use crate::ops::Session;
+use crate::printer::Printer;
+use crate::settings as s;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let global = match Global::from_args(&cli.global) {
-        Ok(g) => g,
+    let (session, printer) = match s::resolve(&cli.global) {
+        Ok(resolved) => resolved,
         Err(e) => {
-            let style = output::Style { color: false };
-            commands::print_error(style, &e.to_string(), &e.hint());
+            Printer::fallback().error(&e.to_string(), &e.hint());
             return e.exit_code().into();
         }
     };
-    init_logging(global.verbosity, global.stderr_style.color);
-    let is_report = matches!(&cli.command, Command::Report(_));
-    let sarif_ok = is_report
-        || matches!(
-            &cli.command,
-            Command::Scan(_)
-                | Command::Show(cli::ShowArgs {
-                    view: cli::ShowView::Instances,
-                    ..
-                })
-        );
-    let refused = match global.format {
-        output::Format::Sarif if !sarif_ok => {
-            Some("--format sarif is for findings: `scan`, `show instances` and `report`")
-        }
-        output::Format::Html if !is_report => Some("--format html is for `report`"),
-        _ => None,
-    };
-    if let Some(message) = refused {
-        let e = error::Error::Usage {
-            message: message.into(),
-            hint: "use --format json, csv or table here".into(),
-        };
-        commands::print_error(global.stderr_style, &e.to_string(), &e.hint());
-        return e.exit_code().into();
-    }
-
+    init_logging(printer.verbosity, printer.stderr_style.color);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            commands::print_error(
-                global.stderr_style,
-                &format!("cannot start the async runtime: {e}"),
-                "",
-            );
+            printer.error(&format!("cannot start the async runtime: {e}"), "");
             return ExitCode::Failure.into();
         }
     };
-    let result = runtime.block_on(async {
-        match &cli.command {
-            Command::Scan(args) => commands::scan::run(&global, args).await,
-            Command::Show(args) => commands::show::run(&global, args),
-            Command::Plan(args) => commands::plan::run(&global, args).await,
-            Command::Apply(args) => commands::apply::run(&global, args).await,
-            Command::Rollback(args) => commands::rollback::run(&global, args).await,
-            Command::Runs(args) => commands::runs::run(&global, args),
-            Command::Harden(args) => commands::apply::harden(&global, args).await,
-            Command::Disable(args) => commands::apply::disable(&global, args).await,
-            Command::Query(args) => commands::query::run(&global, args),
-            Command::History => commands::query::history(&global),
-            Command::Report(args) => commands::report::run(&global, args),
-            Command::Policy(cli::PolicyCommand::Scp(args)) => commands::policy::run(&global, args),
-            Command::Defaults(cli::DefaultsCommand::Show) => {
-                commands::defaults::show(&global).await
-            }
-            Command::Templates(cli::TemplatesCommand::Show) => {
-                commands::templates::show(&global).await
-            }
-        }
-    });
-    match result {
+    match runtime.block_on(dispatch(cli.command, &session, &printer)) {
         Ok(code) => code.into(),
         Err(e) => {
-            commands::print_error(global.stderr_style, &e.to_string(), &e.hint());
+            printer.error(&e.to_string(), &e.hint());
             e.exit_code().into()
         }
     }
+}
+
+/// Resolves each command's flags into its request and runs it.
+async fn dispatch(command: Command, session: &Session, p: &Printer) -> Result<ExitCode, Error> {
+    let db = session.db.as_path();
+    match command {
+        Command::Scan(a) => {
+            let request = s::scan_request(&a.filters, &a.owner_tag, a.days, a.no_usage)?;
+            commands::scan::run(session, p, request, s::scan_format(a.output.format)).await
+        }
+        Command::Show(ShowCommand::Instances(a)) => {
+            commands::show::instances(db, p, a.scan, s::scan_format(a.output.format))
+        }
+        Command::Show(ShowCommand::Usage(a)) => {
+            commands::show::usage(db, p, a.scan, a.fleet, s::format(a.output.format))
+        }
+        Command::Show(ShowCommand::Owners(a)) => {
+            commands::show::owners(db, p, a.scan, s::format(a.output.format))
+        }
+        Command::Show(ShowCommand::Roles(a)) => {
+            commands::show::roles(db, p, a.scan, s::format(a.output.format))
+        }
+        Command::Plan(a) => {
+            let (request, source) = s::plan_request(s::action(a.action), &a.filters, &a.plan)?;
+            commands::plan::run(session, p, request, source, s::format(a.output.format)).await
+        }
+        Command::Apply(a) => {
+            let exec = s::exec_request(&a.exec, session);
+            let format = s::format(a.output.format);
+            match (a.resume, &a.plan) {
+                (Some(run), _) => commands::apply::resume(session, p, run, &exec, format).await,
+                (None, Some(path)) => {
+                    commands::apply::apply(session, p, path, a.max_plan_age, &exec, format).await
+                }
+                (None, None) => unreachable!("clap requires PLAN without --resume"),
+            }
+        }
+        Command::Harden(a) => {
+            let action = if a.allow_v1 {
+                model::Action::AllowV1
+            } else {
+                model::Action::RequireV2
+            };
+            one_step(session, p, action, &a.step).await
+        }
+        Command::Disable(a) => one_step(session, p, model::Action::DisableEndpoint, &a.step).await,
+        Command::Rollback(a) => {
+            let exec = s::exec_request(&a.exec, session);
+            let only = a.instance_ids.iter().cloned().collect();
+            let format = s::format(a.output.format);
+            commands::rollback::run(session, p, a.run, &only, a.force, &exec, format).await
+        }
+        Command::Runs(a) => commands::runs::run(db, p, a.run, s::format(a.output.format)),
+        Command::Query(a) => commands::query::run(db, p, &a.sql, s::format(a.output.format)),
+        Command::History(o) => commands::query::history(db, p, s::format(o.format)),
+        Command::Report(a) => commands::report::run(db, p, a.scan, s::report_format(a.format)),
+        Command::Policy(PolicyCommand::Scp(a)) => commands::policy::scp(
+            p,
+            &a.admin_role_arn,
+            a.max_hop_limit,
+            !a.allow_v1_credentials,
+        ),
+        Command::Defaults(DefaultsCommand::Show(o)) => {
+            commands::inventory::defaults(session, p, s::format(o.format)).await
+        }
+        Command::Templates(TemplatesCommand::Show(o)) => {
+            commands::inventory::templates(session, p, s::format(o.format)).await
+        }
+    }
+}
+
+/// `harden` and `disable`: a plan made now, then applied.
+async fn one_step(
+    session: &Session,
+    p: &Printer,
+    action: model::Action,
+    step: &cli::OneStepArgs,
+) -> Result<ExitCode, Error> {
+    let (request, source) = s::plan_request(action, &step.filters, &step.plan)?;
+    let exec = s::exec_request(&step.exec, session);
+    let format = s::format(step.output.format);
+    commands::apply::plan_and_apply(session, p, request, source, step.dry_run, &exec, format).await
 }
 
 /// Logs go to stderr; `-v` shows ours, `-vv` also the SDK's.

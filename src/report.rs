@@ -4,7 +4,26 @@
 use crate::aws::AwsError;
 use crate::model::{Instance, Posture};
 use crate::readiness::{Readiness, Usage};
-use crate::usage::DayPoint;
+
+/// One day of one instance. Compact on purpose: a 100,000-instance scan
+/// over 14 days holds 1.4 million of these.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct DayPoint {
+    /// Days since 1970-01-01 (UTC).
+    pub day: i32,
+    pub v1_calls: f64,
+    pub rejected_calls: f64,
+}
+
+/// One day of the whole fleet: the before/after picture of an enforcement.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct FleetDay {
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    pub v1_calls: u64,
+    pub rejected_calls: u64,
+    pub instances_with_data: u64,
+}
 
 /// One instance with everything we derived about it.
 #[derive(Debug, Clone)]
@@ -91,6 +110,17 @@ pub struct Failure {
     pub account_id: Option<String>,
     pub region: Option<String>,
     pub error: AwsError,
+}
+
+impl Failure {
+    /// The one way an AWS error becomes a failure of an account or region.
+    pub fn new(account_id: Option<&str>, region: Option<&str>, error: AwsError) -> Failure {
+        Failure {
+            account_id: account_id.map(str::to_owned),
+            region: region.map(str::to_owned),
+            error,
+        }
+    }
 }
 
 /// A whole scan.

@@ -9,25 +9,17 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use futures::stream::{self, StreamExt};
-
-use crate::aws::{AccountApis, AwsError, AwsErrorKind, all_pages, live_instances};
+use crate::aws::{AccountApis, AwsError, all_pages, live_instances};
 use crate::container;
+use crate::fanout::{self, RegionRequest};
 use crate::filter::Selection;
-use crate::model::{Instance, InstanceProfile, RegionInfo};
+use crate::model::{Instance, InstanceProfile};
 use crate::progress::Reporter;
 use crate::readiness;
 use crate::report::{Failure, InstanceRecord, RegionSummary};
 use crate::usage::{self, InstanceUsage, Window};
 
-/// Which regions to scan.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RegionRequest {
-    /// Every region enabled for the account.
-    All,
-    /// These, validated against `DescribeRegions`.
-    List(Vec<String>),
-}
+pub use crate::fanout::FanoutError as ScanError;
 
 /// What the engine needs to know, free of CLI types.
 #[derive(Debug, Clone)]
@@ -36,20 +28,10 @@ pub struct ScanSettings {
     pub selection: Selection,
     /// Tag keys that name an owner, tried in order, matched case-insensitively.
     pub owner_tags: Vec<String>,
-    pub concurrency: usize,
     /// The usage window, or `None` for `--no-usage`.
     pub usage: Option<Window>,
     /// Regions in flight across all accounts scanned at once (`--concurrency`).
     pub permits: std::sync::Arc<tokio::sync::Semaphore>,
-}
-
-/// Errors that stop the scan of an account.
-#[derive(Debug, thiserror::Error)]
-pub enum ScanError {
-    #[error(transparent)]
-    Aws(#[from] AwsError),
-    #[error("unknown region `{name}`")]
-    UnknownRegion { name: String, known: Vec<String> },
 }
 
 /// One account's inventory.
@@ -63,32 +45,25 @@ pub struct AccountInventory {
     pub warnings: Vec<String>,
 }
 
-/// Scans one account.
+/// Scans one account: who it is and its regions (see
+/// [`fanout::account_regions`]), then every region under the shared
+/// permits while its IAM instance profiles are listed once.
 pub async fn scan_account(
     apis: &AccountApis,
     settings: &ScanSettings,
     reporter: &dyn Reporter,
 ) -> Result<AccountInventory, ScanError> {
-    let identity = apis.sts.caller_identity().await?;
-    let account_id = identity.account_id.clone();
+    let pinned = settings.selection.pinned_regions();
+    let found = fanout::account_regions(apis, &settings.regions, pinned.as_ref()).await?;
     let mut inv = AccountInventory {
-        account_id: account_id.clone(),
-        principal_arn: identity.arn,
+        account_id: found.account_id,
+        principal_arn: found.principal_arn,
+        failures: found.failures,
+        warnings: found.warnings,
         ..Default::default()
     };
-
-    let pinned = settings.selection.pinned_regions();
-    let regions = resolve_regions(
-        apis,
-        &account_id,
-        &settings.regions,
-        pinned.as_ref(),
-        &mut inv.warnings,
-    )
-    .await?;
-    inv.failures.extend(regions.disabled);
-    let regions: Vec<String> = regions
-        .enabled
+    let regions: Vec<String> = found
+        .regions
         .into_iter()
         .filter(|r| !settings.selection.excludes_region(r))
         .collect();
@@ -96,24 +71,13 @@ pub async fn scan_account(
 
     // IAM is listed once per account, alongside the regional listings.
     let profiles = list_profiles(apis);
-    let account_id = account_id.as_str();
-    let listings = stream::iter(regions.iter().cloned())
-        .map(|region| async move {
-            let _permit = settings
-                .permits
-                .acquire()
-                .await
-                .expect("the semaphore is never closed");
-            let result = scan_region(apis, account_id, &region, settings).await;
-            reporter.advance(&region);
-            (region, result)
-        })
-        .buffer_unordered(settings.concurrency.max(1))
-        .collect::<Vec<_>>();
-    let (profiles, mut listings) = futures::join!(profiles, listings);
+    let account_id = inv.account_id.as_str();
+    let listings =
+        fanout::visit_regions(&regions, &settings.permits, reporter, |region| async move {
+            scan_region(apis, account_id, &region, settings).await
+        });
+    let (profiles, listings) = futures::join!(profiles, listings);
     reporter.finish();
-    // Stable output whatever order regions finished in.
-    listings.sort_by(|a, b| a.0.cmp(&b.0));
 
     let roles = match profiles {
         Ok(p) => Some(RoleIndex::new(p)),
@@ -124,7 +88,7 @@ pub async fn scan_account(
         }
     };
 
-    let account_id = account_id.to_owned();
+    let account_id = inv.account_id.clone();
     let mut seen = BTreeSet::new();
     for (region, result) in listings {
         let mut summary = RegionSummary {
@@ -162,20 +126,14 @@ pub async fn scan_account(
                     inv.records.push(record);
                 }
                 if let Some(error) = usage_error {
-                    inv.failures.push(Failure {
-                        account_id: Some(account_id.clone()),
-                        region: Some(region.clone()),
-                        error,
-                    });
+                    inv.failures
+                        .push(Failure::new(Some(&account_id), Some(&region), error));
                 }
             }
             Err(error) => {
                 summary.complete = false;
-                inv.failures.push(Failure {
-                    account_id: Some(account_id.clone()),
-                    region: Some(region.clone()),
-                    error,
-                });
+                inv.failures
+                    .push(Failure::new(Some(&account_id), Some(&region), error));
             }
         }
         inv.regions.push(summary);
@@ -208,91 +166,6 @@ fn abbreviate(items: &[&str], max: usize) -> String {
         s.push_str(&format!(" and {} more", items.len() - max));
     }
     s
-}
-
-/// Decides the regions to scan; returns them and the requested ones that are disabled.
-/// The regions to work on in one account.
-pub struct Regions {
-    pub enabled: Vec<String>,
-    /// Requested regions the account has not enabled, as failures to report.
-    pub disabled: Vec<Failure>,
-}
-
-/// Decides the regions to visit in an account: every enabled region of its
-/// partition, or the requested ones validated against `DescribeRegions`
-/// (unknown: an error; not enabled: a failure), narrowed to `pinned`.
-pub async fn resolve_regions(
-    apis: &AccountApis,
-    account_id: &str,
-    request: &RegionRequest,
-    pinned: Option<&BTreeSet<String>>,
-    warnings: &mut Vec<String>,
-) -> Result<Regions, ScanError> {
-    let listed = apis.ec2.describe_regions(&apis.home_region).await;
-    let known: Vec<RegionInfo> = match (request, listed) {
-        (_, Ok(list)) => list
-            .into_iter()
-            .filter(|r| crate::aws::partition(&r.name) == crate::aws::partition(&apis.home_region))
-            .collect(),
-        // Explicit regions can be scanned without the listing; `all` cannot.
-        (RegionRequest::List(names), Err(e)) => {
-            warnings.push(format!(
-                "could not validate regions ({e}); scanning {} as given",
-                names.join(",")
-            ));
-            names
-                .iter()
-                .map(|n| RegionInfo {
-                    name: n.clone(),
-                    opt_in_status: None,
-                })
-                .collect()
-        }
-        (RegionRequest::All, Err(e)) => return Err(e.into()),
-    };
-    let mut enabled = Vec::new();
-    let mut disabled = Vec::new();
-    match request {
-        RegionRequest::All => {
-            for r in &known {
-                if r.is_enabled() {
-                    enabled.push(r.name.clone());
-                }
-            }
-        }
-        RegionRequest::List(names) => {
-            for name in names {
-                match known.iter().find(|r| &r.name == name) {
-                    Some(r) if r.is_enabled() => enabled.push(name.clone()),
-                    Some(_) => disabled.push(name.clone()),
-                    None => {
-                        return Err(ScanError::UnknownRegion {
-                            name: name.clone(),
-                            known: known.iter().map(|r| r.name.clone()).collect(),
-                        });
-                    }
-                }
-            }
-        }
-    }
-    if let Some(pinned) = pinned {
-        enabled.retain(|r| pinned.contains(r));
-    }
-    enabled.sort();
-    enabled.dedup();
-    let disabled = disabled
-        .into_iter()
-        .map(|region: String| Failure {
-            account_id: Some(account_id.to_owned()),
-            error: AwsError::local(
-                "ec2:DescribeInstances",
-                AwsErrorKind::RegionDisabled,
-                format!("region {region} is not enabled for account {account_id}"),
-            ),
-            region: Some(region),
-        })
-        .collect();
-    Ok(Regions { enabled, disabled })
 }
 
 /// One region's selected instances and, if measured, their usage.
@@ -423,9 +296,10 @@ fn build_record(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aws::AwsErrorKind;
     use crate::aws::fake::{Calls, FakeAccount, instance};
     use crate::filter::SelectionInput;
-    use crate::model::{HttpTokens, Toggle};
+    use crate::model::{HttpTokens, RegionInfo, Toggle};
     use crate::progress::Silent;
 
     fn settings(regions: RegionRequest) -> ScanSettings {
@@ -433,17 +307,13 @@ mod tests {
             regions,
             selection: Selection::default(),
             owner_tags: vec!["owner".into()],
-            concurrency: 4,
             usage: None,
             permits: std::sync::Arc::new(tokio::sync::Semaphore::new(4)),
         }
     }
 
     fn run(apis: &AccountApis, s: &ScanSettings) -> Result<AccountInventory, ScanError> {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(scan_account(apis, s, &Silent))
+        crate::runs::block_on(scan_account(apis, s, &Silent))
     }
 
     #[test]
@@ -509,7 +379,7 @@ mod tests {
         fake.ec2.failing.insert(
             "us-west-2".into(),
             AwsError::from_code(
-                "ec2:DescribeInstances",
+                crate::aws::Operation::DescribeInstances,
                 Some("UnauthorizedOperation"),
                 Some("no"),
                 None,
@@ -616,7 +486,7 @@ mod tests {
     fn sts_failure_is_fatal() {
         let mut fake = FakeAccount::new(&["us-east-1"]);
         fake.sts_fail = Some(AwsError::from_code(
-            "sts:GetCallerIdentity",
+            crate::aws::Operation::GetCallerIdentity,
             Some("ExpiredToken"),
             Some("expired"),
             None,

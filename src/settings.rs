@@ -1,153 +1,107 @@
-//! Turns clap's types into the plain settings the rest of the program uses,
-//! in one place: flags, environment (`NO_COLOR`, `IMDSGUARD_DB`) and
-//! terminal detection are merged here and nowhere else.
+//! Turns clap's types into what the rest of the program uses, in one place:
+//! the [`Session`] (AWS, accounts, regions, database), the [`Printer`]
+//! (colour, verbosity, progress, `--out`), and each command's request.
+//! Flags, environment (`NO_COLOR`, `IMDSGUARD_DB`) and terminal detection
+//! are merged here and nowhere else, like fd's `Config` or ripgrep's
+//! `HiArgs`.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::time::Duration;
 
+use crate::aws::RoleSettings;
 use crate::aws::sdk::{RetryMode, SessionOptions};
-use crate::cli::{ColorArg, FilterArgs, FormatArg, GlobalArgs, RetryModeArg, StateArg};
+use crate::cli::{
+    ActionArg, ColorArg, ExecOpts, FilterArgs, GlobalArgs, PlanOpts, ReportFormatArg, RetryModeArg,
+    ScanFormatArg, StateArg, TableFormatArg,
+};
+use crate::commands::apply::ExecRequest;
 use crate::error::Error;
+use crate::fanout::RegionRequest;
 use crate::filter::{self, Selection, SelectionInput, StateFilter};
-use crate::output::{Format, Style};
-use crate::scan::RegionRequest;
+use crate::model::Action;
+use crate::ops::plan::Source;
+use crate::ops::scan::ScanRequest;
+use crate::ops::{AccountScope, Session};
+use crate::output::{Format, ReportFormat, ScanFormat, Style};
+use crate::plan::{PlanRequest, PlanSettings};
+use crate::printer::Printer;
+use crate::runs::executor::ExecSettings;
+use crate::usage::Window;
 
-/// Which accounts a command works on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AccountScope {
-    /// The account of the credentials in use.
-    Current,
-    /// These accounts, through `role_name`.
-    List(Vec<String>),
-    /// Every active account of the organization, through `role_name`.
-    Organization,
-}
-
-/// How to reach accounts other than the caller's.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoleSettings {
-    pub role_name: String,
-    pub external_id: Option<String>,
-}
-
-/// Settings every command shares.
-pub struct Global {
-    pub session: SessionOptions,
-    pub accounts: AccountScope,
-    /// Set when --role-name is given (required with --accounts / --org).
-    pub role: Option<RoleSettings>,
-    pub regions: RegionRequest,
-    pub db: PathBuf,
-    pub format: Format,
-    pub out: Option<PathBuf>,
-    pub concurrency: usize,
-    pub verbosity: i8,
-    /// Colour for what goes to stdout (or `--out`: never).
-    pub stdout_style: Style,
-    /// Colour for messages on stderr.
-    pub stderr_style: Style,
-    pub progress: bool,
-}
-
-impl Global {
-    pub fn from_args(args: &GlobalArgs) -> Result<Global, Error> {
-        let regions = parse_regions(&args.regions)?;
-        let accounts = if args.org {
-            AccountScope::Organization
-        } else if args.accounts.is_empty() {
-            AccountScope::Current
+/// The session and the printer every command gets.
+pub fn resolve(args: &GlobalArgs) -> Result<(Session, Printer), Error> {
+    let regions = parse_regions(&args.regions)?;
+    let accounts = if args.org {
+        AccountScope::Organization
+    } else if args.accounts.is_empty() {
+        AccountScope::Current
+    } else {
+        let mut ids: Vec<String> = Vec::new();
+        for id in &args.accounts {
+            if !ids.contains(id) {
+                ids.push(id.clone());
+            }
+        }
+        AccountScope::List(ids)
+    };
+    let role = match &args.role_name {
+        Some(name) => Some(RoleSettings {
+            role_name: name.clone(),
+            external_id: args.external_id.clone(),
+        }),
+        None if accounts != AccountScope::Current => {
+            return Err(Error::Usage {
+                message: "--accounts and --org need --role-name".into(),
+                hint: "name the role imdsguard may assume in each account, e.g. --role-name OrganizationAccountAccessRole".into(),
+            });
+        }
+        None => None,
+    };
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let color_for = |tty: bool| match args.color {
+        ColorArg::Always => true,
+        ColorArg::Never => false,
+        ColorArg::Auto => tty && !no_color,
+    };
+    let stdout_tty = std::io::stdout().is_terminal() && args.out.is_none();
+    let stderr_tty = std::io::stderr().is_terminal();
+    let fallback_region = match &regions {
+        RegionRequest::List(list) => list.first().cloned(),
+        RegionRequest::All => None,
+    };
+    let session = Session {
+        aws: SessionOptions {
+            profile: args.profile.clone(),
+            endpoint_url: args.endpoint_url.clone(),
+            fallback_region,
+            max_attempts: args.max_attempts,
+            retry_mode: args.retry_mode.map(|m| match m {
+                RetryModeArg::Standard => RetryMode::Standard,
+                RetryModeArg::Adaptive => RetryMode::Adaptive,
+            }),
+        },
+        accounts,
+        role,
+        regions,
+        db: args.db.clone().unwrap_or_else(crate::store::default_path),
+        concurrency: usize::from(args.concurrency),
+    };
+    let printer = Printer {
+        stdout_style: Style {
+            color: color_for(stdout_tty) && args.out.is_none(),
+        },
+        stderr_style: Style {
+            color: color_for(stderr_tty),
+        },
+        verbosity: if args.quiet {
+            -1
         } else {
-            let mut ids = Vec::new();
-            for raw in &args.accounts {
-                let id = raw.trim();
-                if id.len() != 12 || !id.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(Error::Usage {
-                        message: format!("malformed account id `{raw}`"),
-                        hint: "account ids are 12 digits; separate several with commas".into(),
-                    });
-                }
-                if !ids.iter().any(|i: &String| i == id) {
-                    ids.push(id.to_owned());
-                }
-            }
-            AccountScope::List(ids)
-        };
-        let role = match &args.role_name {
-            Some(name) => {
-                let ok = !name.is_empty()
-                    && name.len() <= 64
-                    && name
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
-                if !ok {
-                    return Err(Error::Usage {
-                        message: format!("malformed role name `{name}`"),
-                        hint: "pass the role's name, not its ARN (letters, digits and +=,.@_-, at most 64)".into(),
-                    });
-                }
-                Some(RoleSettings {
-                    role_name: name.clone(),
-                    external_id: args.external_id.clone(),
-                })
-            }
-            None if accounts != AccountScope::Current => {
-                return Err(Error::Usage {
-                    message: "--accounts and --org need --role-name".into(),
-                    hint: "name the role imdsguard may assume in each account, e.g. --role-name OrganizationAccountAccessRole".into(),
-                });
-            }
-            None => None,
-        };
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        let color_for = |tty: bool| match args.color {
-            ColorArg::Always => true,
-            ColorArg::Never => false,
-            ColorArg::Auto => tty && !no_color,
-        };
-        let stdout_tty = std::io::stdout().is_terminal() && args.out.is_none();
-        let stderr_tty = std::io::stderr().is_terminal();
-        let fallback_region = match &regions {
-            RegionRequest::List(list) => list.first().cloned(),
-            RegionRequest::All => None,
-        };
-        Ok(Global {
-            session: SessionOptions {
-                profile: args.profile.clone(),
-                endpoint_url: args.endpoint_url.clone(),
-                fallback_region,
-                max_attempts: args.max_attempts,
-                retry_mode: args.retry_mode.map(|m| match m {
-                    RetryModeArg::Standard => RetryMode::Standard,
-                    RetryModeArg::Adaptive => RetryMode::Adaptive,
-                }),
-            },
-            accounts,
-            role,
-            regions,
-            db: args.db.clone().unwrap_or_else(crate::store::default_path),
-            format: match args.format {
-                FormatArg::Table => Format::Table,
-                FormatArg::Json => Format::Json,
-                FormatArg::Csv => Format::Csv,
-                FormatArg::Sarif => Format::Sarif,
-                FormatArg::Html => Format::Html,
-            },
-            out: args.out.clone(),
-            concurrency: usize::from(args.concurrency),
-            verbosity: if args.quiet {
-                -1
-            } else {
-                args.verbose.min(2) as i8
-            },
-            stdout_style: Style {
-                color: color_for(stdout_tty) && args.out.is_none(),
-            },
-            stderr_style: Style {
-                color: color_for(stderr_tty),
-            },
-            progress: stderr_tty && !args.no_progress && !args.quiet,
-        })
-    }
+            args.verbose.min(2) as i8
+        },
+        progress: stderr_tty && !args.no_progress && !args.quiet,
+        out: args.out.clone(),
+    };
+    Ok((session, printer))
 }
 
 fn parse_regions(raw: &str) -> Result<RegionRequest, Error> {
@@ -171,6 +125,33 @@ fn parse_regions(raw: &str) -> Result<RegionRequest, Error> {
     Ok(RegionRequest::List(list))
 }
 
+pub fn format(f: TableFormatArg) -> Format {
+    match f {
+        TableFormatArg::Table => Format::Table,
+        TableFormatArg::Json => Format::Json,
+        TableFormatArg::Csv => Format::Csv,
+    }
+}
+
+pub fn scan_format(f: ScanFormatArg) -> ScanFormat {
+    match f {
+        ScanFormatArg::Table => ScanFormat::Table,
+        ScanFormatArg::Json => ScanFormat::Json,
+        ScanFormatArg::Csv => ScanFormat::Csv,
+        ScanFormatArg::Sarif => ScanFormat::Sarif,
+    }
+}
+
+pub fn report_format(f: ReportFormatArg) -> ReportFormat {
+    match f {
+        ReportFormatArg::Table => ReportFormat::Table,
+        ReportFormatArg::Json => ReportFormat::Json,
+        ReportFormatArg::Csv => ReportFormat::Csv,
+        ReportFormatArg::Sarif => ReportFormat::Sarif,
+        ReportFormatArg::Html => ReportFormat::Html,
+    }
+}
+
 pub fn selection(args: &FilterArgs) -> Result<Selection, Error> {
     Ok(Selection::parse(&SelectionInput {
         instance_ids: args.instance_ids.clone(),
@@ -184,6 +165,93 @@ pub fn selection(args: &FilterArgs) -> Result<Selection, Error> {
             StateArg::All => StateFilter::All,
         },
     })?)
+}
+
+/// What a scan measures: owner tags and the usage window (`--days`, or
+/// none with `--no-usage`), checked before AWS is called.
+pub fn scan_request(
+    filters: &FilterArgs,
+    owner_tag: &[String],
+    days: u32,
+    no_usage: bool,
+) -> Result<ScanRequest, Error> {
+    let owner_tags = owner_tag
+        .iter()
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .collect();
+    let window = if no_usage {
+        None
+    } else {
+        Some(
+            Window::new(days, crate::clock::now_epoch()).map_err(|e| Error::Usage {
+                message: e.to_string(),
+                hint: e.hint(),
+            })?,
+        )
+    };
+    Ok(ScanRequest {
+        selection: selection(filters)?,
+        owner_tags,
+        window,
+    })
+}
+
+pub fn action(a: ActionArg) -> Action {
+    match a {
+        ActionArg::RequireV2 => Action::RequireV2,
+        ActionArg::DisableEndpoint => Action::DisableEndpoint,
+        ActionArg::AllowV1 => Action::AllowV1,
+    }
+}
+
+/// A plan's request and where its instances come from.
+pub fn plan_request(
+    action: Action,
+    filters: &FilterArgs,
+    opts: &PlanOpts,
+) -> Result<(PlanRequest, Source), Error> {
+    let request = PlanRequest {
+        action,
+        settings: PlanSettings {
+            hop_limit: opts.hop_limit,
+            enable_tags: opts.enable_tags,
+            include_in_use: opts.include_in_use,
+            include_unknown: opts.include_unknown,
+        },
+    };
+    let source = match opts.scan {
+        Some(scan) => Source::Stored {
+            scan,
+            selection: selection(filters)?,
+        },
+        None => Source::Fresh(scan_request(
+            filters,
+            &opts.owner_tag,
+            opts.days,
+            opts.no_usage,
+        )?),
+    };
+    Ok((request, source))
+}
+
+/// How changes are executed.
+pub fn exec_request(exec: &ExecOpts, session: &Session) -> ExecRequest {
+    ExecRequest {
+        settings: ExecSettings {
+            rate: exec.rate,
+            // EC2's bucket holds about 100 calls and is shared with every
+            // other caller in the account and region: start with half of it.
+            burst: (exec.rate * 10.0).clamp(1.0, 50.0),
+            concurrency: session.concurrency,
+            verify_timeout: Duration::from_secs(exec.verify_timeout),
+            recheck_window: Duration::from_secs(exec.recheck_window),
+            ..ExecSettings::default()
+        },
+        yes: exec.yes,
+        check_permissions: exec.check_permissions,
+        log: exec.log.clone(),
+    }
 }
 
 #[cfg(test)]

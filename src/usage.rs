@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::aws::{AwsError, CloudWatchApi, Metric, MetricQuery, MetricRequest};
 use crate::readiness::Usage;
+use crate::report::{DayPoint, FleetDay, ScanReport};
 
 pub const MIN_DAYS: u32 = 1;
 pub const MAX_DAYS: u32 = 455;
@@ -25,7 +26,7 @@ pub const DEFAULT_DAYS: u32 = 14;
 pub const MAX_QUERIES: usize = 500;
 /// CloudWatch's cap on datapoints per `GetMetricData` response.
 pub const MAX_DATAPOINTS: usize = 100_800;
-const DAY: i64 = 86_400;
+use crate::clock::{DAY, day_label};
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[error("--days {0} is out of range")]
@@ -87,16 +88,6 @@ impl Window {
     pub fn calls_for(&self, n: usize) -> usize {
         (2 * n).div_ceil(self.queries_per_call)
     }
-}
-
-/// One day of one instance. Compact on purpose: a 100,000-instance scan
-/// over 14 days holds 1.4 million of these.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct DayPoint {
-    /// Days since 1970-01-01 (UTC).
-    pub day: i32,
-    pub v1_calls: f64,
-    pub rejected_calls: f64,
 }
 
 /// An instance's usage and its daily series (only days with data, oldest first).
@@ -200,30 +191,47 @@ fn summarize(window: &Window, days: BTreeMap<i64, DayPoint>) -> InstanceUsage {
     }
 }
 
-/// `YYYY-MM-DD` of a day number (days since 1970-01-01).
-pub fn day_label(day: i32) -> String {
-    day_string(i64::from(day) * DAY)
-}
-
-/// The day number of a `YYYY-MM-DD` label.
-pub fn parse_day(label: &str) -> Option<i32> {
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    let date = time::Date::parse(label, &format).ok()?;
-    Some(
-        (date
-            .midnight()
-            .assume_utc()
-            .unix_timestamp()
-            .div_euclid(DAY)) as i32,
-    )
-}
-
-/// `YYYY-MM-DD` of an epoch second, UTC.
-pub fn day_string(epoch: i64) -> String {
-    match time::OffsetDateTime::from_unix_timestamp(epoch) {
-        Ok(t) => format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()),
-        Err(_) => epoch.to_string(),
+/// Fleet-wide totals per day of the window (days without any data
+/// included, as zeros).
+pub fn fleet_days(report: &ScanReport, days: &[i32]) -> Vec<FleetDay> {
+    let mut by_day: BTreeMap<i32, FleetDay> = days
+        .iter()
+        .map(|d| {
+            (
+                *d,
+                FleetDay {
+                    day: day_label(*d),
+                    ..Default::default()
+                },
+            )
+        })
+        .collect();
+    for rec in &report.instances {
+        for p in &rec.daily {
+            if let Some(f) = by_day.get_mut(&p.day) {
+                f.v1_calls += p.v1_calls.round() as u64;
+                f.rejected_calls += p.rejected_calls.round() as u64;
+                f.instances_with_data += 1;
+            }
+        }
     }
+    by_day.into_values().collect()
+}
+
+/// The days a stored scan's usage window covered, rebuilt from when it ran.
+pub fn scan_days(report: &ScanReport) -> Vec<i32> {
+    let Some(days) = report.usage_days else {
+        return Vec::new();
+    };
+    let when = time::OffsetDateTime::parse(
+        &report.finished_at,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .map(|t| t.unix_timestamp())
+    .unwrap_or(0);
+    Window::new(days, when)
+        .map(|w| window_days(&w))
+        .unwrap_or_default()
 }
 
 /// The day numbers of the window, oldest first.
@@ -236,6 +244,7 @@ pub fn window_days(window: &Window) -> Vec<i32> {
 mod tests {
     use super::*;
     use crate::aws::fake::FakeCloudWatch;
+    use crate::clock::day_string;
 
     const NOW: i64 = 1_795_000_000; // 2026-11-18T...
 
@@ -330,15 +339,5 @@ mod tests {
         let b = &usage["i-00000002"].usage;
         assert_eq!((b.v1_calls, b.rejected_calls, b.days_with_data), (0, 4, 1));
         assert!(cw.calls() > 1, "paged");
-    }
-
-    #[test]
-    fn day_strings() {
-        assert_eq!(day_string(0), "1970-01-01");
-        assert_eq!(day_string(1_795_000_000), "2026-11-18");
-        let d = (1_795_000_000 / DAY) as i32;
-        assert_eq!(day_label(d), "2026-11-18");
-        assert_eq!(parse_day("2026-11-18"), Some(d));
-        assert_eq!(parse_day("2026-13-01"), None);
     }
 }

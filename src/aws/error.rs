@@ -30,11 +30,84 @@ pub enum AwsErrorKind {
     Other,
 }
 
+/// The AWS calls imdsguard makes (and loading credentials, which is not
+/// one but fails like one). Named as IAM actions: what a user must grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    DescribeRegions,
+    DescribeInstances,
+    ModifyInstanceMetadataOptions,
+    GetInstanceMetadataDefaults,
+    DescribeLaunchTemplateVersions,
+    ListInstanceProfiles,
+    GetCallerIdentity,
+    AssumeRole,
+    ListAccounts,
+    GetMetricData,
+    /// Finding or refreshing credentials (the SDK's default chain).
+    Credentials,
+}
+
+impl Operation {
+    pub const ALL: [Operation; 11] = [
+        Operation::DescribeRegions,
+        Operation::DescribeInstances,
+        Operation::ModifyInstanceMetadataOptions,
+        Operation::GetInstanceMetadataDefaults,
+        Operation::DescribeLaunchTemplateVersions,
+        Operation::ListInstanceProfiles,
+        Operation::GetCallerIdentity,
+        Operation::AssumeRole,
+        Operation::ListAccounts,
+        Operation::GetMetricData,
+        Operation::Credentials,
+    ];
+
+    /// The IAM action, e.g. `ec2:DescribeInstances`; `credentials` for the chain.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::DescribeRegions => "ec2:DescribeRegions",
+            Operation::DescribeInstances => "ec2:DescribeInstances",
+            Operation::ModifyInstanceMetadataOptions => "ec2:ModifyInstanceMetadataOptions",
+            Operation::GetInstanceMetadataDefaults => "ec2:GetInstanceMetadataDefaults",
+            Operation::DescribeLaunchTemplateVersions => "ec2:DescribeLaunchTemplateVersions",
+            Operation::ListInstanceProfiles => "iam:ListInstanceProfiles",
+            Operation::GetCallerIdentity => "sts:GetCallerIdentity",
+            Operation::AssumeRole => "sts:AssumeRole",
+            Operation::ListAccounts => "organizations:ListAccounts",
+            Operation::GetMetricData => "cloudwatch:GetMetricData",
+            Operation::Credentials => "credentials",
+        }
+    }
+
+    /// The operation stored as `text`, if it is one.
+    pub fn parse(text: &str) -> Option<Operation> {
+        Operation::ALL.into_iter().find(|o| o.as_str() == text)
+    }
+
+    /// A real AWS call (not the local credential chain).
+    fn is_call(self) -> bool {
+        self != Operation::Credentials
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for Operation {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// An error from one AWS call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AwsError {
-    /// The IAM action name of the call, e.g. `ec2:DescribeInstances`.
-    pub operation: &'static str,
+    /// The call, named as its IAM action.
+    pub operation: Operation,
     pub kind: AwsErrorKind,
     /// AWS's error code, verbatim (e.g. `UnauthorizedOperation`).
     pub code: Option<String>,
@@ -46,7 +119,7 @@ pub struct AwsError {
 impl AwsError {
     /// Builds an error from AWS's code and message, classifying the code.
     pub fn from_code(
-        operation: &'static str,
+        operation: Operation,
         code: Option<&str>,
         message: Option<&str>,
         request_id: Option<&str>,
@@ -61,7 +134,7 @@ impl AwsError {
         }
     }
 
-    pub fn local(operation: &'static str, kind: AwsErrorKind, message: impl Into<String>) -> Self {
+    pub fn local(operation: Operation, kind: AwsErrorKind, message: impl Into<String>) -> Self {
         AwsError {
             operation,
             kind,
@@ -74,7 +147,7 @@ impl AwsError {
     /// What the user should do about it, in one line.
     pub fn hint(&self) -> String {
         match self.kind {
-            AwsErrorKind::AccessDenied if self.operation == "sts:AssumeRole" => {
+            AwsErrorKind::AccessDenied if self.operation == Operation::AssumeRole => {
                 "check that the role exists in that account, that its trust policy allows your identity, and --external-id if it requires one".into()
             }
             AwsErrorKind::AccessDenied => format!(
@@ -119,7 +192,7 @@ impl fmt::Display for AwsError {
             AwsErrorKind::Service | AwsErrorKind::Other => "request failed",
         };
         // Local failures (credentials) are not an AWS operation.
-        if self.operation.contains(':') {
+        if self.operation.is_call() {
             write!(f, "{what} on {}", self.operation)?;
         } else {
             write!(f, "{what}")?;
@@ -195,7 +268,7 @@ mod tests {
     #[test]
     fn display_is_one_line_and_keeps_code_verbatim() {
         let e = AwsError::from_code(
-            "ec2:DescribeInstances",
+            Operation::DescribeInstances,
             Some("UnauthorizedOperation"),
             Some("You are not authorized\nto perform this operation."),
             Some("req-1"),

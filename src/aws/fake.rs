@@ -165,7 +165,7 @@ impl Ec2Api for FakeEc2 {
             if *lose > 0 {
                 *lose -= 1;
                 return Err(AwsError::local(
-                    "ec2:ModifyInstanceMetadataOptions",
+                    crate::aws::Operation::ModifyInstanceMetadataOptions,
                     crate::aws::AwsErrorKind::Network,
                     "connection reset after the request was sent",
                 ));

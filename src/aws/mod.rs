@@ -15,9 +15,11 @@ pub mod sdk;
 
 use async_trait::async_trait;
 
-pub use error::{AwsError, AwsErrorKind};
+pub use error::{AwsError, AwsErrorKind, Operation};
 
-use crate::model::{Identity, Instance, InstanceProfile, MetadataState, Options, RegionInfo};
+use crate::model::{
+    HttpTokens, Identity, Instance, InstanceProfile, MetadataState, Options, RegionInfo, Toggle,
+};
 
 /// EC2's largest `DescribeInstances` page.
 pub const PAGE_SIZE: i32 = 1000;
@@ -142,18 +144,28 @@ pub struct ModifyOutcome {
     pub request_id: Option<String>,
 }
 
+/// Who manages a region's account-level IMDS defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ManagedBy {
+    /// The account itself (`ModifyInstanceMetadataDefaults`).
+    Account,
+    /// An Organizations declarative policy: the account cannot change them.
+    DeclarativePolicy,
+}
+
 /// The account-level IMDS defaults of a region (`GetInstanceMetadataDefaults`).
+/// `None` everywhere means no account-level preference (the AMI's or EC2's
+/// default applies); values EC2 may add later also read as `None`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MetadataDefaults {
-    /// `None`: no account-level preference (the AMI's or EC2's default applies).
-    pub http_tokens: Option<String>,
+    pub http_tokens: Option<HttpTokens>,
     /// `enabled` makes EC2 refuse any change back to `HttpTokens=optional`.
-    pub http_tokens_enforced: Option<String>,
+    pub http_tokens_enforced: Option<Toggle>,
     pub hop_limit: Option<i32>,
-    pub http_endpoint: Option<String>,
-    pub instance_metadata_tags: Option<String>,
-    /// `account` or `declarative-policy` (then the account cannot change it).
-    pub managed_by: Option<String>,
+    pub http_endpoint: Option<Toggle>,
+    pub instance_metadata_tags: Option<Toggle>,
+    pub managed_by: Option<ManagedBy>,
 }
 
 /// One launch template version, as far as IMDS is concerned.
@@ -165,8 +177,8 @@ pub struct TemplateVersion {
     pub is_default: bool,
     /// `None` where the version leaves the option unset (then the AMI's or
     /// the account's default decides at launch).
-    pub http_tokens: Option<String>,
-    pub http_endpoint: Option<String>,
+    pub http_tokens: Option<HttpTokens>,
+    pub http_endpoint: Option<Toggle>,
     pub hop_limit: Option<i32>,
 }
 
@@ -256,6 +268,32 @@ pub trait CloudWatchApi: Send + Sync {
         request: &MetricRequest,
         next_token: Option<String>,
     ) -> Result<MetricPage, AwsError>;
+}
+
+/// How to reach accounts other than the caller's: a role assumed in each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleSettings {
+    pub role_name: String,
+    pub external_id: Option<String>,
+}
+
+/// What is per organisation rather than per account: who the caller is,
+/// which accounts the organisation has, and the API set of any account
+/// (the caller's own with its credentials, the others through a role).
+/// The SDK implements it ([`sdk::SdkProvider`]); tests use a fake, so
+/// `--org`, `--accounts` and per-account failures are unit-tested.
+#[async_trait]
+pub trait AwsProvider: Send + Sync {
+    /// The API set of the account the credentials belong to.
+    fn own(&self) -> AccountApis;
+
+    /// The API set of `account_id` through `role`. Nothing is called yet:
+    /// a refusal to assume the role surfaces on the account's first call.
+    async fn assumed(&self, account_id: &str, role: &RoleSettings) -> AccountApis;
+
+    /// The ACTIVE accounts of the caller's organization
+    /// (`organizations:ListAccounts`, paginated).
+    async fn organization_accounts(&self) -> Result<Vec<String>, AwsError>;
 }
 
 /// Everything the engine needs to talk to one account.

@@ -17,6 +17,7 @@ use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::operation::RequestId;
 
+use super::error::Operation;
 use super::{
     AccountApis, AwsError, AwsErrorKind, CloudWatchApi, Ec2Api, Filter, IamApi, InstancePage,
     MetadataDefaults, MetricPage, MetricRequest, MetricSeries, ModifyOutcome, ProfilePage, StsApi,
@@ -47,7 +48,7 @@ pub struct SessionOptions {
 
 /// Loads the SDK configuration and proves credentials can be found, so that
 /// "no credentials" is one clear error up front instead of one per region.
-pub async fn load_config(opts: &SessionOptions) -> Result<SdkConfig, AwsError> {
+async fn load_config(opts: &SessionOptions) -> Result<SdkConfig, AwsError> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(profile) = &opts.profile {
         loader = loader.profile_name(profile);
@@ -89,7 +90,7 @@ pub async fn load_config(opts: &SessionOptions) -> Result<SdkConfig, AwsError> {
 }
 
 async fn check_credentials(config: &SdkConfig, profile: Option<&str>) -> Result<(), AwsError> {
-    const OP: &str = "credentials";
+    const OP: Operation = Operation::Credentials;
     let Some(provider) = config.credentials_provider() else {
         return Err(AwsError::local(
             OP,
@@ -145,7 +146,7 @@ pub fn home_region(config: &SdkConfig) -> String {
 /// A configuration whose credentials come from assuming `role_name` in
 /// `account_id` with the base credentials (refreshed by the SDK as needed).
 /// Nothing is called yet: a refusal surfaces on the account's first call.
-pub async fn assume_role_config(
+async fn assume_role_config(
     base: &SdkConfig,
     account_id: &str,
     role_name: &str,
@@ -171,7 +172,7 @@ pub async fn assume_role_config(
 
 /// The ACTIVE accounts of the organization the base credentials belong to
 /// (`organizations:ListAccounts`, paginated).
-pub async fn organization_accounts(base: &SdkConfig) -> Result<Vec<String>, AwsError> {
+async fn organization_accounts(base: &SdkConfig) -> Result<Vec<String>, AwsError> {
     let client = aws_sdk_organizations::Client::new(base);
     let mut out = Vec::new();
     let mut token = None;
@@ -181,7 +182,7 @@ pub async fn organization_accounts(base: &SdkConfig) -> Result<Vec<String>, AwsE
             .set_next_token(token)
             .send()
             .await
-            .map_err(|e| convert("organizations:ListAccounts", e))?;
+            .map_err(|e| convert(Operation::ListAccounts, e))?;
         for a in page.accounts() {
             // `State` replaces the retired `Status`; read it first and fall
             // back to `Status` for older answers.
@@ -202,8 +203,45 @@ pub async fn organization_accounts(base: &SdkConfig) -> Result<Vec<String>, AwsE
     }
 }
 
+/// The SDK's view of an organisation: one base configuration (the default
+/// credential chain), and an assumed-role configuration per other account.
+pub struct SdkProvider {
+    base: SdkConfig,
+}
+
+impl SdkProvider {
+    /// Loads the configuration and proves credentials can be found.
+    pub async fn load(opts: &SessionOptions) -> Result<SdkProvider, AwsError> {
+        Ok(SdkProvider {
+            base: load_config(opts).await?,
+        })
+    }
+}
+
+#[async_trait]
+impl super::AwsProvider for SdkProvider {
+    fn own(&self) -> AccountApis {
+        account_apis(&self.base)
+    }
+
+    async fn assumed(&self, account_id: &str, role: &super::RoleSettings) -> AccountApis {
+        let config = assume_role_config(
+            &self.base,
+            account_id,
+            &role.role_name,
+            role.external_id.as_deref(),
+        )
+        .await;
+        account_apis(&config)
+    }
+
+    async fn organization_accounts(&self) -> Result<Vec<String>, AwsError> {
+        organization_accounts(&self.base).await
+    }
+}
+
 /// Builds the API set for the account the configuration's credentials belong to.
-pub fn account_apis(config: &SdkConfig) -> AccountApis {
+fn account_apis(config: &SdkConfig) -> AccountApis {
     AccountApis {
         ec2: Box::new(SdkEc2::new(config.clone())),
         iam: Box::new(SdkIam(aws_sdk_iam::Client::new(config))),
@@ -214,7 +252,7 @@ pub fn account_apis(config: &SdkConfig) -> AccountApis {
 }
 
 /// Converts any SDK error into ours, keeping AWS's code and message verbatim.
-fn convert<E, R>(operation: &'static str, err: SdkError<E, R>) -> AwsError
+fn convert<E, R>(operation: Operation, err: SdkError<E, R>) -> AwsError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + 'static,
@@ -259,9 +297,9 @@ fn credentials_error(text: &str) -> AwsError {
         Some(text[start..start + len].to_owned())
     };
     let operation = if text.contains("AssumeRole") || text.contains("assume") {
-        "sts:AssumeRole"
+        Operation::AssumeRole
     } else {
-        "credentials"
+        Operation::Credentials
     };
     match field("code") {
         Some(code) => {
@@ -328,7 +366,7 @@ impl Ec2Api for SdkEc2 {
             .all_regions(true)
             .send()
             .await
-            .map_err(|e| convert("ec2:DescribeRegions", e))?;
+            .map_err(|e| convert(Operation::DescribeRegions, e))?;
         Ok(out
             .regions()
             .iter()
@@ -365,7 +403,7 @@ impl Ec2Api for SdkEc2 {
             .set_next_token(next_token)
             .send()
             .await
-            .map_err(|e| convert("ec2:DescribeInstances", e))?;
+            .map_err(|e| convert(Operation::DescribeInstances, e))?;
         let instances = out
             .reservations()
             .iter()
@@ -425,7 +463,7 @@ impl Ec2Api for SdkEc2 {
                 state: None,
                 request_id: e.meta().request_id().map(str::to_owned),
             }),
-            Err(e) => Err(convert("ec2:ModifyInstanceMetadataOptions", e)),
+            Err(e) => Err(convert(Operation::ModifyInstanceMetadataOptions, e)),
         }
     }
 
@@ -443,7 +481,7 @@ impl Ec2Api for SdkEc2 {
             .set_next_token(next_token)
             .send()
             .await
-            .map_err(|e| convert("ec2:DescribeLaunchTemplateVersions", e))?;
+            .map_err(|e| convert(Operation::DescribeLaunchTemplateVersions, e))?;
         let versions = out
             .launch_template_versions()
             .iter()
@@ -456,10 +494,10 @@ impl Ec2Api for SdkEc2 {
                     is_default: v.default_version().unwrap_or(false),
                     http_tokens: md
                         .and_then(|m| m.http_tokens())
-                        .map(|t| t.as_str().to_owned()),
+                        .and_then(|t| tokens(t.as_str())),
                     http_endpoint: md
                         .and_then(|m| m.http_endpoint())
-                        .map(|t| t.as_str().to_owned()),
+                        .and_then(|t| toggle(t.as_str())),
                     hop_limit: md.and_then(|m| m.http_put_response_hop_limit()),
                 })
             })
@@ -479,25 +517,29 @@ impl Ec2Api for SdkEc2 {
             .get_instance_metadata_defaults()
             .send()
             .await
-            .map_err(|e| convert("ec2:GetInstanceMetadataDefaults", e))?;
+            .map_err(|e| convert(Operation::GetInstanceMetadataDefaults, e))?;
         let level = out.account_level();
         Ok(MetadataDefaults {
             http_tokens: level
                 .and_then(|l| l.http_tokens())
-                .map(|t| t.as_str().to_owned()),
+                .and_then(|t| tokens(t.as_str())),
             http_tokens_enforced: level
                 .and_then(|l| l.http_tokens_enforced())
-                .map(|t| t.as_str().to_owned()),
+                .and_then(|t| toggle(t.as_str())),
             hop_limit: level.and_then(|l| l.http_put_response_hop_limit()),
             http_endpoint: level
                 .and_then(|l| l.http_endpoint())
-                .map(|t| t.as_str().to_owned()),
+                .and_then(|t| toggle(t.as_str())),
             instance_metadata_tags: level
                 .and_then(|l| l.instance_metadata_tags())
-                .map(|t| t.as_str().to_owned()),
+                .and_then(|t| toggle(t.as_str())),
             managed_by: level
                 .and_then(|l| l.managed_by())
-                .map(|t| t.as_str().to_owned()),
+                .and_then(|m| match m.as_str() {
+                    "account" => Some(super::ManagedBy::Account),
+                    "declarative-policy" => Some(super::ManagedBy::DeclarativePolicy),
+                    _ => None,
+                }),
         })
     }
 }
@@ -523,11 +565,7 @@ fn convert_instance(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
         metadata: MetadataOptions {
             http_tokens: md
                 .and_then(|m| m.http_tokens())
-                .and_then(|t| match t.as_str() {
-                    "required" => Some(HttpTokens::Required),
-                    "optional" => Some(HttpTokens::Optional),
-                    _ => None,
-                }),
+                .and_then(|t| tokens(t.as_str())),
             http_endpoint: md
                 .and_then(|m| m.http_endpoint())
                 .and_then(|t| toggle(t.as_str())),
@@ -556,6 +594,16 @@ fn convert_instance(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
     })
 }
 
+/// `HttpTokens` as EC2 spells it; anything else (`no-preference`, a value
+/// added later) is no value.
+fn tokens(s: &str) -> Option<HttpTokens> {
+    match s {
+        "required" => Some(HttpTokens::Required),
+        "optional" => Some(HttpTokens::Optional),
+        _ => None,
+    }
+}
+
 fn toggle(s: &str) -> Option<Toggle> {
     match s {
         "enabled" => Some(Toggle::Enabled),
@@ -579,7 +627,7 @@ impl IamApi for SdkIam {
             .max_items(1000)
             .send()
             .await
-            .map_err(|e| convert("iam:ListInstanceProfiles", e))?;
+            .map_err(|e| convert(Operation::ListInstanceProfiles, e))?;
         let profiles = out
             .instance_profiles()
             .iter()
@@ -610,7 +658,7 @@ impl StsApi for SdkSts {
             .get_caller_identity()
             .send()
             .await
-            .map_err(|e| convert("sts:GetCallerIdentity", e))?;
+            .map_err(|e| convert(Operation::GetCallerIdentity, e))?;
         Ok(Identity {
             account_id: out.account().unwrap_or_default().to_owned(),
             arn: out.arn().unwrap_or_default().to_owned(),
@@ -693,7 +741,7 @@ impl CloudWatchApi for SdkCloudWatch {
             .set_next_token(next_token)
             .send()
             .await
-            .map_err(|e| convert("cloudwatch:GetMetricData", e))?;
+            .map_err(|e| convert(Operation::GetMetricData, e))?;
         Ok(MetricPage {
             series: out
                 .metric_data_results()

@@ -1,28 +1,41 @@
 //! `imdsguard report`: a stored scan for people (HTML) or machines.
 
-use crate::cli::ReportArgs;
-use crate::commands::{emit, show};
 use crate::error::Error;
 use crate::exit_codes::ExitCode;
-use crate::output::{self, Format};
-use crate::settings::Global;
-use crate::store::{Store, StoreError};
+use crate::ops::views;
+use crate::output::{self, ReportFormat, ScanFormat};
+use crate::printer::Printer;
 
-pub fn run(global: &Global, args: &ReportArgs) -> Result<ExitCode, Error> {
-    let store = Store::open_read_only(&global.db)?;
-    let id = match args.scan {
-        Some(id) => id,
-        None => store.latest_scan()?.ok_or(StoreError::Empty)?,
+pub fn run(
+    db: &std::path::Path,
+    printer: &Printer,
+    scan: Option<i64>,
+    format: ReportFormat,
+) -> Result<ExitCode, Error> {
+    let store = views::open(db)?;
+    let as_scan = |f| {
+        let scanned = views::scan(&store, scan)?;
+        printer.emit(|w, style| output::render(&scanned.report, &scanned.findings, f, style, w))?;
+        Ok::<_, Error>(ExitCode::Success)
     };
-    let report = store.load_report(id)?;
-    emit(global.out.as_deref(), |w| match global.format {
-        Format::Html => {
-            let days = show::window_days(&report);
-            let fleet = output::usage::fleet_days(&report, &days);
-            let findings = crate::findings::run(&report);
-            output::html::render(&report, &fleet, &findings, w)
+    match format {
+        ReportFormat::Html => {
+            let data = views::report(&store, scan)?;
+            let scanned = &data.usage.scanned;
+            printer.emit(|w, _| {
+                output::html::render(
+                    &scanned.report,
+                    &data.usage.fleet,
+                    &data.owners,
+                    &scanned.findings,
+                    w,
+                )
+            })?;
+            Ok(ExitCode::Success)
         }
-        other => output::render(&report, other, global.stdout_style, w),
-    })?;
-    Ok(ExitCode::Success)
+        ReportFormat::Table => as_scan(ScanFormat::Table),
+        ReportFormat::Json => as_scan(ScanFormat::Json),
+        ReportFormat::Csv => as_scan(ScanFormat::Csv),
+        ReportFormat::Sarif => as_scan(ScanFormat::Sarif),
+    }
 }

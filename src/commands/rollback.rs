@@ -1,131 +1,99 @@
 //! `imdsguard rollback RUN`: every instance a run changed goes back to its
-//! exact previous options (see [`runs::rollback`]): resolve the input, let
-//! the engine select, confirm, execute, report.
+//! exact previous options (see `ops::rollback`): prepare, confirm, drive,
+//! report.
 
 use std::collections::BTreeSet;
 
-use crate::cli::RollbackArgs;
-use crate::commands::accounts::{apis_for, fleet};
-use crate::commands::apply::execute;
-use crate::commands::{confirm, warn, warn_taken_over};
+use crate::commands::apply::{ExecRequest, drive, report, warn_taken_over};
 use crate::error::Error;
 use crate::exit_codes::ExitCode;
-use crate::filter::parse_instance_id;
-use crate::model::HttpTokens;
+use crate::ops::{self, Session, fleet::fleet};
+use crate::output::{self, Format};
+use crate::printer::Printer;
 use crate::runs::ledger::ChangeLog;
 use crate::runs::rollback::Note;
-use crate::runs::{self, status::field_changes};
-use crate::settings::Global;
-use crate::store::Store;
 
-pub async fn run(global: &Global, args: &RollbackArgs) -> Result<ExitCode, Error> {
-    let only: BTreeSet<String> = args
-        .instance_ids
-        .iter()
-        .map(|i| parse_instance_id(i))
-        .collect::<Result<_, _>>()?;
-    let mut store = Store::open(&global.db)?;
-    // Holds the parent's lease until this process is done with it.
-    let candidates = runs::rollback::candidates(&mut store, args.run, &only)?;
-    warn_taken_over(
-        global.stderr_style,
-        global.verbosity,
-        &candidates.taken_over,
-    );
-    if candidates.changes.is_empty() {
-        eprintln!("run {}: nothing to roll back", args.run);
-        return Ok(ExitCode::Success);
-    }
-    let accounts: BTreeSet<String> = candidates
-        .changes
-        .iter()
-        .map(|c| c.account_id.clone())
-        .collect();
-    let apis = apis_for(global, &accounts).await?;
-    let fleet = fleet(&apis);
-    let selection = runs::rollback::select(&fleet, &candidates, args.force).await?;
-    for note in &selection.notes {
-        let text = match note {
+pub async fn run(
+    session: &Session,
+    printer: &Printer,
+    run: i64,
+    only: &BTreeSet<String>,
+    force: bool,
+    exec: &ExecRequest,
+    format: Format,
+) -> Result<ExitCode, Error> {
+    let mut store = ops::store(session)?;
+    let provider = ops::provider(session).await?;
+    // Holds the parent's lease until this function returns.
+    let prepared =
+        ops::rollback::prepare(session, provider.as_ref(), &mut store, run, only, force).await?;
+    warn_taken_over(printer, &prepared.candidates.taken_over);
+    for note in &prepared.selection.notes {
+        printer.warn(&match note {
             Note::Gone(id) => format!("{id}: no longer exists"),
             Note::AlreadyPrevious(id) => format!("{id}: already at its previous options"),
             Note::ChangedAgain { instance_id, now } => format!(
-                "{instance_id}: changed again since run {} (now {}); left alone (--force to override)",
-                args.run,
+                "{instance_id}: changed again since run {run} (now {}); left alone (--force to override)",
                 now.describe()
             ),
-        };
-        warn(global.stderr_style, global.verbosity, &text);
-    }
-    let left_alone = selection
-        .notes
-        .iter()
-        .filter(|n| matches!(n, Note::ChangedAgain { .. }))
-        .count();
-    if selection.changes.is_empty() {
-        eprintln!("run {}: nothing to roll back", args.run);
-        return Ok(if left_alone > 0 {
-            ExitCode::Failure
-        } else {
-            ExitCode::Success
         });
     }
-    // EC2 refuses a return to optional tokens where the account enforces v2.
-    let places = selection
-        .changes
-        .iter()
-        .filter(|c| c.target.http_tokens == HttpTokens::Optional)
-        .map(|c| (c.account_id.as_str(), c.region.as_str()))
-        .collect();
-    for (account, region) in runs::apply::enforced_defaults(&fleet, places).await {
-        warn(
-            global.stderr_style,
-            global.verbosity,
-            &format!(
-                "{account} {region}: the account default has HttpTokensEnforced=enabled; EC2 will refuse to re-allow IMDSv1 there"
-            ),
-        );
+    // Instances left alone mean the run is not wholly undone: say so in the
+    // exit code too, not only in a warning.
+    let left_alone = prepared.left_alone();
+    let incomplete = |code: ExitCode| {
+        if left_alone > 0 && code == ExitCode::Success {
+            printer.note(&format!(
+                "{left_alone} instance(s) of run {run} left alone (changed again since); `--force` rolls them back too"
+            ));
+            ExitCode::Failure
+        } else {
+            code
+        }
+    };
+    if prepared.selection.changes.is_empty() {
+        printer.note(&format!("run {run}: nothing to roll back"));
+        return Ok(incomplete(ExitCode::Success));
     }
-    let fields = field_changes(selection.changes.iter().map(|c| (&c.previous, &c.target)));
-    if !confirm(
+    for (account, region) in &prepared.enforced {
+        printer.warn(&format!(
+            "{account} {region}: the account default has HttpTokensEnforced=enabled; EC2 will refuse to re-allow IMDSv1 there"
+        ));
+    }
+    if !printer.confirm(
         &format!(
-            "Roll back {} instance(s) changed by run {}?\n  {}\n",
-            selection.changes.len(),
-            args.run,
-            crate::output::run::field_summary(&fields)
+            "Roll back {} instance(s) changed by run {run}?",
+            prepared.selection.changes.len()
         ),
-        args.exec.yes,
-        global.verbosity,
+        &output::run::field_summary(&prepared.fields),
+        exec.yes,
     )? {
-        eprintln!("aborted: nothing was changed");
+        printer.note("aborted: nothing was changed");
         return Ok(ExitCode::Failure);
     }
-    let log = args
-        .exec
+    let log = exec
         .log
         .as_deref()
         .map(ChangeLog::open)
         .transpose()
-        .map_err(|e| Error::Run(Box::new(e.into())))?;
+        .map_err(|e| Error::from(crate::runs::RunError::from(e)))?;
     let log_path = log.as_ref().map(|l| l.path().display().to_string());
-    let (run, guard) = runs::rollback::start(
+    let (new_run, guard) = crate::runs::rollback::start(
         &mut store,
-        &candidates.parent,
-        &selection,
+        &prepared.candidates.parent,
+        &prepared.selection,
         log_path.as_deref(),
     )?;
-    if global.verbosity >= 0 {
-        eprintln!("run {run} started: rolling back run {}", args.run);
-    }
-    let code = execute(global, &fleet, &mut store, run, guard, &args.exec, log).await?;
-    drop(candidates);
-    // Instances left alone mean the run is not wholly undone: say so in the
-    // exit code too, not only in a warning.
-    if left_alone > 0 && code == ExitCode::Success {
-        eprintln!(
-            "{left_alone} instance(s) of run {} left alone (changed again since); `--force` rolls them back too",
-            args.run
-        );
-        return Ok(ExitCode::Failure);
-    }
-    Ok(code)
+    printer.note(&format!("run {new_run} started: rolling back run {run}"));
+    let finished = drive(
+        printer,
+        &mut store,
+        &fleet(&prepared.apis),
+        new_run,
+        guard,
+        exec,
+        log,
+    )
+    .await?;
+    Ok(incomplete(report(printer, &finished, format)?))
 }

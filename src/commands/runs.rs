@@ -1,35 +1,32 @@
 //! `imdsguard runs [RUN]`: the journal, read back (read-only).
 
-use crate::cli::RunsArgs;
-use crate::commands::emit;
 use crate::error::Error;
 use crate::exit_codes::ExitCode;
-use crate::output;
-use crate::settings::Global;
-use crate::store::Store;
+use crate::ops::views;
+use crate::output::{self, Format};
+use crate::printer::Printer;
 
-pub fn run(global: &Global, args: &RunsArgs) -> Result<ExitCode, Error> {
-    // Reading the journal creates and migrates nothing.
-    let store = Store::open_read_only(&global.db)?;
-    store.require_current()?;
-    match args.run {
+pub fn run(
+    db: &std::path::Path,
+    printer: &Printer,
+    run: Option<i64>,
+    format: Format,
+) -> Result<ExitCode, Error> {
+    let store = views::open(db)?;
+    match run {
         Some(id) => {
-            let run = store.load_run(id)?;
+            let (run, lease) = views::run(&store, id)?;
             let view = output::run::RunView {
                 run: &run,
                 outcome: None,
-                lease: store.lease(id)?,
+                lease,
                 all: true,
             };
-            emit(global.out.as_deref(), |w| {
-                output::run::render(&view, global.format, global.stdout_style, w)
-            })?;
+            printer.emit(|w, style| output::run::render(&view, format, style, w))?;
         }
         None => {
-            let runs = store.list_runs()?;
-            emit(global.out.as_deref(), |w| {
-                output::run::render_list(&runs, global.format, global.stdout_style, w)
-            })?;
+            let runs = views::runs(&store)?;
+            printer.emit(|w, style| output::run::render_list(&runs, format, style, w))?;
         }
     }
     Ok(ExitCode::Success)

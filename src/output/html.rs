@@ -8,10 +8,9 @@ use std::fmt::Write as _;
 use std::io::Write;
 
 use crate::findings::Finding;
-use crate::groups;
-use crate::output::usage::FleetDay;
+use crate::groups::OwnerRow;
 use crate::readiness::Readiness;
-use crate::report::ScanReport;
+use crate::report::{FleetDay, ScanReport};
 
 /// Rows of the instance table; the rest are counted, not listed.
 const MAX_ROWS: usize = 500;
@@ -149,6 +148,7 @@ fn daily_chart(days: &[FleetDay]) -> String {
 pub fn render(
     report: &ScanReport,
     fleet: &[FleetDay],
+    owners: &[OwnerRow],
     findings: &[Finding],
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
@@ -238,27 +238,25 @@ pub fn render(
     }
 
     h.push_str("<h2>Owners of instances that allow IMDSv1</h2>");
-    let owners = groups::by_owner(report);
-    if owners.rows.is_empty() {
+    if owners.is_empty() {
         h.push_str("<p class=\"good\">No instance allows IMDSv1.</p>");
     } else {
         h.push_str("<table><tr><th>owner</th><th>allow v1</th><th>in use</th><th>ready</th><th>unknown</th><th>v1 calls</th><th>roles</th></tr>");
-        for r in &owners.rows {
-            let cell = |v: &serde_json::Value| match v {
-                serde_json::Value::Null => "<span class=\"muted\">(no owner tag)</span>".to_owned(),
-                serde_json::Value::String(s) => esc(s),
-                other => esc(&other.to_string()),
+        for r in owners {
+            let owner = match &r.owner {
+                Some(o) => esc(o),
+                None => "<span class=\"muted\">(no owner tag)</span>".to_owned(),
             };
+            let t = &r.tally;
             let _ = write!(
                 h,
-                "<tr><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td>{}</td></tr>",
-                cell(&r[0]),
-                cell(&r[1]),
-                cell(&r[2]),
-                cell(&r[3]),
-                cell(&r[4]),
-                cell(&r[5]),
-                cell(&r[6])
+                "<tr><td>{owner}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td>{}</td></tr>",
+                t.allowing_v1,
+                t.in_use,
+                t.ready,
+                t.unknown,
+                t.v1_calls,
+                esc(&r.roles)
             );
         }
         h.push_str("</table>");
@@ -346,7 +344,7 @@ mod tests {
             ..Default::default()
         };
         let mut out = Vec::new();
-        render(&report, &[], &[], &mut out).unwrap();
+        render(&report, &[], &[], &[], &mut out).unwrap();
         let html = String::from_utf8(out).unwrap();
         assert!(!html.contains("<img src=x"));
         assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;"));

@@ -2,7 +2,7 @@
 //!
 //! These types are the contract with users' scripts: they are separate from
 //! the engine's so internals can change freely. Change them only by adding
-//! fields, or by bumping the schema version (see DESIGN.md).
+//! fields, or by bumping the schema version (README: JSON, schema `imdsguard/v1`).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -24,7 +24,7 @@ pub struct ScanDoc<'a> {
     pub failures: Vec<FailureV1<'a>>,
     pub warnings: &'a [String],
     /// Added in v1 without a version bump: fields are only ever added.
-    pub findings: Vec<crate::findings::Finding>,
+    pub findings: &'a [crate::findings::Finding],
 }
 
 /// The instance records, serialized one at a time as they are written:
@@ -171,7 +171,10 @@ pub struct FailureV1<'a> {
     pub hint: String,
 }
 
-pub fn document(report: &ScanReport) -> ScanDoc<'_> {
+pub fn document<'a>(
+    report: &'a ScanReport,
+    findings: &'a [crate::findings::Finding],
+) -> ScanDoc<'a> {
     ScanDoc {
         schema: SCHEMA,
         kind: "scan",
@@ -202,18 +205,22 @@ pub fn document(report: &ScanReport) -> ScanDoc<'_> {
             .map(|f| FailureV1 {
                 account_id: f.account_id.as_deref(),
                 region: f.region.as_deref(),
-                operation: f.error.operation,
+                operation: f.error.operation.as_str(),
                 code: f.error.code.as_deref(),
                 message: f.error.to_string(),
                 hint: f.error.hint(),
             })
             .collect(),
         warnings: &report.warnings,
-        findings: crate::findings::run(report),
+        findings,
     }
 }
 
-pub fn render(report: &ScanReport, out: &mut dyn Write) -> std::io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, &document(report))?;
+pub fn render(
+    report: &ScanReport,
+    findings: &[crate::findings::Finding],
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, &document(report, findings))?;
     writeln!(out)
 }

@@ -1,5 +1,6 @@
-//! Renderers: each takes a finished [`ScanReport`] (plain data) and writes
-//! one format. They never call AWS or the database.
+//! Renderers: each takes finished, typed data (a scan, a plan, a run, rows)
+//! and writes one format. They never call AWS, the database or the engine;
+//! what they show was computed before them (findings included).
 
 pub mod csv;
 pub mod html;
@@ -14,18 +15,34 @@ pub mod usage;
 
 use std::io::Write;
 
+use crate::findings::Finding;
 use crate::report::ScanReport;
 
-/// Output formats for `scan`.
+/// Formats of outputs that are tables, documents or rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Table,
     Json,
     Csv,
-    /// Findings only, as SARIF 2.1.0 (`scan`, `show instances`, `report`).
+}
+
+/// `scan` and `show instances`: a scan, or its findings as SARIF 2.1.0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanFormat {
+    Table,
+    Json,
+    Csv,
     Sarif,
-    /// A self-contained HTML page (`report`).
+}
+
+/// `report`: a scan for people (a self-contained HTML page) or machines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportFormat {
     Html,
+    Table,
+    Json,
+    Csv,
+    Sarif,
 }
 
 /// ANSI styling, on or off as decided once at the edge (`--color`, `NO_COLOR`, TTY).
@@ -57,19 +74,19 @@ impl Style {
     }
 }
 
+/// A scan (and the findings computed from it) in any of its formats.
 pub fn render(
     report: &ScanReport,
-    format: Format,
+    findings: &[Finding],
+    format: ScanFormat,
     style: Style,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
     match format {
-        Format::Table => table::render(report, style, out),
-        Format::Json => json::render(report, out),
-        Format::Csv => csv::render(report, out),
-        Format::Sarif => sarif::render(&crate::findings::run(report), out),
-        // `main` allows --format html for `report` only, which renders it itself.
-        Format::Html => json::render(report, out),
+        ScanFormat::Table => table::render(report, findings, style, out),
+        ScanFormat::Json => json::render(report, findings, out),
+        ScanFormat::Csv => csv::render(report, out),
+        ScanFormat::Sarif => sarif::render(findings, out),
     }
 }
 

@@ -52,8 +52,7 @@ pub fn render(
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
     match format {
-        // `main` refuses --format sarif and html where they do not apply.
-        Format::Json | Format::Sarif | Format::Html => {
+        Format::Json => {
             serde_json::to_writer_pretty(&mut *out, plan)?;
             writeln!(out)
         }

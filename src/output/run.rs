@@ -134,8 +134,7 @@ pub fn render(
 ) -> std::io::Result<()> {
     let run = view.run;
     match format {
-        // `main` refuses --format sarif and html where they do not apply.
-        Format::Json | Format::Sarif | Format::Html => {
+        Format::Json => {
             let doc = RunDoc {
                 schema: SCHEMA,
                 kind: "run",
@@ -281,8 +280,7 @@ pub fn render_list(
         })
         .collect();
     match format {
-        // `main` refuses --format sarif and html where they do not apply.
-        Format::Json | Format::Sarif | Format::Html => {
+        Format::Json => {
             #[derive(Serialize)]
             struct Doc<'a> {
                 schema: &'static str,

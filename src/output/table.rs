@@ -155,7 +155,12 @@ fn summary_row(s: &RegionSummary, account: &str, region: &str) -> Vec<Cell> {
     row
 }
 
-pub fn render(report: &ScanReport, style: Style, out: &mut dyn Write) -> std::io::Result<()> {
+pub fn render(
+    report: &ScanReport,
+    findings: &[crate::findings::Finding],
+    style: Style,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
     let total = report.total();
     let accounts: std::collections::BTreeSet<&str> = report
         .regions
@@ -236,10 +241,9 @@ pub fn render(report: &ScanReport, style: Style, out: &mut dyn Write) -> std::io
         }
     }
 
-    let findings = crate::findings::run(report);
     if !findings.is_empty() {
         let mut by_rule: std::collections::BTreeMap<&str, usize> = Default::default();
-        for f in &findings {
+        for f in findings {
             *by_rule.entry(f.rule).or_default() += 1;
         }
         let high = findings

@@ -2,51 +2,15 @@
 //! a daily sparkline), and the fleet's daily totals (the before/after
 //! picture of an enforcement).
 
-use std::collections::BTreeMap;
 use std::io::Write;
 
 use serde::Serialize;
 
+use crate::clock::day_label;
 use crate::output::json::{InstanceV1, SCHEMA};
 use crate::output::table::{Cell, cell, num, painted, write_table};
 use crate::output::{Format, Paint, Style};
-use crate::report::{InstanceRecord, ScanReport};
-use crate::usage::day_label;
-
-/// One day of the whole fleet.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct FleetDay {
-    pub day: String,
-    pub v1_calls: u64,
-    pub rejected_calls: u64,
-    pub instances_with_data: u64,
-}
-
-/// Fleet-wide totals per day of the window (days without any data included, as zeros).
-pub fn fleet_days(report: &ScanReport, days: &[i32]) -> Vec<FleetDay> {
-    let mut by_day: BTreeMap<i32, FleetDay> = days
-        .iter()
-        .map(|d| {
-            (
-                *d,
-                FleetDay {
-                    day: day_label(*d),
-                    ..Default::default()
-                },
-            )
-        })
-        .collect();
-    for rec in &report.instances {
-        for p in &rec.daily {
-            if let Some(f) = by_day.get_mut(&p.day) {
-                f.v1_calls += p.v1_calls.round() as u64;
-                f.rejected_calls += p.rejected_calls.round() as u64;
-                f.instances_with_data += 1;
-            }
-        }
-    }
-    by_day.into_values().collect()
-}
+use crate::report::{FleetDay, InstanceRecord, ScanReport};
 
 /// Instances with usage, most v1 calls first.
 pub fn ranked(report: &ScanReport) -> Vec<&InstanceRecord> {
@@ -136,8 +100,7 @@ pub fn render_instances(
 ) -> std::io::Result<()> {
     let ranked = ranked(report);
     match format {
-        // `main` refuses --format sarif and html where they do not apply.
-        Format::Json | Format::Sarif | Format::Html => {
+        Format::Json => {
             let doc = UsageDoc {
                 schema: SCHEMA,
                 kind: "usage",
@@ -277,21 +240,19 @@ pub fn render_instances(
 
 pub fn render_fleet(
     report: &ScanReport,
-    days: &[i32],
+    fleet: &[FleetDay],
     format: Format,
     style: Style,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
-    let fleet = fleet_days(report, days);
     match format {
-        // `main` refuses --format sarif and html where they do not apply.
-        Format::Json | Format::Sarif | Format::Html => {
+        Format::Json => {
             let doc = FleetDoc {
                 schema: SCHEMA,
                 kind: "fleet-usage",
                 scan_id: report.id,
                 window_days: report.usage_days,
-                days: &fleet,
+                days: fleet,
             };
             serde_json::to_writer_pretty(&mut *out, &doc)?;
             writeln!(out)
@@ -299,7 +260,7 @@ pub fn render_fleet(
         Format::Csv => {
             let mut w = crate::output::csv::writer(out);
             w.write_record(["day", "v1_calls", "rejected_calls", "instances_with_data"])?;
-            for d in &fleet {
+            for d in fleet {
                 w.write_record([
                     d.day.clone(),
                     d.v1_calls.to_string(),

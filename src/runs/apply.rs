@@ -66,7 +66,7 @@ pub async fn enforced_defaults(
             continue;
         };
         match ec2.metadata_defaults(region).await {
-            Ok(d) if d.http_tokens_enforced.as_deref() == Some("enabled") => {
+            Ok(d) if d.http_tokens_enforced == Some(crate::model::Toggle::Enabled) => {
                 out.push((account.to_owned(), region.to_owned()));
             }
             Ok(_) => {}

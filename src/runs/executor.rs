@@ -670,7 +670,7 @@ impl Executor<'_, '_> {
             }
             if Instant::now() >= deadline {
                 let msg = format!(
-                    "not confirmed within {} s: re-check with `imdsguard apply --resume` or `imdsguard scan`",
+                    "not confirmed within {} s",
                     self.settings.verify_timeout.as_secs()
                 );
                 for mut c in waiting {
@@ -705,12 +705,23 @@ mod tests {
 
     #[test]
     fn error_classes() {
-        let t = |code: Option<&str>| AwsError::from_code("x:Y", code, Some("m"), None);
+        let t = |code: Option<&str>| {
+            AwsError::from_code(
+                crate::aws::Operation::DescribeInstances,
+                code,
+                Some("m"),
+                None,
+            )
+        };
         assert_eq!(classify(&t(Some("RequestLimitExceeded"))), Class::Throttled);
         assert_eq!(classify(&t(Some("InternalError"))), Class::NoAnswer);
         assert_eq!(classify(&t(None)), Class::NoAnswer);
         assert_eq!(
-            classify(&AwsError::local("x:Y", AwsErrorKind::Network, "reset")),
+            classify(&AwsError::local(
+                crate::aws::Operation::DescribeInstances,
+                AwsErrorKind::Network,
+                "reset"
+            )),
             Class::NoAnswer
         );
         for code in ["ExpiredToken", "RequestExpired", "AuthFailure"] {

@@ -326,8 +326,9 @@ mod tests {
         let guard_b = LeaseGuard::start_every(&store, vec![b], me.clone(), every);
         // Another process takes run a over.
         store
-            .conn
-            .execute("UPDATE run_leases SET pid = pid + 1 WHERE run_id = ?1", [a])
+            .execute_for_test(&format!(
+                "UPDATE run_leases SET pid = pid + 1 WHERE run_id = {a}"
+            ))
             .unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while !guard_a.is_lost() && std::time::Instant::now() < deadline {

@@ -63,16 +63,18 @@ pub enum Halt {
 /// credentials or access problem any change met.
 #[derive(Default)]
 pub struct Stops {
-    pub interrupt: AtomicBool,
+    /// Set by the edge on Ctrl-C.
+    pub interrupt: Arc<AtomicBool>,
     pub lease_lost: Arc<AtomicBool>,
     halt: Mutex<Option<Halt>>,
 }
 
 impl Stops {
-    pub fn new(lease_lost: Arc<AtomicBool>) -> Stops {
+    pub fn new(interrupt: Arc<AtomicBool>, lease_lost: Arc<AtomicBool>) -> Stops {
         Stops {
+            interrupt,
             lease_lost,
-            ..Stops::default()
+            halt: Mutex::new(None),
         }
     }
 

@@ -94,7 +94,7 @@ fn go(
         .map(|(a, e)| ((*a).to_owned(), *e as &dyn Ec2Api))
         .collect();
     let guard = LeaseGuard::start(store, vec![run], lease::me(Purpose::Apply));
-    let stops = Stops::new(guard.lost());
+    let stops = Stops::new(Default::default(), guard.lost());
     let head = store.run_head(run).unwrap();
     let changes = store.load_run(run).unwrap().changes;
     let result = {
@@ -119,7 +119,7 @@ fn count(run: &Run, s: ChangeStatus) -> usize {
 
 fn unauthorized() -> AwsError {
     AwsError::from_code(
-        "ec2:ModifyInstanceMetadataOptions",
+        crate::aws::Operation::ModifyInstanceMetadataOptions,
         Some("UnauthorizedOperation"),
         Some("You are not authorized to perform this operation."),
         None,
@@ -237,7 +237,7 @@ fn expired_credentials_stop_the_run_and_resume_finishes_it() {
     ec2.fail_after = Some((
         4,
         AwsError::from_code(
-            "ec2:ModifyInstanceMetadataOptions",
+            crate::aws::Operation::ModifyInstanceMetadataOptions,
             Some("RequestExpired"),
             Some("Request has expired."),
             None,
@@ -357,7 +357,7 @@ fn access_denied_stops_the_run_and_leaves_the_rest_planned() {
 fn throttling_is_retried_until_attempts_run_out() {
     let (mut ec2, calls) = fake(1);
     ec2.modify_error = Some(AwsError::from_code(
-        "ec2:ModifyInstanceMetadataOptions",
+        crate::aws::Operation::ModifyInstanceMetadataOptions,
         Some("RequestLimitExceeded"),
         Some("Request limit exceeded."),
         None,
@@ -448,8 +448,7 @@ fn the_log_has_one_line_per_change_per_state_and_catches_up_after_a_crash() {
         .collect();
     std::fs::write(&path, kept.join("\n") + "\n").unwrap();
     store
-        .conn
-        .execute("UPDATE changes SET logged_status = NULL", [])
+        .execute_for_test("UPDATE changes SET logged_status = NULL")
         .unwrap();
     let mut changes = store.load_run(run).unwrap().changes;
     let ledger = Ledger::new(
@@ -516,11 +515,9 @@ fn a_run_held_by_a_live_process_is_refused() {
     // This process holds it (as `apply`); a resume by "another" process
     // with a different pid finds it held. Simulate by rewriting the holder.
     store
-        .conn
-        .execute(
-            "UPDATE run_leases SET pid = 1, process_start = NULL WHERE run_id = ?1",
-            [run],
-        )
+        .execute_for_test(&format!(
+            "UPDATE run_leases SET pid = 1, process_start = NULL WHERE run_id = {run}"
+        ))
         .unwrap();
     // pid 1 (init) is alive on every Unix host.
     match super::resume::open(&mut store, run) {

@@ -35,7 +35,9 @@ from typing import Callable, Optional
 
 import cbor2
 
-SCOPE = re.compile(r"Credential=([^/]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
+# Wire-format pieces shared with bench/fakeaws.py live in awsproto.py;
+# SCOPE is re-exported so that `from awsproxy import SCOPE` keeps working.
+from awsproto import SCOPE, cbor_timestamp, credential_scope, ec2_error_xml, epoch_seconds, query_error_xml
 
 
 @dataclass
@@ -66,9 +68,7 @@ DROP = Reply(0, b"")
 
 
 def parse(method: str, path: str, headers: dict, body: bytes) -> Request:
-    auth = headers.get("authorization", "")
-    m = SCOPE.search(auth)
-    access_key, region, service = (m.group(1), m.group(2), m.group(3)) if m else ("", "", "")
+    access_key, region, service = credential_scope(headers.get("authorization", ""))
     action = ""
     params: dict = {}
     target = headers.get("x-amz-target")
@@ -84,22 +84,13 @@ def parse(method: str, path: str, headers: dict, body: bytes) -> Request:
 
 def ec2_error(code: str, message: str, status: int = 400) -> Reply:
     """An error in EC2's query-protocol shape."""
-    body = (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message>"
-        "</Error></Errors><RequestID>proxy-req-1</RequestID></Response>"
-    )
-    return Reply(status, body.encode(), {"Content-Type": "text/xml"})
+    return Reply(status, ec2_error_xml(code, message, "proxy-req-1"), {"Content-Type": "text/xml"})
 
 
 def query_error(code: str, message: str, status: int = 403) -> Reply:
     """An error in the awsQuery shape used by STS and IAM."""
-    body = (
-        '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
-        f"<Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>"
-        "<RequestId>proxy-req-2</RequestId></ErrorResponse>"
-    )
-    return Reply(status, body.encode(), {"Content-Type": "text/xml"})
+    body = query_error_xml(code, message, "proxy-req-2", xmlns="https://sts.amazonaws.com/doc/2011-06-15/")
+    return Reply(status, body, {"Content-Type": "text/xml"})
 
 
 RPCV2_PATH = re.compile(r"^/service/([^/]+)/operation/([^/?]+)")
@@ -109,9 +100,7 @@ TIMESTAMP_KEYS = {"Timestamp", "Timestamps", "StartTime", "EndTime"}
 def jsonable(x):
     """CBOR-decoded values to the JSON protocol's: timestamps become epoch seconds."""
     if isinstance(x, datetime.datetime):
-        if x.tzinfo is None:
-            x = x.replace(tzinfo=datetime.timezone.utc)
-        return x.timestamp()
+        return epoch_seconds(x)
     if isinstance(x, cbor2.CBORTag):
         return jsonable(x.value)
     if isinstance(x, bytes):
@@ -130,7 +119,7 @@ def cborable(x, key: str = ""):
     if isinstance(x, list):
         return [cborable(v, key) for v in x]
     if key in TIMESTAMP_KEYS and isinstance(x, (int, float)):
-        return cbor2.CBORTag(1, float(x))
+        return cbor_timestamp(x)
     if key == "Values" and isinstance(x, (int, float)):
         return float(x)
     return x

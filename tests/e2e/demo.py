@@ -9,15 +9,12 @@ to argv[2] (shell `export` lines), and serves until killed.
 
 from __future__ import annotations
 
-import datetime
 import sys
 import time
 
 import conftest
 import fleet
 from awsproxy import AwsProxy
-
-DAY = 86400
 
 
 def seed_demo(account: conftest.Account) -> fleet.Seeded:
@@ -26,28 +23,19 @@ def seed_demo(account: conftest.Account) -> fleet.Seeded:
     have no data (unknown), and one enforced group has refused calls."""
     seeded = fleet.seed(account)
     now = time.time()
-    per_region: dict[str, list] = {}
-    for iid, (region, g) in seeded.instances.items():
-        if g.stopped or g.endpoint == "disabled":
-            continue
-        in_use = g.tags.get("Name") == "batch" or g.tags.get("owner") == "dave"
-        rejecting = g.tags.get("Name") == "api"
-        for d in range(14):
-            t = min(int(now) // DAY * DAY - d * DAY + 3600, int(now) - 60)
-            stamp = datetime.datetime.fromtimestamp(t, tz=datetime.timezone.utc)
-            dims = [{"Name": "InstanceId", "Value": iid}]
-            value = float(3 + d % 4) if in_use and d % 3 == 0 else 0.0
-            per_region.setdefault(region, []).append(
-                {"MetricName": "MetadataNoToken", "Dimensions": dims, "Timestamp": stamp, "Value": value}
-            )
-            if rejecting and d < 2:
-                per_region[region].append(
-                    {"MetricName": "MetadataNoTokenRejected", "Dimensions": dims, "Timestamp": stamp, "Value": 2.0}
-                )
-    for region, data in per_region.items():
-        cw = account.client("cloudwatch", region)
-        for i in range(0, len(data), 500):
-            cw.put_metric_data(Namespace="AWS/EC2", MetricData=data[i : i + 500])
+    for region in dict.fromkeys(r for r, _ in seeded.instances.values()):
+        live = [i for i, (r, g) in seeded.instances.items() if r == region and not g.stopped and g.endpoint != "disabled"]
+        tags = {i: seeded.instances[i][1].tags for i in live}
+        in_use = [i for i in live if tags[i].get("Name") == "batch" or tags[i].get("owner") == "dave"]
+        rejecting = [i for i in live if tags[i].get("Name") == "api"]
+        fleet.put_metrics(account, [i for i in live if i not in in_use], region=region, now=now)
+        fleet.put_metrics(
+            account, in_use, value=lambda d: float(3 + d % 4) if d % 3 == 0 else 0.0, region=region, now=now
+        )
+        # Refused v1 calls on the last two days.
+        fleet.put_metrics(
+            account, rejecting, days=2, value=2.0, metric="MetadataNoTokenRejected", region=region, now=now
+        )
     return seeded
 
 

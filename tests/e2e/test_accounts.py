@@ -27,10 +27,8 @@ def fresh_id() -> str:
 
 def seed(acct: conftest.Account, optional: int, required: int) -> list[str]:
     ec2 = acct.client("ec2", REGION)
-    ids = [i["InstanceId"] for i in ec2.run_instances(ImageId=fleet.AMI, MinCount=optional, MaxCount=optional)["Instances"]]
-    ec2.run_instances(
-        ImageId=fleet.AMI, MinCount=required, MaxCount=required, MetadataOptions={"HttpTokens": "required"}
-    )
+    ids = fleet.launch(ec2, optional)
+    fleet.launch(ec2, required, tokens="required")
     return ids
 
 

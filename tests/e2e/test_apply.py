@@ -4,7 +4,6 @@ SIGKILL in the middle of a run."""
 
 from __future__ import annotations
 
-import datetime
 import json
 import signal
 import sqlite3
@@ -17,47 +16,9 @@ import pytest
 import conftest
 import fleet
 from awsproxy import AwsProxy, ec2_error, Reply
+from fleet import launch
 
 REGION = "us-east-1"
-DAY = 86400
-
-
-def put_zeros(account, ids, days=14, value=0.0):
-    cw = account.client("cloudwatch", REGION)
-    now = time.time()
-    data = []
-    for iid in ids:
-        for d in range(days):
-            t = min(int(now) // DAY * DAY - d * DAY + 3600, int(now) - 60)
-            data.append(
-                {
-                    "MetricName": "MetadataNoToken",
-                    "Dimensions": [{"Name": "InstanceId", "Value": iid}],
-                    "Timestamp": datetime.datetime.fromtimestamp(t, tz=datetime.timezone.utc),
-                    "Value": value,
-                }
-            )
-    for i in range(0, len(data), 500):
-        cw.put_metric_data(Namespace="AWS/EC2", MetricData=data[i : i + 500])
-
-
-def launch(ec2, n, tokens="optional", endpoint="enabled", hop=1, tags=None, meta_tags="disabled"):
-    kwargs = dict(
-        ImageId=fleet.AMI,
-        MinCount=n,
-        MaxCount=n,
-        MetadataOptions={
-            "HttpTokens": tokens,
-            "HttpEndpoint": endpoint,
-            "HttpPutResponseHopLimit": hop,
-            "InstanceMetadataTags": meta_tags,
-        },
-    )
-    if tags:
-        kwargs["TagSpecifications"] = [
-            {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
-        ]
-    return [i["InstanceId"] for i in ec2.run_instances(**kwargs)["Instances"]]
 
 
 def options(account, ids):
@@ -90,8 +51,9 @@ def world(account):
         "disabled": launch(ec2, 1, endpoint="disabled", hop=3),
     }
     ec2.stop_instances(InstanceIds=w["unknown"])
-    put_zeros(account, w["ready"] + w["ready_tags"] + w["ready_hop3"] + w["ready_container"] + w["compliant"])
-    put_zeros(account, w["in_use"], value=5.0)
+    quiet = w["ready"] + w["ready_tags"] + w["ready_hop3"] + w["ready_container"] + w["compliant"]
+    fleet.put_metrics(account, quiet, region=REGION)
+    fleet.put_metrics(account, w["in_use"], value=5.0, region=REGION)
     w["all"] = [i for k, v in w.items() for i in v]
     return w
 
@@ -224,7 +186,9 @@ def test_bad_plans_and_runs_change_nothing(run, account, world, tmp_path):
             assert r.code == 1 and "no run with id 999" in r.stderr, args
         for rate in ("0", "-1", "5000"):
             r = run("apply", str(path), "--yes", f"--rate={rate}", endpoint=proxy.url)
-            assert r.code == 2 and f"--rate {rate}" in r.stderr and "help:" in r.stderr, rate
+            # clap refuses it, with our reason and hint.
+            assert r.code == 2 and f"invalid value '{rate}' for '--rate <N>'" in r.stderr, rate
+            assert "is out of range" in r.stderr and "help:" in r.stderr, rate
         # Without --yes and without a terminal, nothing happens.
         r = run("apply", str(path), endpoint=proxy.url)
         assert r.code == 2 and "pass --yes" in r.stderr
@@ -435,4 +399,4 @@ def test_plan_from_stored_scan_respects_regions_and_selection(run, account, worl
     r = run("plan", "--action", "require-v2", "--scan", "999")
     assert r.code == 1 and "no scan with id 999" in r.stderr
     r = run("plan", "--action", "require-v2", "--hop-limit", "99")
-    assert r.code == 2 and "--hop-limit `99`" in r.stderr
+    assert r.code == 2 and "for '--hop-limit <keep|auto|N>': `99` is not keep, auto or 1-64" in r.stderr

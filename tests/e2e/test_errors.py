@@ -91,8 +91,8 @@ def test_expired_token(run):
 
 
 def test_access_denied_in_one_region_names_the_permission(run, account):
-    account.client("ec2", "us-east-1").run_instances(ImageId=fleet.AMI, MinCount=3, MaxCount=3)
-    account.client("ec2", "eu-west-1").run_instances(ImageId=fleet.AMI, MinCount=2, MaxCount=2)
+    fleet.launch(account.client("ec2", "us-east-1"), 3)
+    fleet.launch(account.client("ec2", "eu-west-1"), 2)
 
     def fault(req):
         if req.action == "DescribeInstances" and req.region == "eu-west-1":
@@ -113,7 +113,7 @@ def test_access_denied_in_one_region_names_the_permission(run, account):
 
 
 def test_iam_denied_degrades_to_unknown_roles(run, account):
-    account.client("ec2", "us-east-1").run_instances(ImageId=fleet.AMI, MinCount=2, MaxCount=2)
+    fleet.launch(account.client("ec2", "us-east-1"), 2)
 
     def fault(req):
         if req.action == "ListInstanceProfiles":
@@ -134,7 +134,7 @@ def test_unknown_region_suggests(run):
 
 
 def test_disabled_region_reported_rest_completes(run, account):
-    account.client("ec2", "us-east-1").run_instances(ImageId=fleet.AMI, MinCount=1, MaxCount=1)
+    fleet.launch(account.client("ec2", "us-east-1"), 1)
     r = run("scan", "--regions", "us-east-1,me-south-1", "--format", "json")
     assert r.code == 1
     assert_one_error(r, "me-south-1", "not enabled")

@@ -23,16 +23,9 @@ FORMULA_NAME = "@SUM(1+1)*cmd|' /C calc'!A0"
 
 def seed(account):
     ec2 = account.client("ec2", REGION)
-
-    def one(tags):
-        ec2.run_instances(
-            ImageId=fleet.AMI, MinCount=1, MaxCount=1,
-            TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}],
-        )
-
-    one({"Name": EVIL_NAME, "owner": "team\u202ex"})
-    one({"Name": FORMULA_NAME, "owner": FORMULA_OWNER})
-    one({"Name": "-2+3", "owner": "+1-800"})
+    fleet.launch(ec2, 1, tags={"Name": EVIL_NAME, "owner": "team\u202ex"})
+    fleet.launch(ec2, 1, tags={"Name": FORMULA_NAME, "owner": FORMULA_OWNER})
+    fleet.launch(ec2, 1, tags={"Name": "-2+3", "owner": "+1-800"})
 
 
 def test_terminal_output_shows_control_characters_escaped(run, account):

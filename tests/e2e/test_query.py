@@ -11,10 +11,10 @@ import fleet
 
 def test_query_and_history(run, account):
     ec2 = account.client("ec2", "us-east-1")
-    ec2.run_instances(ImageId=fleet.AMI, MinCount=3, MaxCount=3)
-    ec2.run_instances(ImageId=fleet.AMI, MinCount=1, MaxCount=1, MetadataOptions={"HttpTokens": "required"})
+    fleet.launch(ec2, 3)
+    fleet.launch(ec2, 1, tokens="required")
     assert run("scan", "--regions", "us-east-1", "--no-usage").code == 0
-    ec2.run_instances(ImageId=fleet.AMI, MinCount=4, MaxCount=4, MetadataOptions={"HttpTokens": "required"})
+    fleet.launch(ec2, 4, tokens="required")
     assert run("scan", "--regions", "us-east-1", "--no-usage").code == 0
 
     sql = "SELECT http_tokens, COUNT(*) AS n FROM instances WHERE scan_id = 2 GROUP BY http_tokens ORDER BY 1"
@@ -39,7 +39,7 @@ def test_query_and_history(run, account):
 
 
 def test_query_refuses_writes_and_bad_sql(run, account):
-    account.client("ec2", "us-east-1").run_instances(ImageId=fleet.AMI, MinCount=1, MaxCount=1)
+    fleet.launch(account.client("ec2", "us-east-1"), 1)
     assert run("scan", "--regions", "us-east-1", "--no-usage").code == 0
     for sql, needle in [
         ("DELETE FROM scans", "only reads"),

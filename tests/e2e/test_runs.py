@@ -21,10 +21,10 @@ import time
 import boto3
 
 import conftest
-import fleet
 from awsproxy import DROP, AwsProxy, Reply, ec2_error
+from fleet import launch
 from test_accounts import ROLE, fresh_id, member
-from test_apply import REGION, launch, options
+from test_apply import REGION, options
 
 MODIFY = "ModifyInstanceMetadataOptions"
 
@@ -468,7 +468,7 @@ def test_edited_and_redigested_plans_are_refused_by_meaning(run, account, tmp_pa
     r = run("apply", str(edited("old2.json", cases["old.json"][0])), "--yes", "--max-plan-age", "3650d")
     assert r.code == 0, r.stderr  # everything is at target by now: nothing sent, nothing wrong
     r = run("apply", str(path), "--yes", "--max-plan-age", "soon")
-    assert r.code == 2 and "--max-plan-age `soon` is not a duration" in r.stderr
+    assert r.code == 2 and "for '--max-plan-age <AGE>': `soon` is not a duration" in r.stderr
 
 
 def test_the_prompt_and_summary_count_every_kind_of_field_change(run, account, tmp_path):

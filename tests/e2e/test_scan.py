@@ -194,7 +194,7 @@ def test_scan_is_stored_in_sqlite(run, seeded):
 
 def test_default_regions_are_the_enabled_ones(run, account):
     ec2 = account.client("ec2", "sa-east-1")
-    ec2.run_instances(ImageId=fleet.AMI, MinCount=2, MaxCount=2)
+    fleet.launch(ec2, 2)
     enabled = {
         r["RegionName"]
         for r in account.client("ec2").describe_regions(AllRegions=True)["Regions"]
@@ -211,7 +211,7 @@ def test_default_regions_are_the_enabled_ones(run, account):
 def test_no_per_instance_calls_for_2500_instances(run, account):
     ec2 = account.client("ec2", "us-west-2")
     for _ in range(5):
-        ec2.run_instances(ImageId=fleet.AMI, MinCount=500, MaxCount=500)
+        fleet.launch(ec2, 500)
     with AwsProxy(ENDPOINT) as proxy:
         r = run("scan", "--regions", "us-west-2", "--format", "json", endpoint=proxy.url)
         assert r.code == 0, r.stderr
@@ -232,7 +232,7 @@ def test_no_per_instance_calls_for_2500_instances(run, account):
 
 
 def test_color_flags(run, account):
-    account.client("ec2", "us-east-1").run_instances(ImageId=fleet.AMI, MinCount=1, MaxCount=1)
+    fleet.launch(account.client("ec2", "us-east-1"), 1)
     r = run("scan", "--regions", "us-east-1", "--no-usage", "--color", "always")
     assert r.code == 0, r.stderr
     assert "\x1b[31moptional\x1b[0m" in r.stdout
@@ -306,4 +306,4 @@ def test_findings_in_json_and_sarif(run, seeded):
     r = run("scan", *REGION_ARGS, "--no-usage")
     assert f"Findings: {len(findings)} (" in r.stdout
     r = run("runs", "--format", "sarif")
-    assert r.code == 2 and "--format sarif is for findings" in r.stderr
+    assert r.code == 2 and "invalid value 'sarif' for '--format <FORMAT>'" in r.stderr

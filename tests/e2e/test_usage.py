@@ -4,7 +4,6 @@ through GetMetricData (CBOR, via the shim in awsproxy.py)."""
 
 from __future__ import annotations
 
-import datetime
 import time
 from dataclasses import dataclass, field
 
@@ -14,7 +13,6 @@ import conftest
 import fleet
 from awsproxy import AwsProxy
 
-DAY = 86400
 REGIONS = ["us-east-1", "eu-west-1"]
 
 
@@ -46,17 +44,9 @@ CASES = [
 ]
 
 
-def midnight(now: float) -> int:
-    return int(now) // DAY * DAY
-
-
-def stamp(days_ago: int, now: float) -> datetime.datetime:
-    t = min(midnight(now) - days_ago * DAY + 3600, int(now) - 60)
-    return datetime.datetime.fromtimestamp(t, tz=datetime.timezone.utc)
-
-
 def day_of(days_ago: int, now: float) -> str:
-    return stamp(days_ago, now).strftime("%Y-%m-%d")
+    # The day of the datapoint fleet.put_metrics writes `days_ago` days back.
+    return fleet.stamp(days_ago, now).strftime("%Y-%m-%d")
 
 
 @pytest.fixture(scope="module")
@@ -67,30 +57,13 @@ def world():
     ids = {}
     for case in CASES:
         ec2 = account.client("ec2", case.region)
-        iid = ec2.run_instances(
-            ImageId=fleet.AMI,
-            MinCount=1,
-            MaxCount=1,
-            MetadataOptions={"HttpTokens": case.tokens, "HttpEndpoint": case.endpoint},
-            TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": case.name}]}],
-        )["Instances"][0]["InstanceId"]
+        [iid] = fleet.launch(ec2, 1, tokens=case.tokens, endpoint=case.endpoint, tags={"Name": case.name})
         if case.stopped:
             ec2.stop_instances(InstanceIds=[iid])
         ids[case.name] = iid
-        data = []
+        # The fixture's `now`: the tests derive the expected days from it.
         for metric, series in (("MetadataNoToken", case.v1), ("MetadataNoTokenRejected", case.rejected)):
-            for days_ago, value in series.items():
-                data.append(
-                    {
-                        "MetricName": metric,
-                        "Dimensions": [{"Name": "InstanceId", "Value": iid}],
-                        "Timestamp": stamp(days_ago, now),
-                        "Value": value,
-                    }
-                )
-        cw = account.client("cloudwatch", case.region)
-        for i in range(0, len(data), 500):
-            cw.put_metric_data(Namespace="AWS/EC2", MetricData=data[i : i + 500])
+            fleet.put_metrics(account, [iid], value=series, metric=metric, region=case.region, now=now)
     return account, ids, now
 
 

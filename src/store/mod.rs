@@ -15,8 +15,8 @@ use serde::de::DeserializeOwned;
 use crate::aws::AwsError;
 use crate::model::{Instance, InstanceState, MetadataOptions};
 use crate::readiness::{Readiness, Usage};
+use crate::report::DayPoint;
 use crate::report::{Failure, InstanceRecord, RegionSummary, ScanReport};
-use crate::usage::DayPoint;
 
 /// A stored lowercase enum value (`required`, `enabled`, ...) from column `i`;
 /// NULL or an unknown value reads as `None`, as EC2 leaving it out would.
@@ -26,20 +26,6 @@ fn enum_column<T: DeserializeOwned>(
 ) -> rusqlite::Result<Option<T>> {
     let s: Option<String> = r.get(i)?;
     Ok(s.and_then(|s| serde_json::from_value(serde_json::Value::String(s)).ok()))
-}
-
-/// Operation names are `&'static str` in `AwsError` (they come from code);
-/// the few read back from the database map onto the same constants.
-fn leak_operation(op: &str) -> &'static str {
-    const KNOWN: &[&str] = &[
-        "ec2:DescribeInstances",
-        "ec2:DescribeRegions",
-        "iam:ListInstanceProfiles",
-        "sts:GetCallerIdentity",
-        "cloudwatch:GetMetricData",
-        "credentials",
-    ];
-    KNOWN.iter().find(|k| **k == op).copied().unwrap_or("aws")
 }
 
 /// Append-only: never edit a migration that has shipped; add a new one.
@@ -311,14 +297,26 @@ fn schema_version(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
     Ok(version)
 }
 
+pub mod journal;
+pub mod query;
+
+/// The database. Its connection is private to this module and `journal`:
+/// everything else asks through methods, so SQL lives in one place.
 pub struct Store {
-    pub(crate) conn: Connection,
+    conn: Connection,
 }
 
 impl Store {
     /// The database file, or `None` for an in-memory database.
     pub fn path(&self) -> Option<&Path> {
         self.conn.path().filter(|p| !p.is_empty()).map(Path::new)
+    }
+
+    /// Runs SQL as it is, for tests that must put the database in a state
+    /// no command would (a stolen lease, a lost log line).
+    #[cfg(test)]
+    pub fn execute_for_test(&self, sql: &str) -> rusqlite::Result<usize> {
+        self.conn.execute(sql, [])
     }
 
     /// A second connection to an existing, migrated database, for work that
@@ -486,7 +484,7 @@ impl Store {
                     id,
                     f.account_id,
                     f.region,
-                    f.error.operation,
+                    f.error.operation.as_str(),
                     f.error.code,
                     f.error.message
                 ])?;
@@ -555,7 +553,7 @@ impl Store {
                         rec.account_id,
                         rec.region,
                         i.instance_id,
-                        crate::usage::day_label(p.day),
+                        crate::clock::day_label(p.day),
                         p.v1_calls,
                         p.rejected_calls
                     ])?;
@@ -641,7 +639,7 @@ impl Store {
         })?;
         for row in rows {
             let (k, day, p) = row?;
-            let Some(day) = crate::usage::parse_day(&day) else {
+            let Some(day) = crate::clock::parse_day(&day) else {
                 return Err(StoreError::Corrupt(format!("day `{day}` in usage_daily")));
             };
             daily.entry(k).or_default().push(DayPoint { day, ..p });
@@ -741,22 +739,24 @@ impl Store {
             "SELECT account_id, region, operation, error_code, message FROM scan_failures WHERE scan_id = ?1 ORDER BY rowid",
         )?;
         let rows = stmt.query_map([scan_id], |r| {
-            let operation: String = r.get(2)?;
-            let code: Option<String> = r.get(3)?;
-            let message: String = r.get(4)?;
-            Ok(Failure {
-                account_id: r.get(0)?,
-                region: r.get(1)?,
-                error: AwsError::from_code(
-                    leak_operation(&operation),
-                    code.as_deref(),
-                    Some(&message),
-                    None,
-                ),
-            })
+            Ok((
+                r.get::<_, Option<String>>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, String>(4)?,
+            ))
         })?;
         for row in rows {
-            report.failures.push(row?);
+            let (account_id, region, operation, code, message) = row?;
+            let operation = crate::aws::Operation::parse(&operation).ok_or_else(|| {
+                StoreError::Corrupt(format!("unknown operation `{operation}` in scan_failures"))
+            })?;
+            report.failures.push(Failure::new(
+                account_id.as_deref(),
+                region.as_deref(),
+                AwsError::from_code(operation, code.as_deref(), Some(&message), None),
+            ));
         }
         Ok(report)
     }

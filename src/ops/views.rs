@@ -1,0 +1,88 @@
+//! What is read back from the database, offline: stored scans (assessed
+//! like fresh ones), their usage and groupings, the report's data, history,
+//! the user's SQL, and the journal. The database is opened read-only: a
+//! view never creates or migrates it.
+
+use super::OpsError;
+use super::scan::Scanned;
+use crate::groups::{self, OwnerRow, RoleRow};
+use crate::journal::{Lease, Run, RunListing};
+use crate::report::FleetDay;
+use crate::store::query::{HistoryRow, QueryError, QueryRows};
+use crate::store::{Store, StoreError};
+use crate::usage;
+
+/// The database, for reading only.
+pub fn open(db: &std::path::Path) -> Result<Store, OpsError> {
+    Ok(Store::open_read_only(db)?)
+}
+
+/// A stored scan (the latest without an id), assessed.
+pub fn scan(store: &Store, id: Option<i64>) -> Result<Scanned, OpsError> {
+    let id = match id {
+        Some(id) => id,
+        None => store.latest_scan()?.ok_or(StoreError::Empty)?,
+    };
+    Ok(Scanned::new(store.load_report(id)?))
+}
+
+/// A scan's usage window, day by day.
+pub struct UsageView {
+    pub scanned: Scanned,
+    /// The window's day numbers, oldest first.
+    pub days: Vec<i32>,
+    /// The fleet's totals per day.
+    pub fleet: Vec<FleetDay>,
+}
+
+pub fn usage(store: &Store, id: Option<i64>) -> Result<UsageView, OpsError> {
+    let scanned = scan(store, id)?;
+    let days = usage::scan_days(&scanned.report);
+    let fleet = usage::fleet_days(&scanned.report, &days);
+    Ok(UsageView {
+        scanned,
+        days,
+        fleet,
+    })
+}
+
+pub fn owners(store: &Store, id: Option<i64>) -> Result<Vec<OwnerRow>, OpsError> {
+    Ok(groups::by_owner(&scan(store, id)?.report))
+}
+
+pub fn roles(store: &Store, id: Option<i64>) -> Result<Vec<RoleRow>, OpsError> {
+    Ok(groups::by_role(&scan(store, id)?.report))
+}
+
+/// Everything the HTML report shows.
+pub struct ReportData {
+    pub usage: UsageView,
+    pub owners: Vec<OwnerRow>,
+}
+
+pub fn report(store: &Store, id: Option<i64>) -> Result<ReportData, OpsError> {
+    let usage = usage(store, id)?;
+    let owners = groups::by_owner(&usage.scanned.report);
+    Ok(ReportData { usage, owners })
+}
+
+pub fn history(store: &Store) -> Result<Vec<HistoryRow>, OpsError> {
+    Ok(store.history()?)
+}
+
+pub fn query(store: &Store, sql: &str) -> Result<QueryRows, QueryError> {
+    store.query(sql)
+}
+
+/// The journal: every run (the journal's columns changed in version 3, so
+/// an older database is refused rather than misread).
+pub fn runs(store: &Store) -> Result<Vec<RunListing>, OpsError> {
+    store.require_current()?;
+    Ok(store.list_runs()?)
+}
+
+/// One run, and who drives it now, if anyone.
+pub fn run(store: &Store, id: i64) -> Result<(Run, Option<Lease>), OpsError> {
+    store.require_current()?;
+    Ok((store.load_run(id)?, store.lease(id)?))
+}
