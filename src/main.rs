@@ -16,6 +16,8 @@ mod fanout;
 mod filter;
 mod findings;
 mod groups;
+#[cfg(test)]
+mod layers;
 mod model;
 mod ops;
 mod output;
@@ -101,7 +103,7 @@ async fn dispatch(command: Command, session: &Session, p: &Printer) -> Result<Ex
             let exec = s::exec_request(&a.exec, session);
             let format = s::format(a.output.format);
             match (a.resume, &a.plan) {
-                (Some(run), _) => commands::apply::resume(session, p, run, &exec, format).await,
+                (Some(run), _) => commands::resume::run(session, p, run, &exec, format).await,
                 (None, Some(path)) => {
                     commands::apply::apply(session, p, path, a.max_plan_age, &exec, format).await
                 }

@@ -49,11 +49,21 @@ pub struct PlannedChange {
     pub region: String,
     pub instance_id: String,
     pub name: Option<String>,
-    pub readiness: String,
+    pub readiness: Readiness,
     pub why: String,
     /// The options as the scan saw them; `apply` refuses to act if they changed.
     pub current: Options,
     pub target: Options,
+}
+
+/// The opt-in that would have planned a skipped instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OptIn {
+    /// It made IMDSv1 calls: enforcing would break it.
+    IncludeInUse,
+    /// Nothing proves it safe (no metric data).
+    IncludeUnknown,
 }
 
 /// One selected instance the plan leaves alone, and why.
@@ -63,8 +73,11 @@ pub struct Skipped {
     pub account_id: String,
     pub region: String,
     pub instance_id: String,
-    pub readiness: String,
+    pub readiness: Readiness,
     pub why: String,
+    /// What would plan it anyway (the CLI names the flag).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub needs: Option<OptIn>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -162,16 +175,17 @@ pub fn build(
         digest: String::new(),
     };
     for rec in &scan.instances {
-        let skip = |why: String| Skipped {
+        let skip = |why: String, needs: Option<OptIn>| Skipped {
             account_id: rec.account_id.clone(),
             region: rec.region.clone(),
             instance_id: rec.instance.instance_id.clone(),
-            readiness: rec.readiness.as_str().to_owned(),
+            readiness: rec.readiness,
             why,
+            needs,
         };
         let Some(current) = rec.instance.metadata.explicit() else {
             plan.skipped
-                .push(skip("EC2 did not report its metadata options".into()));
+                .push(skip("EC2 did not report its metadata options".into(), None));
             continue;
         };
         let target = target_for(request, rec.container_host, current);
@@ -179,8 +193,8 @@ pub fn build(
             plan.unchanged += 1;
             continue;
         }
-        if let Some(why) = gate(request, rec, &current, &target) {
-            plan.skipped.push(skip(why));
+        if let Some((why, needs)) = gate(request, rec, &current, &target) {
+            plan.skipped.push(skip(why, Some(needs)));
             continue;
         }
         plan.changes.push(PlannedChange {
@@ -188,7 +202,7 @@ pub fn build(
             region: rec.region.clone(),
             instance_id: rec.instance.instance_id.clone(),
             name: rec.instance.name().map(str::to_owned),
-            readiness: rec.readiness.as_str().to_owned(),
+            readiness: rec.readiness,
             why: rec.reason.clone(),
             current,
             target,
@@ -225,26 +239,26 @@ fn target_for(request: &PlanRequest, container_host: bool, current: Options) -> 
     t
 }
 
-/// Why a change must not be made without an explicit opt-in, if so.
+/// Why a change must not be made without an explicit opt-in, and which.
 fn gate(
     request: &PlanRequest,
     rec: &InstanceRecord,
     current: &Options,
     target: &Options,
-) -> Option<String> {
+) -> Option<(String, OptIn)> {
     let enforcing =
         current.http_tokens == HttpTokens::Optional && target.http_tokens == HttpTokens::Required;
     if !enforcing {
         return None;
     }
     match rec.readiness {
-        Readiness::InUse if !request.settings.include_in_use => Some(format!(
-            "{}; enforcing would break it (--include-in-use to force)",
-            rec.reason
+        Readiness::InUse if !request.settings.include_in_use => Some((
+            format!("{}; enforcing would break it", rec.reason),
+            OptIn::IncludeInUse,
         )),
-        Readiness::Unknown if !request.settings.include_unknown => Some(format!(
-            "{}; not proven safe (--include-unknown to force)",
-            rec.reason
+        Readiness::Unknown if !request.settings.include_unknown => Some((
+            format!("{}; not proven safe", rec.reason),
+            OptIn::IncludeUnknown,
         )),
         _ => None,
     }
@@ -528,8 +542,8 @@ mod tests {
             "container host: raised"
         );
         assert_eq!(plan.skipped.len(), 2);
-        assert!(plan.skipped[0].why.contains("--include-in-use"));
-        assert!(plan.skipped[1].why.contains("--include-unknown"));
+        assert_eq!(plan.skipped[0].needs, Some(OptIn::IncludeInUse));
+        assert_eq!(plan.skipped[1].needs, Some(OptIn::IncludeUnknown));
         assert_eq!(plan.unchanged, 1);
         // Everything else is preserved.
         let c = &plan.changes[0];

@@ -121,6 +121,18 @@ impl Printer {
         }
     }
 
+    /// Messages a renderer worded (see `output::run::aftermath`).
+    pub fn messages(&self, messages: &[crate::output::run::Message]) {
+        use crate::output::run::Message;
+        for m in messages {
+            match m {
+                Message::Warning(text) => self.warn(text),
+                Message::Error { text, hint } => self.error(text, hint),
+                Message::Note(text) => self.note(text),
+            }
+        }
+    }
+
     /// Each failure as one error line, prefixed by its account and region.
     pub fn failures(&self, failures: &[Failure]) {
         for f in failures {

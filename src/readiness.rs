@@ -1,5 +1,5 @@
 //! The readiness verdict: one word per instance that says whether enforcing
-//! IMDSv2 on it is done, safe, unsafe, or unproven (see DESIGN.md).
+//! IMDSv2 on it is done, safe, unsafe, or unproven (README: readiness).
 //!
 //! The rule that matters most: an instance that allows v1 and has no
 //! metric data is `unknown`, never `ready`. "No data" is not "no v1 calls".
@@ -8,7 +8,9 @@ use serde::Serialize;
 
 use crate::model::{MetadataOptions, Posture};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Readiness {
     /// `HttpTokens=required`, endpoint enabled, no refused v1 calls.
@@ -97,7 +99,7 @@ pub fn assess(options: &MetadataOptions, usage: Option<&Usage>) -> (Readiness, S
         Posture::Optional => match usage {
             None => (
                 Readiness::Unknown,
-                "allows IMDSv1; v1 usage not measured (--no-usage)".into(),
+                "allows IMDSv1; v1 usage not measured".into(),
             ),
             Some(u) if u.v1_calls > 0 => (
                 Readiness::InUse,

@@ -312,12 +312,12 @@ mod tests {
         }
     }
 
-    fn run(apis: &AccountApis, s: &ScanSettings) -> Result<AccountInventory, ScanError> {
-        crate::runs::block_on(scan_account(apis, s, &Silent))
+    async fn run(apis: &AccountApis, s: &ScanSettings) -> Result<AccountInventory, ScanError> {
+        scan_account(apis, s, &Silent).await
     }
 
-    #[test]
-    fn pages_of_1000_and_no_per_instance_calls() {
+    #[tokio::test]
+    async fn pages_of_1000_and_no_per_instance_calls() {
         let mut fake = FakeAccount::new(&["us-east-1"]);
         fake.ec2.instances.insert(
             "us-east-1".into(),
@@ -327,7 +327,7 @@ mod tests {
         );
         let calls = fake.calls.clone();
         let apis = fake.into_apis();
-        let inv = run(&apis, &settings(RegionRequest::All)).unwrap();
+        let inv = run(&apis, &settings(RegionRequest::All)).await.unwrap();
         assert_eq!(inv.records.len(), 2500);
         assert_eq!(Calls::get(&calls.describe_instances), 3);
         assert_eq!(*calls.page_sizes.lock().unwrap(), vec![1000, 1000, 1000]);
@@ -336,8 +336,8 @@ mod tests {
         assert_eq!(Calls::get(&calls.caller_identity), 1);
     }
 
-    #[test]
-    fn roles_joined_from_one_paginated_listing() {
+    #[tokio::test]
+    async fn roles_joined_from_one_paginated_listing() {
         let mut fake = FakeAccount::new(&["eu-west-1"]);
         let mut with_role = instance(1, HttpTokens::Optional);
         with_role.instance_profile_arn =
@@ -364,14 +364,14 @@ mod tests {
         ];
         let calls = fake.calls.clone();
         let apis = fake.into_apis();
-        let inv = run(&apis, &settings(RegionRequest::All)).unwrap();
+        let inv = run(&apis, &settings(RegionRequest::All)).await.unwrap();
         let roles: Vec<Option<&str>> = inv.records.iter().map(|r| r.role_name.as_deref()).collect();
         assert_eq!(roles, vec![Some("web-role"), Some("db-role"), None]);
         assert_eq!(Calls::get(&calls.list_instance_profiles), 2);
     }
 
-    #[test]
-    fn failed_region_is_reported_and_others_complete() {
+    #[tokio::test]
+    async fn failed_region_is_reported_and_others_complete() {
         let mut fake = FakeAccount::new(&["us-east-1", "us-west-2"]);
         fake.ec2
             .instances
@@ -386,7 +386,7 @@ mod tests {
             ),
         );
         let apis = fake.into_apis();
-        let inv = run(&apis, &settings(RegionRequest::All)).unwrap();
+        let inv = run(&apis, &settings(RegionRequest::All)).await.unwrap();
         assert_eq!(inv.records.len(), 1);
         assert_eq!(inv.failures.len(), 1);
         assert_eq!(inv.failures[0].region.as_deref(), Some("us-west-2"));
@@ -400,8 +400,8 @@ mod tests {
         assert_eq!(east.required, 1);
     }
 
-    #[test]
-    fn unknown_and_disabled_regions() {
+    #[tokio::test]
+    async fn unknown_and_disabled_regions() {
         let mut fake = FakeAccount::new(&["us-east-1"]);
         fake.ec2.regions.push(RegionInfo {
             name: "me-south-1".into(),
@@ -412,6 +412,7 @@ mod tests {
             &apis,
             &settings(RegionRequest::List(vec!["us-east-9".into()])),
         )
+        .await
         .unwrap_err();
         assert!(matches!(err, ScanError::UnknownRegion { ref name, .. } if name == "us-east-9"));
         let inv = run(
@@ -421,11 +422,12 @@ mod tests {
                 "me-south-1".into(),
             ])),
         )
+        .await
         .unwrap();
         assert_eq!(inv.regions.len(), 1);
         assert_eq!(inv.failures[0].error.kind, AwsErrorKind::RegionDisabled);
         // `all` skips regions the account has not opted into.
-        let inv = run(&apis, &settings(RegionRequest::All)).unwrap();
+        let inv = run(&apis, &settings(RegionRequest::All)).await.unwrap();
         assert_eq!(
             inv.regions
                 .iter()
@@ -435,8 +437,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn owner_tag_case_insensitive_and_container_hosts() {
+    #[tokio::test]
+    async fn owner_tag_case_insensitive_and_container_hosts() {
         let mut fake = FakeAccount::new(&["us-east-1"]);
         let mut a = instance(1, HttpTokens::Optional);
         a.tags.insert("Owner".into(), "alice".into());
@@ -447,7 +449,7 @@ mod tests {
         b.metadata.http_endpoint = Some(Toggle::Disabled);
         fake.ec2.instances.insert("us-east-1".into(), vec![a, b]);
         let apis = fake.into_apis();
-        let inv = run(&apis, &settings(RegionRequest::All)).unwrap();
+        let inv = run(&apis, &settings(RegionRequest::All)).await.unwrap();
         assert_eq!(inv.records[0].owner.as_deref(), Some("alice"));
         assert!(inv.records[0].container_host);
         assert_eq!(inv.records[0].asg_name.as_deref(), Some("asg-1"));
@@ -459,8 +461,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn selection_is_applied_client_side_too() {
+    #[tokio::test]
+    async fn selection_is_applied_client_side_too() {
         let mut fake = FakeAccount::new(&["us-east-1"]);
         fake.ec2.instances.insert(
             "us-east-1".into(),
@@ -473,7 +475,7 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        let inv = run(&apis, &s).unwrap();
+        let inv = run(&apis, &s).await.unwrap();
         assert_eq!(inv.records.len(), 1);
         assert!(
             inv.warnings[0].contains(&format!("i-{:017x}", 99)),
@@ -482,8 +484,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn sts_failure_is_fatal() {
+    #[tokio::test]
+    async fn sts_failure_is_fatal() {
         let mut fake = FakeAccount::new(&["us-east-1"]);
         fake.sts_fail = Some(AwsError::from_code(
             crate::aws::Operation::GetCallerIdentity,
@@ -492,7 +494,7 @@ mod tests {
             None,
         ));
         let apis = fake.into_apis();
-        let err = run(&apis, &settings(RegionRequest::All)).unwrap_err();
+        let err = run(&apis, &settings(RegionRequest::All)).await.unwrap_err();
         assert!(matches!(err, ScanError::Aws(ref e) if e.kind == AwsErrorKind::ExpiredToken));
     }
 }

@@ -14,7 +14,7 @@ use crate::cli::{
     ActionArg, ColorArg, ExecOpts, FilterArgs, GlobalArgs, PlanOpts, ReportFormatArg, RetryModeArg,
     ScanFormatArg, StateArg, TableFormatArg,
 };
-use crate::commands::apply::ExecRequest;
+use crate::commands::drive::ExecRequest;
 use crate::error::Error;
 use crate::fanout::RegionRequest;
 use crate::filter::{self, Selection, SelectionInput, StateFilter};

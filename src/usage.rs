@@ -282,27 +282,20 @@ mod tests {
         assert_eq!(Window::new(455, NOW).unwrap().queries_per_call, 220);
     }
 
-    fn run<T>(f: impl std::future::Future<Output = T>) -> T {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(f)
-    }
-
-    #[test]
-    fn four_calls_for_1000_instances() {
+    #[tokio::test]
+    async fn four_calls_for_1000_instances() {
         let w = Window::new(14, NOW).unwrap();
         let ids: Vec<String> = (0..1000).map(|i| format!("i-{i:017x}")).collect();
         let cw = FakeCloudWatch::default();
-        let usage = run(measure(&cw, "us-east-1", &ids, &w)).unwrap();
+        let usage = measure(&cw, "us-east-1", &ids, &w).await.unwrap();
         assert_eq!(usage.len(), 1000);
         assert_eq!(cw.calls(), 4);
         assert_eq!(w.calls_for(1000), 4);
         assert!(cw.max_queries() <= 500);
     }
 
-    #[test]
-    fn follows_next_token_and_sums_per_instance() {
+    #[tokio::test]
+    async fn follows_next_token_and_sums_per_instance() {
         let w = Window::new(14, NOW).unwrap();
         let ids = vec!["i-00000001".to_owned(), "i-00000002".to_owned()];
         let cw = FakeCloudWatch::default();
@@ -328,7 +321,7 @@ mod tests {
         ); // outside
         cw.put("i-00000002", Metric::MetadataNoTokenRejected, today, 4.0);
         cw.page_size.store(1, std::sync::atomic::Ordering::SeqCst);
-        let usage = run(measure(&cw, "us-east-1", &ids, &w)).unwrap();
+        let usage = measure(&cw, "us-east-1", &ids, &w).await.unwrap();
         let a = &usage["i-00000001"].usage;
         assert_eq!(a.v1_calls, 7);
         assert_eq!(a.days_with_data, 2);

@@ -4,11 +4,13 @@
 //! AWS, SQL, the findings registry or another command itself.
 
 pub mod apply;
+pub mod drive;
 pub mod inventory;
 pub mod plan;
 pub mod policy;
 pub mod query;
 pub mod report;
+pub mod resume;
 pub mod rollback;
 pub mod runs;
 pub mod scan;

@@ -4,13 +4,12 @@
 
 use std::collections::BTreeSet;
 
-use crate::commands::apply::{ExecRequest, drive, report, warn_taken_over};
+use crate::commands::drive::{ExecRequest, drive, open_log, report, warn_taken_over};
 use crate::error::Error;
 use crate::exit_codes::ExitCode;
 use crate::ops::{self, Session, fleet::fleet};
 use crate::output::{self, Format};
 use crate::printer::Printer;
-use crate::runs::ledger::ChangeLog;
 use crate::runs::rollback::Note;
 
 pub async fn run(
@@ -71,12 +70,7 @@ pub async fn run(
         printer.note("aborted: nothing was changed");
         return Ok(ExitCode::Failure);
     }
-    let log = exec
-        .log
-        .as_deref()
-        .map(ChangeLog::open)
-        .transpose()
-        .map_err(|e| Error::from(crate::runs::RunError::from(e)))?;
+    let log = open_log(exec.log.as_deref())?;
     let log_path = log.as_ref().map(|l| l.path().display().to_string());
     let (new_run, guard) = crate::runs::rollback::start(
         &mut store,

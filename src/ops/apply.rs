@@ -171,3 +171,23 @@ pub async fn resume(
     };
     Ok((r, apis))
 }
+
+/// A resumed run with nothing left to do: its state is written again (a
+/// crashed run still says `running`) and it is reported as it stands.
+pub fn finish_idle(store: &Store, r: runs::resume::Resumable) -> Result<Finished, OpsError> {
+    let run = status::finish(store, r.run.id, &r.guard)?;
+    Ok(Finished {
+        run,
+        outcome: Outcome::default(),
+        caught_up: 0,
+    })
+}
+
+/// Back to `running` for a resume, keeping its log where `log` says.
+pub fn reopen(store: &Store, run: i64, log: Option<&std::path::Path>) -> Result<(), OpsError> {
+    if let Some(path) = log {
+        store.set_log_path(run, &path.display().to_string())?;
+    }
+    store.reopen_run(run)?;
+    Ok(())
+}

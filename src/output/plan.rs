@@ -6,7 +6,7 @@ use std::io::Write;
 use crate::model::Options;
 use crate::output::table::{Cell, cell, painted, write_table};
 use crate::output::{Format, Paint, Style};
-use crate::plan::Plan;
+use crate::plan::{OptIn, Plan, Skipped};
 
 /// `tokens optional→required, hop 1→2`: only the fields that change.
 pub fn diff(a: &Options, b: &Options) -> String {
@@ -43,6 +43,15 @@ pub fn diff(a: &Options, b: &Options) -> String {
         ));
     }
     parts.join(", ")
+}
+
+/// The engine's reason, and the flag that would plan the instance anyway.
+fn why(s: &Skipped) -> String {
+    match s.needs {
+        Some(OptIn::IncludeInUse) => format!("{} (--include-in-use to force)", s.why),
+        Some(OptIn::IncludeUnknown) => format!("{} (--include-unknown to force)", s.why),
+        None => s.why.clone(),
+    }
 }
 
 pub fn render(
@@ -101,7 +110,7 @@ pub fn render(
                             cell(&c.region),
                             cell(&c.instance_id),
                             cell(c.name.as_deref().unwrap_or("-")),
-                            cell(&c.readiness),
+                            cell(c.readiness.as_str()),
                             Cell {
                                 text: diff(&c.current, &c.target),
                                 paint: Some(Paint::Green),
@@ -134,8 +143,8 @@ pub fn render(
                         vec![
                             cell(&s.region),
                             cell(&s.instance_id),
-                            painted(s.readiness.clone(), Paint::Yellow),
-                            cell(&s.why),
+                            painted(s.readiness.as_str(), Paint::Yellow),
+                            cell(why(s)),
                         ]
                     })
                     .collect();

@@ -12,8 +12,8 @@ use crate::output::json::SCHEMA;
 use crate::output::plan::diff;
 use crate::output::table::{Cell, cell, num, write_table};
 use crate::output::{Format, Paint, Style};
-use crate::runs::Outcome;
 use crate::runs::status::{FieldChange, field_changes};
+use crate::runs::{Outcome, Stop};
 
 pub fn counts(run: &Run) -> BTreeMap<&'static str, u64> {
     let mut m: BTreeMap<&'static str, u64> =
@@ -257,6 +257,88 @@ pub fn render(
             Ok(())
         }
     }
+}
+
+/// What to tell the user after a run, beside its rendering.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    Warning(String),
+    Error { text: String, hint: String },
+    Note(String),
+}
+
+/// The words after a run: throttling, what stopped it and what to do, the
+/// regions that could not be re-checked, and every change not done.
+pub fn aftermath(run: &Run, outcome: &Outcome) -> Vec<Message> {
+    let id = run.id;
+    let mut out = Vec::new();
+    if outcome.throttled > 0 {
+        out.push(Message::Warning(format!(
+            "EC2 throttled {} call(s); {} retr(ies) with backoff in all",
+            outcome.throttled, outcome.retries
+        )));
+    }
+    let stop = match &outcome.stop {
+        Some(Stop::Credentials(e)) => Some((
+            format!("run {id} stopped: {e}"),
+            format!("refresh your credentials and run `imdsguard apply --resume {id}`"),
+        )),
+        Some(Stop::AccessDenied(e)) => Some((
+            format!("run {id} stopped: {e}"),
+            format!("{}; then `imdsguard apply --resume {id}`", e.hint()),
+        )),
+        Some(Stop::LeaseLost) => Some((
+            format!(
+                "run {id} was taken over by another process (this one had stopped answering); it stopped sending"
+            ),
+            format!("`imdsguard runs {id}` shows where it stands"),
+        )),
+        Some(Stop::Interrupted) | None => None,
+    };
+    if let Some((text, hint)) = stop {
+        out.push(Message::Error { text, hint });
+    }
+    for f in &outcome.region_failures {
+        out.push(Message::Error {
+            text: format!(
+                "{} {}: could not re-check instances before changing them: {}; their changes were not sent",
+                f.account_id, f.region, f.error
+            ),
+            hint: format!("{}; then `imdsguard apply --resume {id}`", f.error.hint()),
+        });
+    }
+    let problems = crate::runs::status::problems(run);
+    if problems.is_empty() {
+        return out;
+    }
+    let shown: Vec<String> = problems
+        .iter()
+        .map(
+            |c| match c.reason.map(Named::as_str).or(c.error_code.as_deref()) {
+                Some(why) => format!("{} ({}: {why})", c.instance_id, c.status.as_str()),
+                None => format!("{} ({})", c.instance_id, c.status.as_str()),
+            },
+        )
+        .collect();
+    out.push(Message::Note(format!(
+        "{} change(s) not done: {}",
+        problems.len(),
+        crate::ops::list(shown.iter().map(String::as_str))
+    )));
+    let left = problems
+        .iter()
+        .filter(|c| matches!(c.status, ChangeStatus::Planned | ChangeStatus::Issued))
+        .count();
+    out.push(Message::Note(if left > 0 {
+        format!(
+            "{left} change(s) not sent: resume with `imdsguard apply --resume {id}`, undo with `imdsguard rollback {id}`"
+        )
+    } else {
+        format!(
+            "see `imdsguard runs {id}`; `imdsguard apply --resume {id}` re-checks them, `imdsguard rollback {id}` undoes the run"
+        )
+    }));
+    out
 }
 
 /// `runs`: one line per run.

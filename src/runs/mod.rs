@@ -249,13 +249,3 @@ fn executor<'a, 's>(
         counters,
     }
 }
-
-/// Runs a future to completion on a fresh single-threaded runtime (tests).
-#[cfg(test)]
-pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap()
-        .block_on(f)
-}

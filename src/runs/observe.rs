@@ -187,8 +187,8 @@ mod tests {
         assert_eq!(compare(&prev, &target, &Observed::Gone), Verdict::Gone);
     }
 
-    #[test]
-    fn batches_of_200_ids_per_call() {
+    #[tokio::test]
+    async fn batches_of_200_ids_per_call() {
         use crate::aws::fake::{Calls, FakeEc2, instance};
         let calls = std::sync::Arc::new(Calls::default());
         let mut ec2 = FakeEc2 {
@@ -202,7 +202,7 @@ mod tests {
         ec2.instances.insert("r".into(), fleet);
         let mut asked: Vec<&str> = ids.iter().map(String::as_str).collect();
         asked.push("i-0000000000000ffff");
-        let (seen, n) = crate::runs::block_on(observe_region(&ec2, "r", &asked));
+        let (seen, n) = observe_region(&ec2, "r", &asked).await;
         assert_eq!(n, 3);
         assert_eq!(Calls::get(&calls.describe_instances), 3);
         assert_eq!(seen["i-0000000000000ffff"], Ok(Observed::Gone));

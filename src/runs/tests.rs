@@ -8,7 +8,7 @@ use super::executor::ExecSettings;
 use super::lease::{self, LeaseGuard};
 use super::ledger::{ChangeLog, Ledger};
 use super::status;
-use super::{Drive, Fleet, Outcome, RunError, Stop, Stops, block_on, drive};
+use super::{Drive, Fleet, Outcome, RunError, Stop, Stops, drive};
 use crate::aws::fake::{Calls, FakeEc2, instance};
 use crate::aws::{AwsError, Ec2Api};
 use crate::journal::{ChangeStatus, NewChange, Purpose, Reason, Run, RunKind, RunStatus, test_run};
@@ -81,7 +81,7 @@ fn fast() -> ExecSettings {
 }
 
 /// Drives `run` over the accounts of `fleet` and finishes it.
-fn go(
+async fn go(
     fleet: &[(&str, &FakeEc2)],
     store: &mut Store,
     run: i64,
@@ -107,7 +107,7 @@ fn go(
             reporter: &Silent,
             check_permissions,
         };
-        block_on(drive(&d, changes))
+        drive(&d, changes).await
     };
     let finished = status::finish(store, run, &guard).unwrap();
     (result, finished)
@@ -126,12 +126,12 @@ fn unauthorized() -> AwsError {
     )
 }
 
-#[test]
-fn applies_journals_and_verifies_with_one_look_per_batch() {
+#[tokio::test]
+async fn applies_journals_and_verifies_with_one_look_per_batch() {
     let (ec2, calls) = fake(30);
     let mut store = Store::in_memory();
     let run = new_run(&mut store, ACCOUNT, 0..30);
-    let (out, r) = go(&[(ACCOUNT, &ec2)], &mut store, run, fast(), false, None);
+    let (out, r) = go(&[(ACCOUNT, &ec2)], &mut store, run, fast(), false, None).await;
     let out = out.unwrap();
     assert!(out.stop.is_none());
     assert_eq!(Calls::get(&calls.modifies), 30);
@@ -146,8 +146,8 @@ fn applies_journals_and_verifies_with_one_look_per_batch() {
     assert_eq!(Calls::get(&calls.describe_instances), 2);
 }
 
-#[test]
-fn the_recheck_window_bounds_how_many_changes_share_one_look() {
+#[tokio::test]
+async fn the_recheck_window_bounds_how_many_changes_share_one_look() {
     // 100/s with a 0.2 s window: a burst of 5, then 10 more per look (half
     // the window's refill) — never a whole paced run on one stale look.
     let (ec2, calls) = fake(45);
@@ -159,7 +159,7 @@ fn the_recheck_window_bounds_how_many_changes_share_one_look() {
         recheck_window: Duration::from_millis(200),
         ..fast()
     };
-    let (out, r) = go(&[(ACCOUNT, &ec2)], &mut store, run, settings, false, None);
+    let (out, r) = go(&[(ACCOUNT, &ec2)], &mut store, run, settings, false, None).await;
     let out = out.unwrap();
     assert_eq!(r.status, RunStatus::Done);
     assert_eq!(Calls::get(&calls.modifies), 45);
@@ -171,8 +171,8 @@ fn the_recheck_window_bounds_how_many_changes_share_one_look() {
     );
 }
 
-#[test]
-fn an_instance_changed_during_the_run_is_skipped_not_overwritten() {
+#[tokio::test]
+async fn an_instance_changed_during_the_run_is_skipped_not_overwritten() {
     // A batch of 1 per look: the third look comes after someone set hop 3 on
     // instance 2, which was still waiting for its turn.
     let (ec2, calls) = fake(4);
@@ -190,7 +190,7 @@ fn an_instance_changed_during_the_run_is_skipped_not_overwritten() {
         recheck_window: Duration::from_millis(1),
         ..fast()
     };
-    let (out, r) = go(&[(ACCOUNT, &ec2)], &mut store, run, settings, false, None);
+    let (out, r) = go(&[(ACCOUNT, &ec2)], &mut store, run, settings, false, None).await;
     out.unwrap();
     assert_eq!(Calls::get(&calls.modifies), 3);
     assert!(!ec2.modify_log.lock().unwrap().contains(&id(2)));
@@ -208,13 +208,13 @@ fn an_instance_changed_during_the_run_is_skipped_not_overwritten() {
     assert_eq!(ec2.modified.lock().unwrap()[&id(2)], theirs);
 }
 
-#[test]
-fn a_lost_answer_is_looked_at_again_never_sent_twice() {
+#[tokio::test]
+async fn a_lost_answer_is_looked_at_again_never_sent_twice() {
     let (ec2, calls) = fake(6);
     *ec2.lose_answers.lock().unwrap() = 3; // the first three land, then "connection reset"
     let mut store = Store::in_memory();
     let run = new_run(&mut store, ACCOUNT, 0..6);
-    let (out, r) = go(&[(ACCOUNT, &ec2)], &mut store, run, fast(), false, None);
+    let (out, r) = go(&[(ACCOUNT, &ec2)], &mut store, run, fast(), false, None).await;
     let out = out.unwrap();
     assert_eq!(r.status, RunStatus::Done);
     assert_eq!(Calls::get(&calls.modifies), 6, "each instance exactly once");
@@ -231,8 +231,8 @@ fn a_lost_answer_is_looked_at_again_never_sent_twice() {
     assert!(out.retries >= 3);
 }
 
-#[test]
-fn expired_credentials_stop_the_run_and_resume_finishes_it() {
+#[tokio::test]
+async fn expired_credentials_stop_the_run_and_resume_finishes_it() {
     let (mut ec2, calls) = fake(10);
     ec2.fail_after = Some((
         4,
@@ -256,7 +256,8 @@ fn expired_credentials_stop_the_run_and_resume_finishes_it() {
         settings.clone(),
         false,
         None,
-    );
+    )
+    .await;
     let out = out.unwrap();
     assert!(matches!(out.stop, Some(Stop::Credentials(_))));
     assert_eq!(r.status, RunStatus::Interrupted);
@@ -276,14 +277,14 @@ fn expired_credentials_stop_the_run_and_resume_finishes_it() {
     // Fresh credentials: the resume sends exactly the six left.
     ec2.fail_after = None;
     let before = Calls::get(&calls.modifies);
-    let (out, r) = go(&[(ACCOUNT, &ec2)], &mut store, run, settings, false, None);
+    let (out, r) = go(&[(ACCOUNT, &ec2)], &mut store, run, settings, false, None).await;
     assert!(out.unwrap().stop.is_none());
     assert_eq!(r.status, RunStatus::Done);
     assert_eq!(Calls::get(&calls.modifies) - before, 6);
 }
 
-#[test]
-fn a_resume_records_calls_that_landed_without_sending_them_again() {
+#[tokio::test]
+async fn a_resume_records_calls_that_landed_without_sending_them_again() {
     // A crash after intent was journaled and EC2 acted, before the answer
     // was: the journal says `issued`, EC2 says target.
     let (ec2, calls) = fake(3);
@@ -293,7 +294,7 @@ fn a_resume_records_calls_that_landed_without_sending_them_again() {
     ec2.modified.lock().unwrap().insert(id(1), required());
     // And one that is at target without any call of ours (someone else).
     ec2.modified.lock().unwrap().insert(id(2), required());
-    let (out, r) = go(&[(ACCOUNT, &ec2)], &mut store, run, fast(), false, None);
+    let (out, r) = go(&[(ACCOUNT, &ec2)], &mut store, run, fast(), false, None).await;
     out.unwrap();
     assert_eq!(*ec2.modify_log.lock().unwrap(), vec![id(0)]);
     assert_eq!(Calls::get(&calls.modifies), 1);
@@ -308,8 +309,8 @@ fn a_resume_records_calls_that_landed_without_sending_them_again() {
     assert_eq!(r.status, RunStatus::Done, "at target is not a problem");
 }
 
-#[test]
-fn one_refusal_in_the_permission_phase_changes_nothing_in_any_account() {
+#[tokio::test]
+async fn one_refusal_in_the_permission_phase_changes_nothing_in_any_account() {
     let (a, a_calls) = fake(5);
     let (mut b, b_calls) = fake(5);
     b.dry_run_error = Some(unauthorized());
@@ -325,7 +326,8 @@ fn one_refusal_in_the_permission_phase_changes_nothing_in_any_account() {
         fast(),
         true,
         None,
-    );
+    )
+    .await;
     assert!(matches!(out, Err(RunError::Permission(ref d)) if d.account_id == "222222222222"));
     assert_eq!(
         Calls::get(&a_calls.modifies) + Calls::get(&b_calls.modifies),
@@ -336,8 +338,8 @@ fn one_refusal_in_the_permission_phase_changes_nothing_in_any_account() {
     assert_eq!(r.status, RunStatus::Interrupted);
 }
 
-#[test]
-fn access_denied_stops_the_run_and_leaves_the_rest_planned() {
+#[tokio::test]
+async fn access_denied_stops_the_run_and_leaves_the_rest_planned() {
     let (mut ec2, calls) = fake(10);
     ec2.modify_error = Some(unauthorized());
     let mut store = Store::in_memory();
@@ -346,15 +348,15 @@ fn access_denied_stops_the_run_and_leaves_the_rest_planned() {
         in_flight: 1,
         ..fast()
     };
-    let (out, r) = go(&[(ACCOUNT, &ec2)], &mut store, run, settings, false, None);
+    let (out, r) = go(&[(ACCOUNT, &ec2)], &mut store, run, settings, false, None).await;
     assert!(matches!(out.unwrap().stop, Some(Stop::AccessDenied(_))));
     assert_eq!(Calls::get(&calls.modifies), 1);
     assert_eq!(count(&r, ChangeStatus::Failed), 1);
     assert_eq!(count(&r, ChangeStatus::Planned), 9);
 }
 
-#[test]
-fn throttling_is_retried_until_attempts_run_out() {
+#[tokio::test]
+async fn throttling_is_retried_until_attempts_run_out() {
     let (mut ec2, calls) = fake(1);
     ec2.modify_error = Some(AwsError::from_code(
         crate::aws::Operation::ModifyInstanceMetadataOptions,
@@ -368,7 +370,7 @@ fn throttling_is_retried_until_attempts_run_out() {
         max_attempts: 4,
         ..fast()
     };
-    let (out, r) = go(&[(ACCOUNT, &ec2)], &mut store, run, settings, false, None);
+    let (out, r) = go(&[(ACCOUNT, &ec2)], &mut store, run, settings, false, None).await;
     assert_eq!(out.unwrap().throttled, 4);
     assert_eq!(Calls::get(&calls.modifies), 4);
     let c = &r.changes[0];
@@ -376,8 +378,8 @@ fn throttling_is_retried_until_attempts_run_out() {
     assert_eq!(c.error_code.as_deref(), Some("RequestLimitExceeded"));
 }
 
-#[test]
-fn a_stopped_run_sends_nothing_more() {
+#[tokio::test]
+async fn a_stopped_run_sends_nothing_more() {
     let (ec2, calls) = fake(5);
     let mut store = Store::in_memory();
     let run = new_run(&mut store, ACCOUNT, 0..5);
@@ -403,13 +405,13 @@ fn a_stopped_run_sends_nothing_more() {
         reporter: &Silent,
         check_permissions: false,
     };
-    let out = block_on(drive(&d, changes)).unwrap();
+    let out = drive(&d, changes).await.unwrap();
     assert!(matches!(out.stop, Some(Stop::Interrupted)));
     assert_eq!(Calls::get(&calls.modifies), 0);
 }
 
-#[test]
-fn the_log_has_one_line_per_change_per_state_and_catches_up_after_a_crash() {
+#[tokio::test]
+async fn the_log_has_one_line_per_change_per_state_and_catches_up_after_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("changes.jsonl");
     let (ec2, _) = fake(4);
@@ -423,7 +425,8 @@ fn the_log_has_one_line_per_change_per_state_and_catches_up_after_a_crash() {
         fast(),
         false,
         Some(log),
-    );
+    )
+    .await;
     out.unwrap();
     let lines = || -> Vec<serde_json::Value> {
         std::fs::read_to_string(&path)
@@ -467,12 +470,12 @@ fn the_log_has_one_line_per_change_per_state_and_catches_up_after_a_crash() {
     assert_eq!(ledger.catch_up(&mut changes).unwrap(), 0);
 }
 
-#[test]
-fn a_rollback_marks_its_parent_and_a_rolled_back_run_is_not_resumed() {
+#[tokio::test]
+async fn a_rollback_marks_its_parent_and_a_rolled_back_run_is_not_resumed() {
     let (ec2, _) = fake(3);
     let mut store = Store::in_memory();
     let run = new_run(&mut store, ACCOUNT, 0..3);
-    let (out, parent) = go(&[(ACCOUNT, &ec2)], &mut store, run, fast(), false, None);
+    let (out, parent) = go(&[(ACCOUNT, &ec2)], &mut store, run, fast(), false, None).await;
     out.unwrap();
     assert_eq!(parent.status, RunStatus::Done);
     // Release this process's lease the way the guard's drop would.
@@ -483,7 +486,9 @@ fn a_rollback_marks_its_parent_and_a_rolled_back_run_is_not_resumed() {
     let fleet: Fleet = [(ACCOUNT.to_owned(), &ec2 as &dyn Ec2Api)].into();
     let only = [id(0), id(1)].into_iter().collect();
     let cands = super::rollback::candidates(&mut store, run, &only).unwrap();
-    let sel = block_on(super::rollback::select(&fleet, &cands, false)).unwrap();
+    let sel = super::rollback::select(&fleet, &cands, false)
+        .await
+        .unwrap();
     assert_eq!(sel.changes.len(), 2);
     assert!(!sel.covers_all, "narrowed by --instance-ids");
     let (rb, _guard) = super::rollback::start(&mut store, &cands.parent, &sel, None).unwrap();
@@ -496,7 +501,7 @@ fn a_rollback_marks_its_parent_and_a_rolled_back_run_is_not_resumed() {
         super::resume::open(&mut store, run),
         Err(RunError::RolledBack { partly: true, .. })
     ));
-    let (out, rbrun) = go(&[(ACCOUNT, &ec2)], &mut store, rb, fast(), false, None);
+    let (out, rbrun) = go(&[(ACCOUNT, &ec2)], &mut store, rb, fast(), false, None).await;
     out.unwrap();
     assert_eq!(rbrun.status, RunStatus::Done);
     let head = store.run_head(run).unwrap();

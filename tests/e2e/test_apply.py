@@ -78,8 +78,11 @@ def test_require_v2_changes_exactly_the_ready_ones_and_rolls_back(run, account, 
     assert by_id[world["disabled"][0]]["target"]["http_endpoint"] == "disabled"
     skipped = {s["instance_id"]: s for s in plan["skipped"]}
     assert set(skipped) == set(world["in_use"] + world["unknown"])
-    assert all("--include-in-use" in skipped[i]["why"] for i in world["in_use"])
-    assert all("--include-unknown" in skipped[i]["why"] for i in world["unknown"])
+    assert all(skipped[i]["needs"] == "include-in-use" for i in world["in_use"])
+    assert all(skipped[i]["needs"] == "include-unknown" for i in world["unknown"])
+    # The plan file says which opt-in is missing; the table names the flag.
+    table = run("plan", "--regions", REGION, "--action", "require-v2", "--scan", str(plan["scan_id"])).stdout
+    assert "(--include-in-use to force)" in table and "(--include-unknown to force)" in table
 
     with AwsProxy(conftest.ENDPOINT) as proxy:
         r = run("apply", str(path), "--yes", "--format", "json", endpoint=proxy.url)
