@@ -61,6 +61,8 @@ pub struct FakeEc2 {
     pub drift_before_describe: Mutex<Option<(usize, String, crate::model::Options)>>,
     /// The instance id of every real modify that reached the fake, in order.
     pub modify_log: Mutex<Vec<String>>,
+    /// Regions whose `GetInstanceMetadataDefaults` fails with this error.
+    pub defaults_error: HashMap<String, AwsError>,
 }
 
 #[async_trait]
@@ -177,8 +179,11 @@ impl Ec2Api for FakeEc2 {
         })
     }
 
-    async fn metadata_defaults(&self, _region: &str) -> Result<MetadataDefaults, AwsError> {
-        Ok(MetadataDefaults::default())
+    async fn metadata_defaults(&self, region: &str) -> Result<MetadataDefaults, AwsError> {
+        match self.defaults_error.get(region) {
+            Some(e) => Err(e.clone()),
+            None => Ok(MetadataDefaults::default()),
+        }
     }
 
     async fn template_versions(
@@ -293,6 +298,11 @@ impl FakeAccount {
     }
 
     pub fn into_apis(self) -> AccountApis {
+        self.into_apis_as("111122223333")
+    }
+
+    /// The API set, answering `GetCallerIdentity` as `account_id`.
+    pub fn into_apis_as(self, account_id: &str) -> AccountApis {
         let home = self
             .ec2
             .regions
@@ -301,7 +311,7 @@ impl FakeAccount {
             .unwrap_or_default();
         AccountApis {
             sts: Box::new(FakeSts {
-                account_id: "111122223333".into(),
+                account_id: account_id.into(),
                 fail: self.sts_fail,
                 calls: self.calls.clone(),
             }),
@@ -310,6 +320,68 @@ impl FakeAccount {
             cloudwatch: Box::new(self.cloudwatch),
             home_region: home,
         }
+    }
+}
+
+/// Makes an account's API set afresh each time one is asked for.
+pub type MakeApis = Box<dyn Fn() -> AccountApis + Send + Sync>;
+
+/// A fake organisation: the caller's account, the accounts a role reaches,
+/// and what `ListAccounts` says. An account it does not know answers like
+/// one whose role cannot be assumed (`AccessDenied` on its first call).
+pub struct FakeProvider {
+    pub caller: String,
+    pub accounts: HashMap<String, MakeApis>,
+    pub org: Result<Vec<String>, AwsError>,
+    /// Every account a role was assumed in, in order.
+    pub assumed: Mutex<Vec<String>>,
+}
+
+impl FakeProvider {
+    pub fn new(caller: &str) -> FakeProvider {
+        FakeProvider {
+            caller: caller.into(),
+            accounts: HashMap::new(),
+            org: Ok(Vec::new()),
+            assumed: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn with(mut self, account_id: &str, make: MakeApis) -> FakeProvider {
+        self.accounts.insert(account_id.into(), make);
+        self
+    }
+
+    fn apis(&self, account_id: &str) -> AccountApis {
+        match self.accounts.get(account_id) {
+            Some(make) => make(),
+            None => {
+                let mut a = FakeAccount::new(&[]);
+                a.sts_fail = Some(AwsError::from_code(
+                    super::Operation::AssumeRole,
+                    Some("AccessDenied"),
+                    Some("not authorized to perform: sts:AssumeRole"),
+                    None,
+                ));
+                a.into_apis_as(account_id)
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl super::AwsProvider for FakeProvider {
+    fn own(&self) -> AccountApis {
+        self.apis(&self.caller)
+    }
+
+    async fn assumed(&self, account_id: &str, _role: &super::RoleSettings) -> AccountApis {
+        self.assumed.lock().unwrap().push(account_id.into());
+        self.apis(account_id)
+    }
+
+    async fn organization_accounts(&self) -> Result<Vec<String>, AwsError> {
+        self.org.clone()
     }
 }
 

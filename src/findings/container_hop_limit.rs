@@ -43,26 +43,3 @@ impl Check for ContainerHopLimit {
         })
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::findings::test_support::record;
-    use crate::readiness::Readiness;
-
-    #[test]
-    fn fires_on_enforced_container_hosts_at_hop_1() {
-        let mut r = record(HttpTokens::Required, Readiness::Compliant);
-        assert!(ContainerHopLimit.instance(&r).is_none());
-        r.container_host = true;
-        assert!(ContainerHopLimit.instance(&r).is_some());
-        r.instance.metadata.hop_limit = Some(2);
-        assert!(ContainerHopLimit.instance(&r).is_none());
-        let mut v1 = record(HttpTokens::Optional, Readiness::Ready);
-        v1.container_host = true;
-        assert!(
-            ContainerHopLimit.instance(&v1).is_none(),
-            "not enforced yet: imdsv1-allowed covers it"
-        );
-    }
-}

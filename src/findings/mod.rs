@@ -165,7 +165,10 @@ pub(crate) mod test_support {
 
 #[cfg(test)]
 mod tests {
+    use super::test_support::{record, usage};
     use super::*;
+    use crate::model::{HttpTokens, Toggle};
+    use crate::readiness::Readiness;
 
     #[test]
     fn rule_ids_are_unique_and_documented() {
@@ -182,5 +185,122 @@ mod tests {
             );
             assert_eq!(c.rule().docs, format!("docs/findings.md#{}", c.rule().id));
         }
+    }
+
+    /// Every check of the registry over one instance: which rules fire, at
+    /// which severity. One row per situation that matters.
+    #[test]
+    fn which_rules_fire_on_which_instance() {
+        type Edit = fn(&mut crate::report::InstanceRecord);
+        /// (situation, tokens, verdict, what else is true, rules that fire)
+        type Case = (
+            &'static str,
+            HttpTokens,
+            Readiness,
+            Edit,
+            &'static [(&'static str, Severity)],
+        );
+        let cases: &[Case] = &[
+            (
+                "v1, no role",
+                HttpTokens::Optional,
+                Readiness::Unknown,
+                |_| {},
+                &[("imdsv1-allowed", Severity::Medium)],
+            ),
+            (
+                "v1 with a role",
+                HttpTokens::Optional,
+                Readiness::Ready,
+                |r| r.role_name = Some("web".into()),
+                &[("imdsv1-allowed", Severity::High)],
+            ),
+            (
+                "v1 in use",
+                HttpTokens::Optional,
+                Readiness::InUse,
+                |_| {},
+                &[
+                    ("imdsv1-allowed", Severity::Medium),
+                    ("imdsv1-in-use", Severity::Medium),
+                ],
+            ),
+            (
+                "endpoint disabled",
+                HttpTokens::Optional,
+                Readiness::Disabled,
+                |r| r.instance.metadata.http_endpoint = Some(Toggle::Disabled),
+                &[],
+            ),
+            (
+                "enforced and quiet",
+                HttpTokens::Required,
+                Readiness::Compliant,
+                |_| {},
+                &[],
+            ),
+            (
+                "enforced, refusing v1",
+                HttpTokens::Required,
+                Readiness::RejectingV1,
+                |r| r.usage = Some(usage(0, 3)),
+                &[("imdsv1-refused", Severity::Medium)],
+            ),
+            (
+                "enforced container host at hop 1",
+                HttpTokens::Required,
+                Readiness::Compliant,
+                |r| r.container_host = true,
+                &[("container-hop-limit", Severity::Medium)],
+            ),
+            (
+                "enforced container host at hop 2",
+                HttpTokens::Required,
+                Readiness::Compliant,
+                |r| {
+                    r.container_host = true;
+                    r.instance.metadata.hop_limit = Some(2);
+                },
+                &[],
+            ),
+            // Not enforced yet: imdsv1-allowed covers it.
+            (
+                "v1 container host",
+                HttpTokens::Optional,
+                Readiness::Ready,
+                |r| r.container_host = true,
+                &[("imdsv1-allowed", Severity::Medium)],
+            ),
+        ];
+        for (name, tokens, readiness, edit, want) in cases {
+            let mut r = record(*tokens, *readiness);
+            edit(&mut r);
+            let report = ScanReport {
+                instances: vec![r],
+                ..Default::default()
+            };
+            let mut got: Vec<(&str, Severity)> =
+                run(&report).iter().map(|f| (f.rule, f.severity)).collect();
+            got.sort();
+            let mut want = want.to_vec();
+            want.sort();
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_finding_names_the_role_and_the_instance_arn() {
+        let mut r = record(HttpTokens::Optional, Readiness::Ready);
+        r.role_name = Some("web".into());
+        let id = r.instance.instance_id.clone();
+        let f = &run(&ScanReport {
+            instances: vec![r],
+            ..Default::default()
+        })[0];
+        assert!(f.message.contains("role web"));
+        assert_eq!(
+            f.resource,
+            format!("arn:aws:ec2:eu-west-1:111122223333:instance/{id}")
+        );
     }
 }

@@ -43,35 +43,3 @@ impl Check for V1Allowed {
         Some(Finding::for_instance(&RULE, r, severity, message))
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::findings::test_support::record;
-    use crate::model::{HttpTokens, Toggle};
-    use crate::readiness::Readiness;
-
-    #[test]
-    fn fires_on_v1_with_role_severity() {
-        let mut r = record(HttpTokens::Optional, Readiness::Unknown);
-        assert_eq!(V1Allowed.instance(&r).unwrap().severity, Severity::Medium);
-        r.role_name = Some("web".into());
-        let f = V1Allowed.instance(&r).unwrap();
-        assert_eq!(f.severity, Severity::High);
-        assert!(f.message.contains("role web"));
-        assert_eq!(
-            f.resource,
-            format!(
-                "arn:aws:ec2:eu-west-1:111122223333:instance/{}",
-                r.instance.instance_id
-            )
-        );
-        r.instance.metadata.http_endpoint = Some(Toggle::Disabled);
-        assert!(V1Allowed.instance(&r).is_none());
-        assert!(
-            V1Allowed
-                .instance(&record(HttpTokens::Required, Readiness::Compliant))
-                .is_none()
-        );
-    }
-}

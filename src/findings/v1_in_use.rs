@@ -28,24 +28,3 @@ impl Check for V1InUse {
         super::on_verdict(&RULE, r, Readiness::InUse)
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::findings::test_support::record;
-    use crate::model::HttpTokens;
-
-    #[test]
-    fn fires_only_on_in_use() {
-        assert!(
-            V1InUse
-                .instance(&record(HttpTokens::Optional, Readiness::InUse))
-                .is_some()
-        );
-        assert!(
-            V1InUse
-                .instance(&record(HttpTokens::Optional, Readiness::Ready))
-                .is_none()
-        );
-    }
-}

@@ -28,22 +28,3 @@ impl Check for V1Refused {
         super::on_verdict(&RULE, r, Readiness::RejectingV1)
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::findings::test_support::{record, usage};
-    use crate::model::HttpTokens;
-
-    #[test]
-    fn fires_only_on_rejecting() {
-        let mut r = record(HttpTokens::Required, Readiness::RejectingV1);
-        r.usage = Some(usage(0, 3));
-        assert!(V1Refused.instance(&r).is_some());
-        assert!(
-            V1Refused
-                .instance(&record(HttpTokens::Required, Readiness::Compliant))
-                .is_none()
-        );
-    }
-}

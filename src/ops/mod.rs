@@ -17,6 +17,8 @@ pub mod inventory;
 pub mod plan;
 pub mod rollback;
 pub mod scan;
+#[cfg(test)]
+mod tests;
 pub mod views;
 
 use crate::aws::AwsError;

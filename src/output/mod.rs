@@ -11,6 +11,8 @@ pub mod run;
 pub mod sanitize;
 pub mod sarif;
 pub mod table;
+#[cfg(test)]
+mod tests;
 pub mod usage;
 
 use std::io::Write;
