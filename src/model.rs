@@ -169,6 +169,17 @@ impl Field {
         }
     }
 
+    /// The word tables use: `tokens`, `endpoint`, `hop`, `tags`, `ipv6`.
+    pub fn short_name(self) -> &'static str {
+        match self {
+            Field::HttpTokens => "tokens",
+            Field::HttpEndpoint => "endpoint",
+            Field::HopLimit => "hop",
+            Field::InstanceMetadataTags => "tags",
+            Field::HttpProtocolIpv6 => "ipv6",
+        }
+    }
+
     /// The field's value in `o`, as text.
     pub fn value(self, o: &Options) -> String {
         match self {

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use crate::commands::drive::{ExecRequest, drive, open_log, report};
-use crate::commands::problems;
 use crate::error::Error;
 use crate::exit_codes::ExitCode;
 use crate::model::Action;
@@ -55,20 +54,8 @@ pub async fn plan_and_apply(
     format: Format,
 ) -> Result<ExitCode, Error> {
     let mut store = ops::store(session)?;
-    let provider = ops::provider(session).await?;
-    let targets = ops::fleet::targets(session, provider.as_ref()).await?;
-    let reporter = printer.reporter("scanning regions");
-    let planned = ops::plan::make(
-        session,
-        &targets,
-        &mut store,
-        &request,
-        source,
-        reporter.as_ref(),
-    )
-    .await?;
-    let scan_code = problems(printer, &planned.warnings, &planned.failures);
-    let plan = planned.plan;
+    let (plan, targets, scan_code) =
+        crate::commands::plan::make(session, printer, &mut store, &request, source).await?;
     if dry_run || plan.changes.is_empty() {
         printer.emit(|w, style| output::plan::render(&plan, format, style, w))?;
         if plan.changes.is_empty() {

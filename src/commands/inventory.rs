@@ -4,7 +4,9 @@
 use crate::commands::problems;
 use crate::error::Error;
 use crate::exit_codes::ExitCode;
-use crate::ops::{self, Session, fleet};
+use crate::ops::inventory::Listing;
+use crate::ops::{self, Session};
+use crate::output::rows::Row;
 use crate::output::{self, Format};
 use crate::printer::Printer;
 
@@ -13,11 +15,9 @@ pub async fn templates(
     printer: &Printer,
     format: Format,
 ) -> Result<ExitCode, Error> {
-    let provider = ops::provider(session).await?;
-    let targets = fleet::targets(session, provider.as_ref()).await?;
+    let targets = ops::targets(session).await?;
     let listing = ops::inventory::templates(session, &targets).await?;
-    printer.emit(|w, style| output::rows::render("templates", &listing.rows, format, style, w))?;
-    Ok(problems(printer, &listing.warnings, &listing.failures))
+    show(printer, "templates", &listing, format)
 }
 
 pub async fn defaults(
@@ -25,9 +25,17 @@ pub async fn defaults(
     printer: &Printer,
     format: Format,
 ) -> Result<ExitCode, Error> {
-    let provider = ops::provider(session).await?;
-    let targets = fleet::targets(session, provider.as_ref()).await?;
+    let targets = ops::targets(session).await?;
     let listing = ops::inventory::defaults(session, &targets).await?;
-    printer.emit(|w, style| output::rows::render("defaults", &listing.rows, format, style, w))?;
+    show(printer, "defaults", &listing, format)
+}
+
+fn show<R: Row>(
+    printer: &Printer,
+    kind: &str,
+    listing: &Listing<R>,
+    format: Format,
+) -> Result<ExitCode, Error> {
+    printer.emit(|w, style| output::rows::render(kind, &listing.rows, format, style, w))?;
     Ok(problems(printer, &listing.warnings, &listing.failures))
 }

@@ -4,7 +4,7 @@ use crate::commands::problems;
 use crate::error::Error;
 use crate::exit_codes::ExitCode;
 use crate::ops::scan::ScanRequest;
-use crate::ops::{self, Session, fleet};
+use crate::ops::{self, Session};
 use crate::output::{self, ScanFormat};
 use crate::printer::Printer;
 
@@ -15,8 +15,7 @@ pub async fn run(
     format: ScanFormat,
 ) -> Result<ExitCode, Error> {
     let mut store = ops::store(session)?;
-    let provider = ops::provider(session).await?;
-    let targets = fleet::targets(session, provider.as_ref()).await?;
+    let targets = ops::targets(session).await?;
     let reporter = printer.reporter("scanning regions");
     let scanned =
         ops::scan::scan(session, &targets, &mut store, request, reporter.as_ref()).await?;

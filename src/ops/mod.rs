@@ -38,6 +38,12 @@ pub async fn provider(session: &Session) -> Result<Box<dyn crate::aws::AwsProvid
     ))
 }
 
+/// The accounts of the session's scope, reached with its credentials.
+pub async fn targets(session: &Session) -> Result<Vec<fleet::Target>, OpsError> {
+    let provider = provider(session).await?;
+    fleet::targets(session, provider.as_ref()).await
+}
+
 /// The session's database, for writing (created and migrated as needed).
 pub fn store(session: &Session) -> Result<crate::store::Store, OpsError> {
     Ok(crate::store::Store::open(&session.db)?)

@@ -3,46 +3,19 @@
 
 use std::io::Write;
 
-use crate::model::Options;
+use crate::model::{Field, Options};
 use crate::output::table::{Cell, cell, painted, write_table};
 use crate::output::{Format, Paint, Style};
 use crate::plan::{OptIn, Plan, Skipped};
 
 /// `tokens optional→required, hop 1→2`: only the fields that change.
 pub fn diff(a: &Options, b: &Options) -> String {
-    let mut parts = Vec::new();
-    if a.http_tokens != b.http_tokens {
-        parts.push(format!(
-            "tokens {}→{}",
-            a.http_tokens.as_str(),
-            b.http_tokens.as_str()
-        ));
-    }
-    if a.http_endpoint != b.http_endpoint {
-        parts.push(format!(
-            "endpoint {}→{}",
-            a.http_endpoint.as_str(),
-            b.http_endpoint.as_str()
-        ));
-    }
-    if a.hop_limit != b.hop_limit {
-        parts.push(format!("hop {}→{}", a.hop_limit, b.hop_limit));
-    }
-    if a.instance_metadata_tags != b.instance_metadata_tags {
-        parts.push(format!(
-            "tags {}→{}",
-            a.instance_metadata_tags.as_str(),
-            b.instance_metadata_tags.as_str()
-        ));
-    }
-    if a.http_protocol_ipv6 != b.http_protocol_ipv6 {
-        parts.push(format!(
-            "ipv6 {}→{}",
-            a.http_protocol_ipv6.as_str(),
-            b.http_protocol_ipv6.as_str()
-        ));
-    }
-    parts.join(", ")
+    Field::ALL
+        .into_iter()
+        .filter(|f| f.value(a) != f.value(b))
+        .map(|f| format!("{} {}→{}", f.short_name(), f.value(a), f.value(b)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The engine's reason, and the flag that would plan the instance anyway.
