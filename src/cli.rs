@@ -752,17 +752,8 @@ fn tag(raw: &str) -> Result<(String, String), String> {
     crate::filter::parse_tag(raw).map_err(|e| bad(&e, e.hint()))
 }
 
-/// The one check of an account id.
-pub fn account_id(raw: &str) -> Result<String, String> {
-    let id = raw.trim();
-    if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) {
-        Ok(id.to_owned())
-    } else {
-        Err(bad(
-            format!("malformed account id `{raw}`"),
-            "account ids are 12 digits; separate several with commas",
-        ))
-    }
+fn account_id(raw: &str) -> Result<String, String> {
+    crate::filter::parse_account_id(raw).map_err(|e| bad(&e, e.hint()))
 }
 
 fn role_name(raw: &str) -> Result<String, String> {

@@ -33,6 +33,8 @@ pub enum SelectionError {
     },
     #[error("malformed region `{0}`")]
     Region(String),
+    #[error("malformed account id `{0}`")]
+    AccountId(String),
 }
 
 impl SelectionError {
@@ -50,6 +52,9 @@ impl SelectionError {
             }
             SelectionError::Region(_) => {
                 "regions look like us-east-1; use --regions all for every enabled region"
+            }
+            SelectionError::AccountId(_) => {
+                "account ids are 12 digits; separate several with commas"
             }
         }
     }
@@ -274,6 +279,16 @@ pub fn parse_tag(raw: &str) -> Result<(String, String), SelectionError> {
     Ok((key.to_owned(), value.to_owned()))
 }
 
+/// The one check of an account id's shape: 12 digits.
+pub fn parse_account_id(raw: &str) -> Result<String, SelectionError> {
+    let id = raw.trim();
+    if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(id.to_owned())
+    } else {
+        Err(SelectionError::AccountId(raw.to_owned()))
+    }
+}
+
 /// Validates a region name's shape (`us-east-1`, `us-gov-west-1`, `ap-southeast-5`).
 pub fn parse_region(raw: &str) -> Result<String, SelectionError> {
     let r = raw.trim();
@@ -360,13 +375,12 @@ pub fn read_input_file(path: &Path) -> Result<Vec<InputRow>, SelectionError> {
             .and_then(|c| record.get(c))
             .filter(|s| !s.is_empty())
         {
-            Some(a) if a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()) => Some(a.to_owned()),
-            Some(a) => {
-                return Err(csv_err(
+            Some(a) => Some(parse_account_id(a).map_err(|_| {
+                csv_err(
                     line,
                     format!("malformed account id `{a}` (12 digits expected)"),
-                ));
-            }
+                )
+            })?),
             None => None,
         };
         rows.push(InputRow {

@@ -12,7 +12,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::filter::{parse_instance_id, parse_region};
+use crate::filter::{parse_account_id, parse_instance_id, parse_region};
 use crate::model::{Field, HttpTokens, Options, Toggle};
 use crate::readiness::Readiness;
 use crate::report::{InstanceRecord, ScanReport};
@@ -113,7 +113,7 @@ pub enum PlanError {
         reason: String,
     },
     #[error(
-        "plan {path} was made {age} ago ({created_at}), longer ago than --max-plan-age {max}: readiness may have changed since"
+        "plan {path} was made {age} ago ({created_at}), more than the {max} allowed: readiness may have changed since"
     )]
     TooOld {
         path: String,
@@ -121,7 +121,7 @@ pub enum PlanError {
         age: String,
         max: String,
     },
-    #[error("--hop-limit {0} is out of range")]
+    #[error("hop limit {0} is out of range")]
     HopLimit(i32),
 }
 
@@ -398,7 +398,7 @@ pub fn check_meaning(plan: &Plan, shown: &str) -> Result<(), PlanError> {
                 if plan.settings.enable_tags {
                     "enables tags only where the endpoint is enabled"
                 } else {
-                    "was not made with --enable-tags"
+                    "its settings do not enable tags"
                 }
             ),
             Field::HttpProtocolIpv6 => format!(
@@ -457,9 +457,8 @@ fn validate(plan: &Plan) -> Result<(), String> {
         parse_instance_id(&c.instance_id)
             .map_err(|_| format!("malformed instance id `{}`", c.instance_id))?;
         parse_region(&c.region).map_err(|_| format!("malformed region `{}`", c.region))?;
-        if c.account_id.len() != 12 || !c.account_id.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!("malformed account id `{}`", c.account_id));
-        }
+        parse_account_id(&c.account_id)
+            .map_err(|_| format!("malformed account id `{}`", c.account_id))?;
         for o in [&c.current, &c.target] {
             if !(1..=64).contains(&o.hop_limit) {
                 return Err(format!(
@@ -649,7 +648,7 @@ mod tests {
         let e = meaning_error(redigested(&plan, |p| {
             p.changes[0].target.instance_metadata_tags = Toggle::Enabled
         }));
-        assert!(e.contains("was not made with --enable-tags"), "{e}");
+        assert!(e.contains("its settings do not enable tags"), "{e}");
         let e = meaning_error(redigested(&plan, |p| {
             p.changes[0].target.http_protocol_ipv6 = Toggle::Enabled
         }));

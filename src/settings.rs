@@ -185,8 +185,13 @@ pub fn scan_request(
     } else {
         Some(
             Window::new(days, crate::clock::now_epoch()).map_err(|e| Error::Usage {
-                message: e.to_string(),
-                hint: e.hint(),
+                message: format!("--days {} is out of range", e.0),
+                hint: format!(
+                    "CloudWatch keeps EC2 metrics for {} days: pass --days between {} and {}",
+                    crate::usage::MAX_DAYS,
+                    crate::usage::MIN_DAYS,
+                    crate::usage::MAX_DAYS
+                ),
             })?,
         )
     };

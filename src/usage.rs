@@ -28,17 +28,11 @@ pub const MAX_QUERIES: usize = 500;
 pub const MAX_DATAPOINTS: usize = 100_800;
 use crate::clock::{DAY, day_label};
 
+/// A usage window CloudWatch cannot serve: EC2 metrics are kept for
+/// [`MAX_DAYS`] days, and a window needs at least [`MIN_DAYS`].
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-#[error("--days {0} is out of range")]
+#[error("a window of {0} days is out of range ({MIN_DAYS} to {MAX_DAYS})")]
 pub struct DaysOutOfRange(pub u32);
-
-impl DaysOutOfRange {
-    pub fn hint(&self) -> String {
-        format!(
-            "CloudWatch keeps EC2 metrics for {MAX_DAYS} days: pass --days between {MIN_DAYS} and {MAX_DAYS}"
-        )
-    }
-}
 
 /// The time window of a usage measurement: `days` whole UTC days ending
 /// with today (today's bucket is partial).

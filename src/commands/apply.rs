@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::commands::drive::{ExecRequest, drive, open_log, report};
+use crate::commands::make_plan;
 use crate::error::Error;
 use crate::exit_codes::ExitCode;
 use crate::model::Action;
@@ -55,7 +56,7 @@ pub async fn plan_and_apply(
 ) -> Result<ExitCode, Error> {
     let mut store = ops::store(session)?;
     let (plan, targets, scan_code) =
-        crate::commands::plan::make(session, printer, &mut store, &request, source).await?;
+        make_plan(session, printer, &mut store, &request, source).await?;
     if dry_run || plan.changes.is_empty() {
         printer.emit(|w, style| output::plan::render(&plan, format, style, w))?;
         if plan.changes.is_empty() {

@@ -1,7 +1,8 @@
 //! One module per subcommand (or family). Each is thin: take the resolved
 //! request, call the operation (`crate::ops`), confirm where it changes
 //! AWS, render through the printer, and return an exit code. None calls
-//! AWS, SQL, the findings registry or another command itself.
+//! AWS, SQL, the findings registry or another command itself; what several
+//! share is here and in `drive` (driving and reporting a change run).
 
 pub mod apply;
 pub mod drive;
@@ -16,9 +17,15 @@ pub mod runs;
 pub mod scan;
 pub mod show;
 
+use crate::error::Error;
 use crate::exit_codes::ExitCode;
+use crate::ops::fleet::Target;
+use crate::ops::plan::Source;
+use crate::ops::{self, Session};
+use crate::plan::{Plan, PlanRequest};
 use crate::printer::Printer;
 use crate::report::Failure;
+use crate::store::Store;
 
 /// Prints what a command met on the way (warnings, then failures) and says
 /// whether the result is complete (exit 0) or partial (exit 1).
@@ -32,4 +39,25 @@ pub fn problems(printer: &Printer, warnings: &[String], failures: &[Failure]) ->
     } else {
         ExitCode::Failure
     }
+}
+
+/// Makes a plan (scanning now, or from a stored scan), prints the scan's
+/// problems, and returns the plan, the accounts a fresh scan reached (to
+/// act on them with the same credentials), and whether the scan was whole.
+pub async fn make_plan(
+    session: &Session,
+    printer: &Printer,
+    store: &mut Store,
+    request: &PlanRequest,
+    source: Source,
+) -> Result<(Plan, Vec<Target>, ExitCode), Error> {
+    let targets = match source {
+        Source::Stored { .. } => Vec::new(),
+        Source::Fresh(_) => ops::targets(session).await?,
+    };
+    let reporter = printer.reporter("scanning regions");
+    let planned =
+        ops::plan::make(session, &targets, store, request, source, reporter.as_ref()).await?;
+    let code = problems(printer, &planned.warnings, &planned.failures);
+    Ok((planned.plan, targets, code))
 }

@@ -43,12 +43,30 @@ pub trait Named: Copy + Sized + 'static {
     }
 }
 
+/// A closed set of names: `Named`, and stored and read by SQLite as its
+/// name (reading unknown text is an error, never a default).
 macro_rules! named {
     ($ty:ty { $($variant:ident => $name:literal),+ $(,)? }) => {
         impl Named for $ty {
             const ALL: &'static [Self] = &[$(<$ty>::$variant),+];
             fn as_str(self) -> &'static str {
                 match self { $(<$ty>::$variant => $name),+ }
+            }
+        }
+
+        impl rusqlite::types::ToSql for $ty {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(self.as_str().into())
+            }
+        }
+
+        impl rusqlite::types::FromSql for $ty {
+            fn column_result(
+                value: rusqlite::types::ValueRef<'_>,
+            ) -> rusqlite::types::FromSqlResult<Self> {
+                let text = value.as_str()?;
+                <$ty>::from_stored(text)
+                    .map_err(|e| rusqlite::types::FromSqlError::Other(Box::new(e)))
             }
         }
     };
@@ -309,20 +327,16 @@ fn from_json(text: &str) -> Result<Options, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn opt_named<T: Named>(text: Option<String>) -> Result<Option<T>, StoreError> {
-    text.map(|t| T::from_stored(&t)).transpose()
-}
-
 const RUN_COLUMNS: &str =
     "id, kind, action, parent_run, status, created_at, finished_at, rolled_back_by, log_path";
 
 /// A run's head from a row of [`RUN_COLUMNS`], with names still as text.
 struct RawRun {
     id: i64,
-    kind: String,
+    kind: RunKind,
     action: String,
     parent_run: Option<i64>,
-    status: String,
+    status: RunStatus,
     created_at: String,
     finished_at: Option<String>,
     rolled_back_by: Option<i64>,
@@ -347,7 +361,7 @@ impl RawRun {
     fn typed(self) -> Result<Run, StoreError> {
         Ok(Run {
             id: self.id,
-            kind: RunKind::from_stored(&self.kind)?,
+            kind: self.kind,
             action: Action::ALL
                 .into_iter()
                 .find(|a| a.as_str() == self.action)
@@ -355,7 +369,7 @@ impl RawRun {
                     StoreError::Corrupt(format!("unknown action `{}` in the journal", self.action))
                 })?,
             parent_run: self.parent_run,
-            status: RunStatus::from_stored(&self.status)?,
+            status: self.status,
             created_at: self.created_at,
             finished_at: self.finished_at,
             rolled_back_by: self.rolled_back_by,
@@ -375,7 +389,7 @@ impl Store {
                 log_path, covers_all)
              VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
-                new.kind.as_str(),
+                new.kind,
                 new.action.as_str(),
                 new.parent_run,
                 new.created_at,
@@ -439,8 +453,8 @@ impl Store {
             params![
                 run,
                 c.seq,
-                c.status.as_str(),
-                c.reason.map(Reason::as_str),
+                c.status,
+                c.reason,
                 c.response_state.map(MetadataState::as_str),
                 c.request_id,
                 c.error_code,
@@ -457,7 +471,7 @@ impl Store {
     pub fn mark_logged(&self, run: i64, seq: i64, status: ChangeStatus) -> Result<(), StoreError> {
         self.conn.execute(
             "UPDATE changes SET logged_status = ?3 WHERE run_id = ?1 AND seq = ?2",
-            params![run, seq, status.as_str()],
+            params![run, seq, status],
         )?;
         Ok(())
     }
@@ -470,7 +484,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.conn.execute(
             "UPDATE runs SET status = ?2, finished_at = ?3 WHERE id = ?1",
-            params![run, status.as_str(), finished_at],
+            params![run, status, finished_at],
         )?;
         Ok(())
     }
@@ -479,7 +493,7 @@ impl Store {
     pub fn mark_rolled_back(&self, run: i64, status: RunStatus, by: i64) -> Result<(), StoreError> {
         self.conn.execute(
             "UPDATE runs SET status = ?2, rolled_back_by = ?3 WHERE id = ?1",
-            params![run, status.as_str(), by],
+            params![run, status, by],
         )?;
         Ok(())
     }
@@ -544,8 +558,8 @@ impl Store {
                 instance_id: r.get(3)?,
                 previous: from_json(&r.get::<_, String>(4)?)?,
                 target: from_json(&r.get::<_, String>(5)?)?,
-                status: ChangeStatus::from_stored(&r.get::<_, String>(6)?)?,
-                reason: opt_named(r.get(7)?)?,
+                status: r.get(6)?,
+                reason: r.get(7)?,
                 attempts: r.get(8)?,
                 issued_at: r.get(9)?,
                 finished_at: r.get(10)?,
@@ -564,7 +578,7 @@ impl Store {
                 message: r.get(14)?,
                 observed: observed.as_deref().map(from_json).transpose()?,
                 verified: r.get(16)?,
-                logged: opt_named(r.get(17)?)?,
+                logged: r.get(17)?,
                 tries: 0,
             });
         }
@@ -588,10 +602,7 @@ impl Store {
             let mut c = Vec::new();
             let mut rows = counts.query([run.id])?;
             while let Some(row) = rows.next()? {
-                c.push((
-                    ChangeStatus::from_stored(&row.get::<_, String>(0)?)?,
-                    row.get(1)?,
-                ));
+                c.push((row.get(0)?, row.get(1)?));
             }
             c.sort();
             out.push((run, c));
@@ -697,7 +708,7 @@ fn insert_lease(
             holder.pid,
             holder.host,
             holder.process_start,
-            holder.purpose.as_str(),
+            holder.purpose,
             crate::clock::now(),
             now
         ],
@@ -715,7 +726,7 @@ fn lease_row(conn: &rusqlite::Connection, run: i64) -> Result<Option<Lease>, Sto
                     r.get::<_, u32>(0)?,
                     r.get::<_, String>(1)?,
                     r.get::<_, Option<String>>(2)?,
-                    r.get::<_, String>(3)?,
+                    r.get::<_, Purpose>(3)?,
                     r.get::<_, String>(4)?,
                     r.get::<_, i64>(5)?,
                 ))
@@ -730,7 +741,7 @@ fn lease_row(conn: &rusqlite::Connection, run: i64) -> Result<Option<Lease>, Sto
                     pid,
                     host,
                     process_start,
-                    purpose: Purpose::from_stored(&purpose)?,
+                    purpose,
                 },
                 acquired_at,
                 heartbeat,

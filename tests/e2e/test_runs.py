@@ -449,7 +449,7 @@ def test_edited_and_redigested_plans_are_refused_by_meaning(run, account, tmp_pa
                           "would re-enable the metadata endpoint the plan saw disabled"),
         "hop.json": (lambda p: p["changes"][on]["target"].update(hop_limit=64),
                      "HttpPutResponseHopLimit 64: the plan saw 1"),
-        "old.json": (lambda p: p.update(created_at="2020-01-01T00:00:00Z"), "longer ago than --max-plan-age 7 days"),
+        "old.json": (lambda p: p.update(created_at="2020-01-01T00:00:00Z"), "more than the 7 days allowed"),
     }
     with AwsProxy(conftest.ENDPOINT) as proxy:
         for name, (edit, needle) in cases.items():
