@@ -105,9 +105,9 @@ pub fn by_role(report: &ScanReport) -> Vec<RoleRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aws::fake::record;
     use crate::model::HttpTokens;
     use crate::report::InstanceRecord;
+    use crate::report::test_support::record;
 
     fn rec(
         n: usize,

@@ -17,7 +17,6 @@ pub const LAYERS: &[(&str, u8)] = &[
     ("filter", 2),
     // 3 store: SQLite (scans, the journal, leases).
     ("store", 3),
-    ("journal", 3),
     // 4 engine: the work (reads AWS, computes, writes the journal).
     ("fanout", 4),
     ("scan", 4),

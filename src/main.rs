@@ -33,10 +33,6 @@ mod settings;
 mod store;
 mod usage;
 
-// The journal is part of the store (it shares its connection); most code
-// names it on its own.
-use store::journal;
-
 use clap::Parser;
 
 use crate::cli::{Cli, Command, DefaultsCommand, PolicyCommand, ShowCommand, TemplatesCommand};

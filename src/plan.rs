@@ -488,7 +488,7 @@ mod tests {
         readiness: Readiness,
         container: bool,
     ) -> InstanceRecord {
-        let mut r = crate::aws::fake::record(n, tokens, readiness);
+        let mut r = crate::report::test_support::record(n, tokens, readiness);
         r.container_host = container;
         r
     }

@@ -161,6 +161,34 @@ impl ScanReport {
     }
 }
 
+/// Test records, for the tests of code that works on scan results.
+#[cfg(test)]
+pub mod test_support {
+    use super::InstanceRecord;
+    use crate::model::HttpTokens;
+    use crate::readiness::Readiness;
+
+    /// A quick instance record for tests of code that works on scan results.
+    pub fn record(n: usize, tokens: HttpTokens, readiness: Readiness) -> InstanceRecord {
+        InstanceRecord {
+            account_id: "111122223333".into(),
+            region: "us-east-1".into(),
+            instance: crate::aws::fake::instance(n, tokens),
+            role_name: None,
+            owner: None,
+            asg_name: None,
+            cfn_stack: None,
+            launch_template: None,
+            container_host: false,
+            container_reason: None,
+            usage: None,
+            daily: Vec::new(),
+            readiness,
+            reason: "r".into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

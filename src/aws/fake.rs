@@ -485,27 +485,3 @@ impl crate::aws::CloudWatchApi for FakeCloudWatch {
         })
     }
 }
-
-/// A quick instance record for tests of code that works on scan results.
-pub fn record(
-    n: usize,
-    tokens: HttpTokens,
-    readiness: crate::readiness::Readiness,
-) -> crate::report::InstanceRecord {
-    crate::report::InstanceRecord {
-        account_id: "111122223333".into(),
-        region: "us-east-1".into(),
-        instance: instance(n, tokens),
-        role_name: None,
-        owner: None,
-        asg_name: None,
-        cfn_stack: None,
-        launch_template: None,
-        container_host: false,
-        container_reason: None,
-        usage: None,
-        daily: Vec::new(),
-        readiness,
-        reason: "r".into(),
-    }
-}

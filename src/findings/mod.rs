@@ -146,7 +146,7 @@ pub(crate) mod test_support {
     use crate::report::InstanceRecord;
 
     pub fn record(tokens: HttpTokens, readiness: Readiness) -> InstanceRecord {
-        let mut r = crate::aws::fake::record(7, tokens, readiness);
+        let mut r = crate::report::test_support::record(7, tokens, readiness);
         r.region = "eu-west-1".into();
         r.reason = "why".into();
         r

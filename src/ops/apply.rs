@@ -10,7 +10,6 @@ use std::sync::atomic::AtomicBool;
 use super::OpsError;
 use super::fleet::{AccountMap, Session, accounts, fleet};
 use crate::aws::AwsProvider;
-use crate::journal::Run;
 use crate::plan::Plan;
 use crate::progress::Reporter;
 use crate::runs::executor::ExecSettings;
@@ -19,6 +18,7 @@ use crate::runs::ledger::{ChangeLog, Ledger};
 use crate::runs::status::{self, FieldChange, field_changes};
 use crate::runs::{self, Drive, Fleet, Outcome, Stops};
 use crate::store::Store;
+use crate::store::journal::Run;
 
 /// What the checks before a run found (nothing was sent).
 #[derive(Debug)]

@@ -6,8 +6,8 @@
 use super::OpsError;
 use super::scan::Scanned;
 use crate::groups::{self, OwnerRow, RoleRow};
-use crate::journal::{Lease, Run, RunListing};
 use crate::report::FleetDay;
+use crate::store::journal::{Lease, Run, RunListing};
 use crate::store::query::{HistoryRow, QueryError, QueryRows};
 use crate::store::{Store, StoreError};
 use crate::usage;

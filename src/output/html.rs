@@ -335,8 +335,11 @@ mod tests {
 
     #[test]
     fn renders_a_tag_value_safely() {
-        let mut r =
-            crate::aws::fake::record(1, crate::model::HttpTokens::Optional, Readiness::Unknown);
+        let mut r = crate::report::test_support::record(
+            1,
+            crate::model::HttpTokens::Optional,
+            Readiness::Unknown,
+        );
         r.owner = Some("<img src=x onerror=alert(1)>".into());
         let report = ScanReport {
             id: Some(3),

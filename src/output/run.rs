@@ -6,7 +6,6 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use crate::journal::{ChangeRecord, ChangeStatus, Lease, Named, Purpose, Run, RunListing};
 use crate::model::Field;
 use crate::output::json::SCHEMA;
 use crate::output::plan::diff;
@@ -14,6 +13,7 @@ use crate::output::table::{Cell, cell, num, write_table};
 use crate::output::{Format, Paint, Style};
 use crate::runs::status::{FieldChange, field_changes};
 use crate::runs::{Outcome, Stop};
+use crate::store::journal::{ChangeRecord, ChangeStatus, Lease, Named, Purpose, Run, RunListing};
 
 pub fn counts(run: &Run) -> BTreeMap<&'static str, u64> {
     let mut m: BTreeMap<&'static str, u64> =

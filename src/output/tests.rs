@@ -3,15 +3,15 @@
 //! what users see shows up as a snapshot diff to review
 //! (`INSTA_UPDATE=always cargo test` rewrites them; `git diff` shows them).
 
-use crate::aws::fake::record;
 use crate::aws::{AwsError, Operation};
 use crate::findings;
-use crate::journal::{ChangeRecord, ChangeStatus, Reason, Run, RunKind, RunStatus};
 use crate::model::{Action, HttpTokens, Toggle};
 use crate::output::{Format, ScanFormat, Style};
 use crate::readiness::{Readiness, Usage};
+use crate::report::test_support::record;
 use crate::report::{DayPoint, Failure, RegionSummary, ScanReport};
 use crate::runs::Outcome;
+use crate::store::journal::{ChangeRecord, ChangeStatus, Reason, Run, RunKind, RunStatus};
 
 fn scan() -> ScanReport {
     let mut ready = record(1, HttpTokens::Optional, Readiness::Ready);

@@ -7,10 +7,10 @@ use std::collections::BTreeSet;
 use super::lease::{self, LeaseGuard};
 use super::observe::{Verdict, compare, found, observe_fleet};
 use super::{Fleet, RunError};
-use crate::journal::{NewChange, NewRun, Purpose, RunKind};
 use crate::model::Options;
 use crate::plan::Plan;
 use crate::store::Store;
+use crate::store::journal::{NewChange, NewRun, Purpose, RunKind};
 
 /// What EC2 says about a plan's instances now, before anything is sent.
 #[derive(Debug, Default)]

@@ -33,9 +33,9 @@ use super::ledger::{Ledger, LedgerError};
 use super::observe::{IDS_PER_CALL, Observed, Verdict, compare, observe_region};
 use super::{Halt, Stops};
 use crate::aws::{AwsError, AwsErrorKind, Ec2Api};
-use crate::journal::{ChangeRecord, ChangeStatus, Reason};
 use crate::model::MetadataState;
 use crate::progress::Reporter;
+use crate::store::journal::{ChangeRecord, ChangeStatus, Reason};
 
 /// How fast and how hard to try.
 #[derive(Debug, Clone)]

@@ -23,8 +23,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::RunError;
-use crate::journal::{Acquired, Holder, Lease, Purpose};
 use crate::store::Store;
+use crate::store::journal::{Acquired, Holder, Lease, Purpose};
 
 /// How often a holder proves it is alive.
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
@@ -298,7 +298,7 @@ mod tests {
 
     #[test]
     fn the_heartbeat_notices_a_takeover_and_dropping_the_guard_releases() {
-        use crate::journal::{NewRun, RunKind};
+        use crate::store::journal::{NewRun, RunKind};
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.sqlite");
         let mut store = Store::open(&path).unwrap();

@@ -17,8 +17,8 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::journal::{ChangeRecord, ChangeStatus, Named, RunKind};
 use crate::model::Action;
+use crate::store::journal::{ChangeRecord, ChangeStatus, Named, RunKind};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]

@@ -30,9 +30,9 @@ use std::sync::{Arc, Mutex};
 use futures::stream::{self, StreamExt};
 
 use crate::aws::{AwsError, Ec2Api};
-use crate::journal::{ChangeRecord, Lease, RunKind};
 use crate::progress::Reporter;
 use crate::store::StoreError;
+use crate::store::journal::{ChangeRecord, Lease, RunKind};
 use executor::{Counters, Denied, ExecSettings, Executor, RegionFailure};
 use ledger::{Ledger, LedgerError};
 

@@ -10,8 +10,8 @@
 
 use super::RunError;
 use super::lease::{self, LeaseGuard, TakenOver};
-use crate::journal::{Purpose, Run, RunKind, RunStatus};
 use crate::store::Store;
+use crate::store::journal::{Purpose, Run, RunKind, RunStatus};
 
 /// A run this process now owns, ready to be finished.
 pub struct Resumable {

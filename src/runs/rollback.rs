@@ -14,9 +14,9 @@ use std::collections::BTreeSet;
 use super::lease::{self, LeaseGuard, TakenOver};
 use super::observe::{Verdict, compare, found, observe_fleet};
 use super::{Fleet, RunError};
-use crate::journal::{ChangeRecord, ChangeStatus, NewChange, NewRun, Purpose, Run, RunKind};
 use crate::model::{Action, Options};
 use crate::store::Store;
+use crate::store::journal::{ChangeRecord, ChangeStatus, NewChange, NewRun, Purpose, Run, RunKind};
 
 /// A run to undo, held by this process, and its changes that may have landed.
 pub struct Candidates {

@@ -19,8 +19,8 @@ use serde::Serialize;
 
 use super::Outcome;
 use super::lease::LeaseGuard;
-use crate::journal::{ChangeRecord, ChangeStatus, Reason, Run, RunKind, RunStatus};
 use crate::model::{Field, Options};
+use crate::store::journal::{ChangeRecord, ChangeStatus, Reason, Run, RunKind, RunStatus};
 use crate::store::{Store, StoreError};
 
 /// Where a run ends, given its changes.

@@ -11,10 +11,12 @@ use super::status;
 use super::{Drive, Fleet, Outcome, RunError, Stop, Stops, drive};
 use crate::aws::fake::{Calls, FakeEc2, instance};
 use crate::aws::{AwsError, Ec2Api};
-use crate::journal::{ChangeStatus, NewChange, Purpose, Reason, Run, RunKind, RunStatus, test_run};
 use crate::model::{Action, HttpTokens, Options};
 use crate::progress::Silent;
 use crate::store::Store;
+use crate::store::journal::{
+    ChangeStatus, NewChange, Purpose, Reason, Run, RunKind, RunStatus, test_run,
+};
 
 const ACCOUNT: &str = "111122223333";
 const REGION: &str = "us-east-1";

@@ -784,10 +784,10 @@ pub fn default_path() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aws::fake::record;
     use crate::model::HttpTokens;
     use crate::readiness::Readiness;
     use crate::report::RegionSummary;
+    use crate::report::test_support::record;
 
     #[test]
     fn migrates_once_and_saves_a_scan() {
@@ -854,8 +854,11 @@ mod tests {
         drop(ro);
         let store = Store::open(&path).unwrap();
         let run = store.load_run(1).unwrap();
-        assert_eq!(run.status, crate::journal::RunStatus::Incomplete);
-        assert_eq!(run.changes[0].status, crate::journal::ChangeStatus::Failed);
+        assert_eq!(run.status, crate::store::journal::RunStatus::Incomplete);
+        assert_eq!(
+            run.changes[0].status,
+            crate::store::journal::ChangeStatus::Failed
+        );
         assert_eq!(run.changes[0].attempts, 2);
         let fk: bool = store
             .conn
