@@ -157,7 +157,7 @@ pub enum ManagedBy {
 /// The account-level IMDS defaults of a region (`GetInstanceMetadataDefaults`).
 /// `None` everywhere means no account-level preference (the AMI's or EC2's
 /// default applies); values EC2 may add later also read as `None`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct MetadataDefaults {
     pub http_tokens: Option<HttpTokens>,
     /// `enabled` makes EC2 refuse any change back to `HttpTokens=optional`.

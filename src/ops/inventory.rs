@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::OpsError;
 use super::fleet::{Session, Target, each_region};
-use crate::aws::{AwsError, Ec2Api, ManagedBy, TemplateVersion};
+use crate::aws::{AwsError, Ec2Api, MetadataDefaults, TemplateVersion};
 use crate::model::{HttpTokens, Toggle};
 use crate::report::Failure;
 
@@ -25,12 +25,8 @@ pub struct Listing<R> {
 pub struct DefaultsRow {
     pub account_id: String,
     pub region: String,
-    pub http_tokens: Option<HttpTokens>,
-    pub http_tokens_enforced: Option<Toggle>,
-    pub hop_limit: Option<i32>,
-    pub http_endpoint: Option<Toggle>,
-    pub instance_metadata_tags: Option<Toggle>,
-    pub managed_by: Option<ManagedBy>,
+    #[serde(flatten)]
+    pub defaults: MetadataDefaults,
     /// Without an account default, new instances follow the AMI
     /// (`ImdsSupport=v2.0`) or EC2's default, which allows v1.
     pub allows_v1_by_default: bool,
@@ -48,16 +44,11 @@ pub async fn defaults(
     let rows = v
         .answers
         .into_iter()
-        .map(|(account_id, region, d)| DefaultsRow {
+        .map(|(account_id, region, defaults)| DefaultsRow {
             account_id,
             region,
-            allows_v1_by_default: d.http_tokens != Some(HttpTokens::Required),
-            http_tokens: d.http_tokens,
-            http_tokens_enforced: d.http_tokens_enforced,
-            hop_limit: d.hop_limit,
-            http_endpoint: d.http_endpoint,
-            instance_metadata_tags: d.instance_metadata_tags,
-            managed_by: d.managed_by,
+            allows_v1_by_default: defaults.http_tokens != Some(HttpTokens::Required),
+            defaults,
         })
         .collect();
     Ok(Listing {

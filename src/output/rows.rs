@@ -355,12 +355,13 @@ impl Row for DefaultsRow {
         vec![
             (&self.account_id).into(),
             (&self.region).into(),
-            self.http_tokens.into(),
-            self.http_tokens_enforced.into(),
-            self.hop_limit.into(),
-            self.http_endpoint.into(),
-            self.instance_metadata_tags.into(),
-            self.managed_by
+            self.defaults.http_tokens.into(),
+            self.defaults.http_tokens_enforced.into(),
+            self.defaults.hop_limit.into(),
+            self.defaults.http_endpoint.into(),
+            self.defaults.instance_metadata_tags.into(),
+            self.defaults
+                .managed_by
                 .map(|m| match m {
                     crate::aws::ManagedBy::Account => "account",
                     crate::aws::ManagedBy::DeclarativePolicy => "declarative-policy",
@@ -444,12 +445,7 @@ mod tests {
         keys_match(DefaultsRow {
             account_id: "a".into(),
             region: "r".into(),
-            http_tokens: None,
-            http_tokens_enforced: None,
-            hop_limit: None,
-            http_endpoint: None,
-            instance_metadata_tags: None,
-            managed_by: None,
+            defaults: Default::default(),
             allows_v1_by_default: true,
         });
         keys_match(TemplateRow {
