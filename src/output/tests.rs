@@ -240,3 +240,26 @@ fn owners_as_every_format() {
     }
     insta::assert_snapshot!(text);
 }
+
+#[test]
+fn plan_as_every_format() {
+    let mut report = scan();
+    report.instances[1].readiness = Readiness::InUse;
+    let request = crate::plan::PlanRequest {
+        action: Action::RequireV2,
+        settings: crate::plan::PlanSettings {
+            hop_limit: crate::plan::HopLimit::Auto,
+            enable_tags: false,
+            include_in_use: false,
+            include_unknown: false,
+        },
+    };
+    let plan = crate::plan::build(&request, &report, "2026-11-30T10:00:00Z".into()).unwrap();
+    let mut text = String::new();
+    for format in [Format::Table, Format::Json, Format::Csv] {
+        let mut out = Vec::new();
+        super::plan::render(&plan, format, Style { color: false }, &mut out).unwrap();
+        text.push_str(&String::from_utf8(out).unwrap());
+    }
+    insta::assert_snapshot!(text);
+}

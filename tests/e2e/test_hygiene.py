@@ -112,3 +112,16 @@ def test_read_only_views_need_a_database_and_never_create_one(run, tmp_path):
         assert r.code == 1, (args, r.stderr)
         assert f"no database at {db}" in r.stderr and "help:" in r.stderr, args
     assert not db.parent.exists()
+
+
+def test_quiet_prints_nothing_but_errors(run, account, tmp_path):
+    fleet.launch(account.client("ec2", REGION), 2)
+    plan = tmp_path / "plan.json"
+    r = run("-q", "plan", "--regions", REGION, "--action", "require-v2", "--no-usage", "--include-unknown",
+            "--out", str(plan))
+    assert r.code == 0 and r.stderr == "", r.stderr
+    r = run("-q", "apply", str(plan), "--yes")
+    assert r.code == 0 and r.stderr == "", r.stderr
+    assert "Run 1 done" in r.stdout
+    r = run("-q", "apply", str(plan), "--yes", "--rate", "0")
+    assert r.code == 2 and "error:" in r.stderr, "errors still show"
