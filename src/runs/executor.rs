@@ -163,6 +163,42 @@ impl Bucket {
     }
 }
 
+/// A region's bucket, shared by its concurrent sends: waiting for a token
+/// is the only way any call is paced.
+struct Pacer(tokio::sync::Mutex<Bucket>);
+
+impl Pacer {
+    fn new(rate: f64, burst: f64) -> Pacer {
+        Pacer(tokio::sync::Mutex::new(Bucket::new(rate, burst)))
+    }
+
+    /// Waits for a token and takes it.
+    async fn take(&self) {
+        loop {
+            let wait = self.0.lock().await.take();
+            match wait {
+                None => return,
+                Some(d) => tokio::time::sleep(d).await,
+            }
+        }
+    }
+
+    /// Waits until there is a token, without taking it; how many there are.
+    async fn ready(&self) -> f64 {
+        loop {
+            let ready = self.0.lock().await.available();
+            match ready {
+                Ok(t) => return t,
+                Err(wait) => tokio::time::sleep(wait).await,
+            }
+        }
+    }
+
+    async fn drain(&self) {
+        self.0.lock().await.drain();
+    }
+}
+
 /// What an error means for the change that got it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Class {
@@ -264,7 +300,7 @@ impl Executor<'_, '_> {
         changes: Vec<ChangeRecord>,
     ) -> Result<(Vec<ChangeRecord>, Option<RegionFailure>), LedgerError> {
         let s = self.settings;
-        let bucket = tokio::sync::Mutex::new(Bucket::new(s.rate, s.burst));
+        let bucket = Pacer::new(s.rate, s.burst);
         let mut queue: VecDeque<ChangeRecord> = changes.into();
         let mut accepted = Vec::new();
         // Half the window's refill per batch, so pacing alone never makes
@@ -272,13 +308,7 @@ impl Executor<'_, '_> {
         let refill = (s.rate * s.recheck_window.as_secs_f64() / 2.0).floor() as usize;
         while !queue.is_empty() && !self.stops.stopped() {
             // Look only once the first change can go: its look is then fresh.
-            let tokens = loop {
-                let ready = bucket.lock().await.available();
-                match ready {
-                    Ok(t) => break t,
-                    Err(wait) => tokio::time::sleep(wait).await,
-                }
-            };
+            let tokens = bucket.ready().await;
             if self.stops.stopped() {
                 break;
             }
@@ -427,17 +457,11 @@ impl Executor<'_, '_> {
         region: &str,
         mut c: ChangeRecord,
         looked: Instant,
-        bucket: &tokio::sync::Mutex<Bucket>,
+        bucket: &Pacer,
     ) -> Result<Sent, LedgerError> {
         let s = self.settings;
         loop {
-            loop {
-                let wait = bucket.lock().await.take();
-                match wait {
-                    None => break,
-                    Some(d) => tokio::time::sleep(d).await,
-                }
-            }
+            bucket.take().await;
             // A stop (Ctrl-C, credentials, access denied, a lost lease) may
             // have come while this change waited: then it is not sent.
             if self.stops.stopped() {
@@ -474,7 +498,7 @@ impl Executor<'_, '_> {
             match classify(&e) {
                 Class::Throttled => {
                     self.counters.throttled.fetch_add(1, Ordering::Relaxed);
-                    bucket.lock().await.drain();
+                    bucket.drain().await;
                     if c.tries >= s.max_attempts {
                         c.settle(ChangeStatus::Failed, Reason::Refused, e.to_string());
                         self.settled(&mut c)?;
@@ -544,7 +568,7 @@ impl Executor<'_, '_> {
         }
         for (region, group) in groups {
             let s = self.settings;
-            let bucket = tokio::sync::Mutex::new(Bucket::new(s.rate, s.burst));
+            let bucket = Pacer::new(s.rate, s.burst);
             let bucket = &bucket;
             let results: Vec<Result<(), Denied>> = stream::iter(group)
                 .map(|c| async move { self.dry_run(region, c, bucket, refused).await })
@@ -562,19 +586,13 @@ impl Executor<'_, '_> {
         &self,
         region: &str,
         c: &ChangeRecord,
-        bucket: &tokio::sync::Mutex<Bucket>,
+        bucket: &Pacer,
         refused: &AtomicBool,
     ) -> Result<(), Denied> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            loop {
-                let wait = bucket.lock().await.take();
-                match wait {
-                    None => break,
-                    Some(d) => tokio::time::sleep(d).await,
-                }
-            }
+            bucket.take().await;
             if self.stops.stopped() || refused.load(Ordering::SeqCst) {
                 return Ok(()); // the caller sees the stop, or the refusal
             }
@@ -592,7 +610,7 @@ impl Executor<'_, '_> {
             {
                 if class == Class::Throttled {
                     self.counters.throttled.fetch_add(1, Ordering::Relaxed);
-                    bucket.lock().await.drain();
+                    bucket.drain().await;
                 }
                 self.counters.retries.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(self.backoff(attempt)).await;
