@@ -21,13 +21,12 @@ pub fn run(
     match format {
         ReportFormat::Html => {
             let data = views::report(&store, scan)?;
-            let scanned = &data.usage.scanned;
             printer.emit(|w, _| {
                 output::html::render(
-                    &scanned.report,
+                    &data.usage.report,
                     &data.usage.fleet,
                     &data.owners,
-                    &scanned.findings,
+                    &data.findings,
                     w,
                 )
             })?;

@@ -28,9 +28,9 @@ pub fn usage(
     let view = views::usage(&views::open(db)?, scan)?;
     printer.emit(|w, style| {
         if fleet {
-            output::usage::render_fleet(&view.scanned.report, &view.fleet, format, style, w)
+            output::usage::render_fleet(&view.report, &view.fleet, format, style, w)
         } else {
-            output::usage::render_instances(&view.scanned.report, &view.days, format, style, w)
+            output::usage::render_instances(&view.report, &view.days, format, style, w)
         }
     })?;
     Ok(ExitCode::Success)

@@ -5,8 +5,9 @@
 
 use super::OpsError;
 use super::scan::Scanned;
+use crate::findings::{self, Finding};
 use crate::groups::{self, OwnerRow, RoleRow};
-use crate::report::FleetDay;
+use crate::report::{FleetDay, ScanReport};
 use crate::store::journal::{Lease, Run, RunListing};
 use crate::store::query::{HistoryRow, QueryError, QueryRows};
 use crate::store::{Store, StoreError};
@@ -17,18 +18,23 @@ pub fn open(db: &std::path::Path) -> Result<Store, OpsError> {
     Ok(Store::open_read_only(db)?)
 }
 
-/// A stored scan (the latest without an id), assessed.
-pub fn scan(store: &Store, id: Option<i64>) -> Result<Scanned, OpsError> {
+/// A stored scan (the latest without an id), as it was saved.
+fn report_of(store: &Store, id: Option<i64>) -> Result<ScanReport, OpsError> {
     let id = match id {
         Some(id) => id,
         None => store.latest_scan()?.ok_or(StoreError::Empty)?,
     };
-    Ok(Scanned::new(store.load_report(id)?))
+    Ok(store.load_report(id)?)
+}
+
+/// A stored scan, assessed (for views that show findings).
+pub fn scan(store: &Store, id: Option<i64>) -> Result<Scanned, OpsError> {
+    Ok(Scanned::new(report_of(store, id)?))
 }
 
 /// A scan's usage window, day by day.
 pub struct UsageView {
-    pub scanned: Scanned,
+    pub report: ScanReport,
     /// The window's day numbers, oldest first.
     pub days: Vec<i32>,
     /// The fleet's totals per day.
@@ -36,34 +42,40 @@ pub struct UsageView {
 }
 
 pub fn usage(store: &Store, id: Option<i64>) -> Result<UsageView, OpsError> {
-    let scanned = scan(store, id)?;
-    let days = usage::scan_days(&scanned.report);
-    let fleet = usage::fleet_days(&scanned.report, &days);
+    let report = report_of(store, id)?;
+    let days = usage::scan_days(&report);
+    let fleet = usage::fleet_days(&report, &days);
     Ok(UsageView {
-        scanned,
+        report,
         days,
         fleet,
     })
 }
 
 pub fn owners(store: &Store, id: Option<i64>) -> Result<Vec<OwnerRow>, OpsError> {
-    Ok(groups::by_owner(&scan(store, id)?.report))
+    Ok(groups::by_owner(&report_of(store, id)?))
 }
 
 pub fn roles(store: &Store, id: Option<i64>) -> Result<Vec<RoleRow>, OpsError> {
-    Ok(groups::by_role(&scan(store, id)?.report))
+    Ok(groups::by_role(&report_of(store, id)?))
 }
 
 /// Everything the HTML report shows.
 pub struct ReportData {
     pub usage: UsageView,
     pub owners: Vec<OwnerRow>,
+    pub findings: Vec<Finding>,
 }
 
 pub fn report(store: &Store, id: Option<i64>) -> Result<ReportData, OpsError> {
     let usage = usage(store, id)?;
-    let owners = groups::by_owner(&usage.scanned.report);
-    Ok(ReportData { usage, owners })
+    let owners = groups::by_owner(&usage.report);
+    let findings = findings::run(&usage.report);
+    Ok(ReportData {
+        usage,
+        owners,
+        findings,
+    })
 }
 
 pub fn history(store: &Store) -> Result<Vec<HistoryRow>, OpsError> {
