@@ -116,15 +116,7 @@ pub fn render<R: Row>(
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
     let values: Vec<Vec<Value>> = rows.iter().map(Row::values).collect();
-    write_rows(
-        kind,
-        R::COLUMNS,
-        &values,
-        &erased::Slice(rows),
-        format,
-        style,
-        out,
-    )
+    write_rows(kind, R::COLUMNS, &values, rows, format, style, out)
 }
 
 /// Renders the rows of a user's `query`.
@@ -167,11 +159,12 @@ pub fn render_query(
     write_rows("query", &columns, &values, &objects, format, style, out)
 }
 
-fn write_rows(
+/// Writes rows; JSON serializes `json_rows` as they are (one object per row).
+fn write_rows<J: Serialize + ?Sized>(
     kind: &str,
     columns: &[&str],
     values: &[Vec<Value>],
-    json_rows: &dyn erased::Rows,
+    json_rows: &J,
     format: Format,
     style: Style,
     out: &mut dyn Write,
@@ -203,11 +196,11 @@ fn write_rows(
         }
         Format::Json => {
             #[derive(Serialize)]
-            struct Doc<'a> {
+            struct Doc<'a, J: ?Sized> {
                 schema: &'static str,
                 kind: &'a str,
                 columns: &'a [&'a str],
-                rows: &'a dyn erased::Rows,
+                rows: &'a J,
             }
             serde_json::to_writer_pretty(
                 &mut *out,
@@ -219,34 +212,6 @@ fn write_rows(
                 },
             )?;
             writeln!(out)
-        }
-    }
-}
-
-/// Serializing rows of any type through one reference.
-mod erased {
-    pub trait Rows {
-        fn to_json(&self) -> serde_json::Value;
-    }
-
-    /// A borrowed slice of rows.
-    pub struct Slice<'a, T>(pub &'a [T]);
-
-    impl<T: serde::Serialize> Rows for Slice<'_, T> {
-        fn to_json(&self) -> serde_json::Value {
-            serde_json::to_value(self.0).expect("rows serialize")
-        }
-    }
-
-    impl<T: serde::Serialize> Rows for Vec<T> {
-        fn to_json(&self) -> serde_json::Value {
-            serde_json::to_value(self).expect("rows serialize")
-        }
-    }
-
-    impl serde::Serialize for dyn Rows + '_ {
-        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            self.to_json().serialize(s)
         }
     }
 }
