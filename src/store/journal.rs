@@ -44,7 +44,7 @@ pub trait Named: Copy + Sized + 'static {
 }
 
 /// A closed set of names: `Named`, and stored and read by SQLite as its
-/// name (reading unknown text is an error, never a default).
+/// name (see [`stored_as_name!`]).
 macro_rules! named {
     ($ty:ty { $($variant:ident => $name:literal),+ $(,)? }) => {
         impl Named for $ty {
@@ -53,10 +53,17 @@ macro_rules! named {
                 match self { $(<$ty>::$variant => $name),+ }
             }
         }
+        stored_as_name!($ty);
+    };
+}
 
+/// A `Named` type stored and read by SQLite as its name (reading unknown
+/// text is an error, never a default).
+macro_rules! stored_as_name {
+    ($ty:ty) => {
         impl rusqlite::types::ToSql for $ty {
             fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-                Ok(self.as_str().into())
+                Ok(Named::as_str(*self).into())
             }
         }
 
@@ -71,6 +78,23 @@ macro_rules! named {
         }
     };
 }
+
+// The model's own closed sets, stored by the names the model gives them.
+impl Named for Action {
+    const ALL: &'static [Self] = &Action::ALL;
+    fn as_str(self) -> &'static str {
+        Action::as_str(self)
+    }
+}
+stored_as_name!(Action);
+
+impl Named for MetadataState {
+    const ALL: &'static [Self] = &[MetadataState::Pending, MetadataState::Applied];
+    fn as_str(self) -> &'static str {
+        MetadataState::as_str(self)
+    }
+}
+stored_as_name!(MetadataState);
 
 /// What a run does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -330,53 +354,20 @@ fn from_json(text: &str) -> Result<Options, StoreError> {
 const RUN_COLUMNS: &str =
     "id, kind, action, parent_run, status, created_at, finished_at, rolled_back_by, log_path";
 
-/// A run's head from a row of [`RUN_COLUMNS`], with names still as text.
-struct RawRun {
-    id: i64,
-    kind: RunKind,
-    action: String,
-    parent_run: Option<i64>,
-    status: RunStatus,
-    created_at: String,
-    finished_at: Option<String>,
-    rolled_back_by: Option<i64>,
-    log_path: Option<String>,
-}
-
-impl RawRun {
-    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRun> {
-        Ok(RawRun {
-            id: r.get(0)?,
-            kind: r.get(1)?,
-            action: r.get(2)?,
-            parent_run: r.get(3)?,
-            status: r.get(4)?,
-            created_at: r.get(5)?,
-            finished_at: r.get(6)?,
-            rolled_back_by: r.get(7)?,
-            log_path: r.get(8)?,
-        })
-    }
-
-    fn typed(self) -> Result<Run, StoreError> {
-        Ok(Run {
-            id: self.id,
-            kind: self.kind,
-            action: Action::ALL
-                .into_iter()
-                .find(|a| a.as_str() == self.action)
-                .ok_or_else(|| {
-                    StoreError::Corrupt(format!("unknown action `{}` in the journal", self.action))
-                })?,
-            parent_run: self.parent_run,
-            status: self.status,
-            created_at: self.created_at,
-            finished_at: self.finished_at,
-            rolled_back_by: self.rolled_back_by,
-            log_path: self.log_path,
-            changes: Vec::new(),
-        })
-    }
+/// A run's head (without its changes) from a row of [`RUN_COLUMNS`].
+fn read_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<Run> {
+    Ok(Run {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        action: r.get(2)?,
+        parent_run: r.get(3)?,
+        status: r.get(4)?,
+        created_at: r.get(5)?,
+        finished_at: r.get(6)?,
+        rolled_back_by: r.get(7)?,
+        log_path: r.get(8)?,
+        changes: Vec::new(),
+    })
 }
 
 impl Store {
@@ -390,7 +381,7 @@ impl Store {
              VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 new.kind,
-                new.action.as_str(),
+                new.action,
                 new.parent_run,
                 new.created_at,
                 env!("CARGO_PKG_VERSION"),
@@ -455,7 +446,7 @@ impl Store {
                 c.seq,
                 c.status,
                 c.reason,
-                c.response_state.map(MetadataState::as_str),
+                c.response_state,
                 c.request_id,
                 c.error_code,
                 c.message,
@@ -532,11 +523,10 @@ impl Store {
             .query_row(
                 &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
                 [run],
-                RawRun::read,
+                read_run,
             )
             .optional()?
-            .ok_or(StoreError::NoRun(run))?
-            .typed()
+            .ok_or(StoreError::NoRun(run))
     }
 
     pub fn load_run(&self, run: i64) -> Result<Run, StoreError> {
@@ -550,7 +540,6 @@ impl Store {
         let mut rows = stmt.query([run])?;
         while let Some(r) = rows.next()? {
             let observed: Option<String> = r.get(15)?;
-            let response_state: Option<String> = r.get(11)?;
             head.changes.push(ChangeRecord {
                 seq: r.get(0)?,
                 account_id: r.get(1)?,
@@ -563,16 +552,7 @@ impl Store {
                 attempts: r.get(8)?,
                 issued_at: r.get(9)?,
                 finished_at: r.get(10)?,
-                response_state: match response_state.as_deref() {
-                    None => None,
-                    Some("pending") => Some(MetadataState::Pending),
-                    Some("applied") => Some(MetadataState::Applied),
-                    Some(other) => {
-                        return Err(StoreError::Corrupt(format!(
-                            "unknown metadata state `{other}` in the journal"
-                        )));
-                    }
-                },
+                response_state: r.get(11)?,
                 request_id: r.get(12)?,
                 error_code: r.get(13)?,
                 message: r.get(14)?,
@@ -590,15 +570,12 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(&format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY id DESC"))?;
-        let raw: Vec<RawRun> = stmt
-            .query_map([], RawRun::read)?
-            .collect::<Result<_, _>>()?;
+        let runs: Vec<Run> = stmt.query_map([], read_run)?.collect::<Result<_, _>>()?;
         let mut counts = self
             .conn
             .prepare("SELECT status, COUNT(*) FROM changes WHERE run_id = ?1 GROUP BY status")?;
         let mut out = Vec::new();
-        for r in raw {
-            let run = r.typed()?;
+        for run in runs {
             let mut c = Vec::new();
             let mut rows = counts.query([run.id])?;
             while let Some(row) = rows.next()? {
