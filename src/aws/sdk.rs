@@ -452,11 +452,7 @@ impl Ec2Api for SdkEc2 {
                 state: out
                     .instance_metadata_options()
                     .and_then(|m| m.state())
-                    .and_then(|s| match s.as_str() {
-                        "pending" => Some(MetadataState::Pending),
-                        "applied" => Some(MetadataState::Applied),
-                        _ => None,
-                    }),
+                    .and_then(|s| metadata_state(s.as_str())),
                 request_id: out.request_id().map(str::to_owned),
             }),
             Err(e) if dry_run && e.code() == Some("DryRunOperation") => Ok(ModifyOutcome {
@@ -576,11 +572,9 @@ fn convert_instance(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
             http_protocol_ipv6: md
                 .and_then(|m| m.http_protocol_ipv6())
                 .and_then(|t| toggle(t.as_str())),
-            state: md.and_then(|m| m.state()).and_then(|s| match s.as_str() {
-                "pending" => Some(MetadataState::Pending),
-                "applied" => Some(MetadataState::Applied),
-                _ => None,
-            }),
+            state: md
+                .and_then(|m| m.state())
+                .and_then(|s| metadata_state(s.as_str())),
         },
         instance_profile_arn: i
             .iam_instance_profile()
@@ -600,6 +594,14 @@ fn tokens(s: &str) -> Option<HttpTokens> {
     match s {
         "required" => Some(HttpTokens::Required),
         "optional" => Some(HttpTokens::Optional),
+        _ => None,
+    }
+}
+
+fn metadata_state(s: &str) -> Option<MetadataState> {
+    match s {
+        "pending" => Some(MetadataState::Pending),
+        "applied" => Some(MetadataState::Applied),
         _ => None,
     }
 }
