@@ -17,6 +17,8 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use serde::Deserialize;
+
 use crate::model::Action;
 use crate::store::journal::{ChangeRecord, ChangeStatus, Named, RunKind};
 use crate::store::{Store, StoreError};
@@ -74,7 +76,14 @@ impl ChangeLog {
     }
 
     /// The (seq, status) pairs already logged for `run`.
-    fn logged(&self, run: i64) -> Result<HashSet<(i64, String)>, LedgerError> {
+    fn logged(&self, run: i64) -> Result<HashSet<(i64, ChangeStatus)>, LedgerError> {
+        /// What a log line says about whose change it is (the rest is for people).
+        #[derive(Deserialize)]
+        struct Logged {
+            run: i64,
+            seq: i64,
+            status: ChangeStatus,
+        }
         let file = File::open(&self.path).map_err(|source| LedgerError::Log {
             path: self.path.clone(),
             source,
@@ -86,17 +95,11 @@ impl ChangeLog {
                 source,
             })?;
             // Lines of other tools or runs, and a torn last line, are not ours.
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
-                continue;
-            };
-            if v.get("run").and_then(|r| r.as_i64()) != Some(run) {
-                continue;
-            }
-            if let (Some(seq), Some(status)) = (
-                v.get("seq").and_then(|s| s.as_i64()),
-                v.get("status").and_then(|s| s.as_str()),
-            ) {
-                out.insert((seq, status.to_owned()));
+            match serde_json::from_str::<Logged>(&line) {
+                Ok(l) if l.run == run => {
+                    out.insert((l.seq, l.status));
+                }
+                _ => {}
             }
         }
         Ok(out)
@@ -206,7 +209,7 @@ impl<'s> Ledger<'s> {
         let mut written = 0;
         for i in todo {
             let c = &mut changes[i];
-            if present.contains(&(c.seq, c.status.as_str().to_owned())) {
+            if present.contains(&(c.seq, c.status)) {
                 self.store
                     .lock()
                     .expect("not poisoned")

@@ -12,7 +12,7 @@
 //! the rules; this module only reads and writes the rows, atomically).
 
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{Action, MetadataState, Options};
 use crate::store::{Store, StoreError};
@@ -137,7 +137,7 @@ named!(RunStatus {
 });
 
 /// Where a change stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum ChangeStatus {
     /// Not yet sent.
