@@ -91,7 +91,7 @@ pub fn acquire(
 ) -> Result<(LeaseGuard, TakenOver), RunError> {
     let me = me(purpose);
     let now = crate::clock::now_epoch();
-    match store.acquire_leases(runs, &me, now, |l| gone_because(l, &me, now).is_some())? {
+    match store.acquire_leases(runs, &me, now, |l| gone_because(l, &me, now))? {
         Acquired::Held(lease) => {
             let kind = store.run_head(lease.run)?.kind;
             Err(RunError::Held {
@@ -99,16 +99,7 @@ pub fn acquire(
                 kind,
             })
         }
-        Acquired::Ours(taken) => {
-            let why = taken
-                .into_iter()
-                .map(|l| {
-                    let reason = gone_because(&l, &me, now).unwrap_or_else(|| "it was gone".into());
-                    (l, reason)
-                })
-                .collect();
-            Ok((LeaseGuard::start(store, runs.to_vec(), me), why))
-        }
+        Acquired::Ours(taken) => Ok((LeaseGuard::start(store, runs.to_vec(), me), taken)),
     }
 }
 

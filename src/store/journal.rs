@@ -336,9 +336,10 @@ pub struct Lease {
 
 /// What [`Store::acquire_leases`] did.
 #[derive(Debug)]
-pub enum Acquired {
-    /// Every lease is ours now; these were taken over from holders that are gone.
-    Ours(Vec<Lease>),
+pub enum Acquired<Why> {
+    /// Every lease is ours now; these were taken over from holders that are
+    /// gone, each with why its holder was judged gone.
+    Ours(Vec<(Lease, Why)>),
     /// Someone alive holds this one; nothing was taken.
     Held(Lease),
 }
@@ -589,15 +590,16 @@ impl Store {
 
     /// Takes the leases of `runs` for `me`, all or none, atomically
     /// (`BEGIN IMMEDIATE`: two processes cannot both see a run free). A lease
-    /// held by someone else is taken over only where `gone` says its holder
-    /// is gone; otherwise nothing is taken and the live holder is returned.
-    pub fn acquire_leases(
+    /// held by someone else is taken over only where `gone` says why its
+    /// holder is gone; otherwise nothing is taken and the live holder is
+    /// returned.
+    pub fn acquire_leases<Why>(
         &mut self,
         runs: &[i64],
         me: &Holder,
         now: i64,
-        gone: impl Fn(&Lease) -> bool,
-    ) -> Result<Acquired, StoreError> {
+        gone: impl Fn(&Lease) -> Option<Why>,
+    ) -> Result<Acquired<Why>, StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -607,11 +609,11 @@ impl Store {
                 if lease.holder.pid == me.pid && lease.holder.host == me.host {
                     continue; // ours already (a rollback holding its parent and itself)
                 }
-                if !gone(&lease) {
+                let Some(why) = gone(&lease) else {
                     return Ok(Acquired::Held(lease)); // dropping `tx` rolls back
-                }
+                };
                 tx.execute("DELETE FROM run_leases WHERE run_id = ?1", [run])?;
-                taken_over.push(lease);
+                taken_over.push((lease, why));
             }
             insert_lease(&tx, run, me, now)?;
         }
@@ -844,7 +846,7 @@ mod tests {
             ..holder(2)
         };
         match store
-            .acquire_leases(&[run], &other, 100, |_| false)
+            .acquire_leases(&[run], &other, 100, |_| None::<()>)
             .unwrap()
         {
             Acquired::Held(l) => assert_eq!((l.holder.pid, l.holder.purpose), (1, Purpose::Apply)),
@@ -852,8 +854,11 @@ mod tests {
         }
         assert!(store.heartbeat(&[run], &holder(1), 101).unwrap());
         assert!(!store.heartbeat(&[run], &other, 101).unwrap());
-        match store.acquire_leases(&[run], &other, 200, |_| true).unwrap() {
-            Acquired::Ours(taken) => assert_eq!(taken[0].holder.pid, 1),
+        match store
+            .acquire_leases(&[run], &other, 200, |_| Some(()))
+            .unwrap()
+        {
+            Acquired::Ours(taken) => assert_eq!(taken[0].0.holder.pid, 1),
             Acquired::Held(_) => panic!("a gone holder keeps it"),
         }
         // The old holder learns it lost the run on its next heartbeat.
@@ -872,7 +877,7 @@ mod tests {
         store.release_leases(&[a], &holder(1)).unwrap();
         let me = holder(3);
         assert!(matches!(
-            store.acquire_leases(&[a, b], &me, 10, |_| false).unwrap(),
+            store.acquire_leases(&[a, b], &me, 10, |_| None::<()>).unwrap(),
             Acquired::Held(l) if l.run == b
         ));
         assert!(store.lease(a).unwrap().is_none(), "a was not kept");
