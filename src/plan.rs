@@ -277,13 +277,15 @@ pub fn digest(plan: &Plan) -> String {
 
 /// Reads and checks a plan file: JSON shape, schema version, digest, and
 /// every field's validity. Nothing reaches AWS unless all of it holds.
-pub fn load(path: &Path) -> Result<Plan, PlanError> {
+/// Returns the plan and the file's text as read (the run journals it).
+pub fn load(path: &Path) -> Result<(Plan, String), PlanError> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| PlanError::Unreadable {
         path: shown.clone(),
         reason: e.to_string(),
     })?;
-    parse(&text, &shown)
+    let plan = parse(&text, &shown)?;
+    Ok((plan, text))
 }
 
 pub fn parse(text: &str, shown: &str) -> Result<Plan, PlanError> {

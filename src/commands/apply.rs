@@ -26,7 +26,7 @@ pub async fn apply(
     exec: &ExecRequest,
     format: Format,
 ) -> Result<ExitCode, Error> {
-    let plan = plan::load(path)?;
+    let (plan, plan_json) = plan::load(path)?;
     plan::check_age(
         &plan,
         &path.display().to_string(),
@@ -37,7 +37,6 @@ pub async fn apply(
         printer.note("nothing to do: the plan has no changes");
         return Ok(ExitCode::Success);
     }
-    let plan_json = std::fs::read_to_string(path).unwrap_or_default();
     let mut store = ops::store(session)?;
     let provider = ops::provider(session).await?;
     let apis = ops::apply::plan_accounts(session, provider.as_ref(), &plan).await?;
