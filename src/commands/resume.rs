@@ -19,14 +19,15 @@ pub async fn run(
     let provider = ops::provider(session).await?;
     let (r, apis) = ops::apply::resume(session, provider.as_ref(), &mut store, run).await?;
     warn_taken_over(printer, &r.taken_over);
-    if r.open == 0 {
+    let open = r.open_changes().count();
+    if open == 0 {
         printer.note(&format!("run {run} has nothing left to do"));
         let finished = ops::apply::finish_idle(&store, r)?;
         return report(printer, &finished, format);
     }
     let question = format!(
         "Resume run {run}: {} change(s) to re-check and finish?",
-        r.open
+        open
     );
     if !printer.confirm(&question, "", exec.yes)? {
         printer.note("aborted: nothing was changed");

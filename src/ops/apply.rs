@@ -157,13 +157,7 @@ pub async fn resume(
     run: i64,
 ) -> Result<(runs::resume::Resumable, AccountMap), OpsError> {
     let r = runs::resume::open(store, run)?;
-    let ids: BTreeSet<String> = r
-        .run
-        .changes
-        .iter()
-        .filter(|c| !c.status.is_final())
-        .map(|c| c.account_id.clone())
-        .collect();
+    let ids: BTreeSet<String> = r.open_changes().map(|c| c.account_id.clone()).collect();
     let apis = if ids.is_empty() {
         AccountMap::new()
     } else {

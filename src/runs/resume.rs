@@ -11,7 +11,7 @@
 use super::RunError;
 use super::lease::{self, LeaseGuard, TakenOver};
 use crate::store::Store;
-use crate::store::journal::{Purpose, Run, RunKind, RunStatus};
+use crate::store::journal::{ChangeRecord, Purpose, Run, RunKind, RunStatus};
 
 /// A run this process now owns, ready to be finished.
 pub struct Resumable {
@@ -19,8 +19,13 @@ pub struct Resumable {
     pub guard: LeaseGuard,
     /// Leases taken over from holders that were gone, and why.
     pub taken_over: TakenOver,
-    /// Changes that are not final.
-    pub open: usize,
+}
+
+impl Resumable {
+    /// The changes that are not final: what the resume will re-check.
+    pub fn open_changes(&self) -> impl Iterator<Item = &ChangeRecord> {
+        self.run.changes.iter().filter(|c| !c.status.is_final())
+    }
 }
 
 fn refuse_rolled_back(run: &Run) -> Result<(), RunError> {
@@ -51,15 +56,9 @@ pub fn open(store: &mut Store, run: i64) -> Result<Resumable, RunError> {
     // Read again under the lease: a rollback may have finished meanwhile.
     let loaded = store.load_run(run)?;
     refuse_rolled_back(&loaded)?;
-    let open = loaded
-        .changes
-        .iter()
-        .filter(|c| !c.status.is_final())
-        .count();
     Ok(Resumable {
         run: loaded,
         guard,
         taken_over,
-        open,
     })
 }
