@@ -132,7 +132,7 @@ pub enum Command {
 
     /// Enforcement over time: one line per stored scan.
     #[command(after_help = AFTER_HELP)]
-    History(TableOutput),
+    History(RowsOutput),
 
     /// Account-level IMDS defaults per region: whether the next instance will allow IMDSv1.
     #[command(subcommand)]
@@ -196,14 +196,14 @@ pub struct ReportArgs {
 pub enum TemplatesCommand {
     /// Each launch template's default and latest version: tokens, endpoint, hop limit (Security Hub EC2.170).
     #[command(after_help = AFTER_HELP)]
-    Show(TableOutput),
+    Show(RowsOutput),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum DefaultsCommand {
     /// Show the defaults of every selected account and region (`GetInstanceMetadataDefaults`).
     #[command(after_help = AFTER_HELP)]
-    Show(TableOutput),
+    Show(RowsOutput),
 }
 
 const QUERY_EXAMPLES: &str = "\
@@ -219,7 +219,7 @@ pub struct QueryArgs {
     /// One SELECT statement.
     pub sql: String,
     #[command(flatten)]
-    pub output: TableOutput,
+    pub output: RowsOutput,
 }
 
 const PLAN_EXAMPLES: &str = "\
@@ -473,7 +473,23 @@ pub struct ShowScanArgs {
     #[arg(long, value_name = "ID")]
     pub scan: Option<i64>,
     #[command(flatten)]
-    pub output: TableOutput,
+    pub output: RowsOutput,
+}
+
+/// `--format` of commands that print typed rows.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct RowsOutput {
+    /// Output format (`markdown`: a GitHub-flavoured table for pull requests and tickets).
+    #[arg(long, help_heading = "Output", value_enum, default_value_t = RowsFormatArg::Table)]
+    pub format: RowsFormatArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RowsFormatArg {
+    Table,
+    Json,
+    Csv,
+    Markdown,
 }
 
 /// `--format` of commands that print tables, documents or rows.
@@ -517,6 +533,8 @@ pub enum ReportFormatArg {
     Sarif,
     /// A self-contained HTML page with charts.
     Html,
+    /// The HTML page's content as GitHub-flavoured Markdown.
+    Markdown,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

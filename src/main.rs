@@ -86,10 +86,10 @@ async fn dispatch(command: Command, session: &Session, p: &Printer) -> Result<Ex
             commands::show::usage(db, p, a.scan, a.fleet, s::format(a.output.format))
         }
         Command::Show(ShowCommand::Owners(a)) => {
-            commands::show::owners(db, p, a.scan, s::format(a.output.format))
+            commands::show::owners(db, p, a.scan, s::rows_format(a.output.format))
         }
         Command::Show(ShowCommand::Roles(a)) => {
-            commands::show::roles(db, p, a.scan, s::format(a.output.format))
+            commands::show::roles(db, p, a.scan, s::rows_format(a.output.format))
         }
         Command::Plan(a) => {
             let (request, source) = s::plan_request(s::action(a.action), &a.filters, &a.plan)?;
@@ -122,8 +122,8 @@ async fn dispatch(command: Command, session: &Session, p: &Printer) -> Result<Ex
             commands::rollback::run(session, p, a.run, &only, a.force, &exec, format).await
         }
         Command::Runs(a) => commands::runs::run(db, p, a.run, s::format(a.output.format)),
-        Command::Query(a) => commands::query::run(db, p, &a.sql, s::format(a.output.format)),
-        Command::History(o) => commands::query::history(db, p, s::format(o.format)),
+        Command::Query(a) => commands::query::run(db, p, &a.sql, s::rows_format(a.output.format)),
+        Command::History(o) => commands::query::history(db, p, s::rows_format(o.format)),
         Command::Report(a) => commands::report::run(db, p, a.scan, s::report_format(a.format)),
         Command::Policy(PolicyCommand::Scp(a)) => commands::policy::scp(
             p,
@@ -132,10 +132,10 @@ async fn dispatch(command: Command, session: &Session, p: &Printer) -> Result<Ex
             !a.allow_v1_credentials,
         ),
         Command::Defaults(DefaultsCommand::Show(o)) => {
-            commands::inventory::defaults(session, p, s::format(o.format)).await
+            commands::inventory::defaults(session, p, s::rows_format(o.format)).await
         }
         Command::Templates(TemplatesCommand::Show(o)) => {
-            commands::inventory::templates(session, p, s::format(o.format)).await
+            commands::inventory::templates(session, p, s::rows_format(o.format)).await
         }
     }
 }

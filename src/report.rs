@@ -153,6 +153,23 @@ impl ScanReport {
         total
     }
 
+    /// One summary per account (its regions merged; `region` left empty),
+    /// in account order: the per-account view of a multi-account scan.
+    pub fn by_account(&self) -> Vec<RegionSummary> {
+        let mut accounts: std::collections::BTreeMap<&str, RegionSummary> = Default::default();
+        for r in &self.regions {
+            accounts
+                .entry(&r.account_id)
+                .or_insert_with(|| RegionSummary {
+                    account_id: r.account_id.clone(),
+                    complete: true,
+                    ..Default::default()
+                })
+                .merge(r);
+        }
+        accounts.into_values().collect()
+    }
+
     /// Instances that still answer IMDSv1, the ones that need action.
     pub fn allowing_v1(&self) -> impl Iterator<Item = &InstanceRecord> {
         self.instances
@@ -205,5 +222,44 @@ mod tests {
         assert_eq!(s.percent_enforced(), Some(33.3));
         assert_eq!(s.percent_protected(), Some(66.7));
         assert_eq!(RegionSummary::default().percent_enforced(), None);
+    }
+
+    #[test]
+    fn accounts_merge_their_regions() {
+        let region = |account: &str, region: &str, required, optional, complete| RegionSummary {
+            account_id: account.into(),
+            region: region.into(),
+            instances: required + optional,
+            required,
+            optional,
+            complete,
+            ..Default::default()
+        };
+        let report = ScanReport {
+            regions: vec![
+                region("2", "us-east-1", 1, 0, true),
+                region("1", "us-east-1", 1, 2, true),
+                region("1", "eu-west-1", 3, 0, false),
+            ],
+            ..Default::default()
+        };
+        let accounts = report.by_account();
+        assert_eq!(accounts.len(), 2);
+        assert_eq!(
+            (
+                accounts[0].account_id.as_str(),
+                accounts[0].instances,
+                accounts[0].required
+            ),
+            ("1", 6, 4)
+        );
+        assert!(
+            !accounts[0].complete,
+            "a failed region makes its account incomplete"
+        );
+        assert_eq!(
+            (accounts[1].account_id.as_str(), accounts[1].instances),
+            ("2", 1)
+        );
     }
 }

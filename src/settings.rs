@@ -12,7 +12,7 @@ use crate::aws::RoleSettings;
 use crate::aws::sdk::{RetryMode, SessionOptions};
 use crate::cli::{
     ActionArg, ColorArg, ExecOpts, FilterArgs, GlobalArgs, PlanOpts, ReportFormatArg, RetryModeArg,
-    ScanFormatArg, StateArg, TableFormatArg,
+    RowsFormatArg, ScanFormatArg, StateArg, TableFormatArg,
 };
 use crate::commands::drive::ExecRequest;
 use crate::error::Error;
@@ -22,7 +22,7 @@ use crate::model::Action;
 use crate::ops::plan::Source;
 use crate::ops::scan::ScanRequest;
 use crate::ops::{AccountScope, Session};
-use crate::output::{Format, ReportFormat, ScanFormat, Style};
+use crate::output::{Format, ReportFormat, RowsFormat, ScanFormat, Style};
 use crate::plan::{PlanRequest, PlanSettings};
 use crate::printer::Printer;
 use crate::runs::executor::ExecSettings;
@@ -133,6 +133,15 @@ pub fn format(f: TableFormatArg) -> Format {
     }
 }
 
+pub fn rows_format(f: RowsFormatArg) -> RowsFormat {
+    match f {
+        RowsFormatArg::Table => RowsFormat::Table,
+        RowsFormatArg::Json => RowsFormat::Json,
+        RowsFormatArg::Csv => RowsFormat::Csv,
+        RowsFormatArg::Markdown => RowsFormat::Markdown,
+    }
+}
+
 pub fn scan_format(f: ScanFormatArg) -> ScanFormat {
     match f {
         ScanFormatArg::Table => ScanFormat::Table,
@@ -149,6 +158,7 @@ pub fn report_format(f: ReportFormatArg) -> ReportFormat {
         ReportFormatArg::Csv => ReportFormat::Csv,
         ReportFormatArg::Sarif => ReportFormat::Sarif,
         ReportFormatArg::Html => ReportFormat::Html,
+        ReportFormatArg::Markdown => ReportFormat::Markdown,
     }
 }
 

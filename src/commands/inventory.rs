@@ -7,13 +7,13 @@ use crate::exit_codes::ExitCode;
 use crate::ops::inventory::Listing;
 use crate::ops::{self, Session};
 use crate::output::rows::Row;
-use crate::output::{self, Format};
+use crate::output::{self, RowsFormat};
 use crate::printer::Printer;
 
 pub async fn templates(
     session: &Session,
     printer: &Printer,
-    format: Format,
+    format: RowsFormat,
 ) -> Result<ExitCode, Error> {
     let targets = ops::targets(session).await?;
     let listing = ops::inventory::templates(session, &targets).await?;
@@ -23,7 +23,7 @@ pub async fn templates(
 pub async fn defaults(
     session: &Session,
     printer: &Printer,
-    format: Format,
+    format: RowsFormat,
 ) -> Result<ExitCode, Error> {
     let targets = ops::targets(session).await?;
     let listing = ops::inventory::defaults(session, &targets).await?;
@@ -34,7 +34,7 @@ fn show<R: Row>(
     printer: &Printer,
     kind: &str,
     listing: &Listing<R>,
-    format: Format,
+    format: RowsFormat,
 ) -> Result<ExitCode, Error> {
     printer.emit(|w, style| output::rows::render(kind, &listing.rows, format, style, w))?;
     Ok(problems(printer, &listing.warnings, &listing.failures))

@@ -21,15 +21,12 @@ pub fn run(
     match format {
         ReportFormat::Html => {
             let data = views::report(&store, scan)?;
-            printer.emit(|w, _| {
-                output::html::render(
-                    &data.usage.report,
-                    &data.usage.fleet,
-                    &data.owners,
-                    &data.findings,
-                    w,
-                )
-            })?;
+            printer.emit(|w, _| output::html::render(&data, w))?;
+            Ok(ExitCode::Success)
+        }
+        ReportFormat::Markdown => {
+            let data = views::report(&store, scan)?;
+            printer.emit(|w, _| output::markdown::render_report(&data, w))?;
             Ok(ExitCode::Success)
         }
         ReportFormat::Table => as_scan(ScanFormat::Table),

@@ -3,7 +3,7 @@
 use crate::error::Error;
 use crate::exit_codes::ExitCode;
 use crate::ops::views;
-use crate::output::{self, Format, ScanFormat};
+use crate::output::{self, Format, RowsFormat, ScanFormat};
 use crate::printer::Printer;
 
 pub fn instances(
@@ -40,7 +40,7 @@ pub fn owners(
     db: &std::path::Path,
     printer: &Printer,
     scan: Option<i64>,
-    format: Format,
+    format: RowsFormat,
 ) -> Result<ExitCode, Error> {
     let rows = views::owners(&views::open(db)?, scan)?;
     printer.emit(|w, style| output::rows::render("owners", &rows, format, style, w))?;
@@ -51,7 +51,7 @@ pub fn roles(
     db: &std::path::Path,
     printer: &Printer,
     scan: Option<i64>,
-    format: Format,
+    format: RowsFormat,
 ) -> Result<ExitCode, Error> {
     let rows = views::roles(&views::open(db)?, scan)?;
     printer.emit(|w, style| output::rows::render("roles", &rows, format, style, w))?;

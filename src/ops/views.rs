@@ -7,7 +7,7 @@ use super::OpsError;
 use super::scan::Scanned;
 use crate::findings::{self, Finding};
 use crate::groups::{self, OwnerRow, RoleRow};
-use crate::report::{FleetDay, ScanReport};
+use crate::report::{FleetDay, RegionSummary, ScanReport};
 use crate::store::journal::{Lease, Run, RunListing};
 use crate::store::query::{HistoryRow, QueryError, QueryRows};
 use crate::store::{Store, StoreError};
@@ -60,21 +60,31 @@ pub fn roles(store: &Store, id: Option<i64>) -> Result<Vec<RoleRow>, OpsError> {
     Ok(groups::by_role(&report_of(store, id)?))
 }
 
-/// Everything the HTML report shows.
+/// Everything the HTML and Markdown reports show.
 pub struct ReportData {
     pub usage: UsageView,
     pub owners: Vec<OwnerRow>,
     pub findings: Vec<Finding>,
+    /// Per account, for multi-account scans.
+    pub accounts: Vec<RegionSummary>,
+    /// Every stored scan up to this one, oldest first: the trend.
+    pub trend: Vec<HistoryRow>,
 }
 
 pub fn report(store: &Store, id: Option<i64>) -> Result<ReportData, OpsError> {
     let usage = usage(store, id)?;
     let owners = groups::by_owner(&usage.report);
     let findings = findings::run(&usage.report);
+    let accounts = usage.report.by_account();
+    let this = usage.report.id;
+    let mut trend = store.history()?;
+    trend.retain(|s| this.is_none_or(|id| s.scan <= id));
     Ok(ReportData {
         usage,
         owners,
         findings,
+        accounts,
+        trend,
     })
 }
 

@@ -7,10 +7,10 @@
 use std::fmt::Write as _;
 use std::io::Write;
 
-use crate::findings::Finding;
-use crate::groups::OwnerRow;
+use crate::ops::views::ReportData;
 use crate::readiness::Readiness;
-use crate::report::{FleetDay, ScanReport};
+use crate::report::{FleetDay, RegionSummary};
+use crate::store::query::HistoryRow;
 
 /// Rows of the instance table; the rest are counted, not listed.
 const MAX_ROWS: usize = 500;
@@ -40,6 +40,8 @@ th,td{border-bottom:1px solid #eaeef2;padding:4px 8px;text-align:left}th{backgro
 const GREEN: &str = "#2da44e";
 const GREY: &str = "#8c959f";
 const RED: &str = "#cf222e";
+const BLUE: &str = "#0969da";
+const AMBER: &str = "#bf8700";
 
 fn pct(p: Option<f64>) -> String {
     p.map(|p| format!("{p:.1}%")).unwrap_or_else(|| "–".into())
@@ -48,16 +50,23 @@ fn pct(p: Option<f64>) -> String {
 /// One bar of a stacked chart: its label and its parts (value, colour, name).
 type Bar<'a> = (String, Vec<(u64, &'a str, &'a str)>);
 
+/// Opens an SVG chart that screen readers announce by its title.
+fn svg_open(svg: &mut String, id: &str, title: &str, width: f64, height: f64) {
+    let _ = write!(
+        svg,
+        r#"<svg id="{id}" width="{width}" height="{height}" role="img" aria-labelledby="{id}-title"><title id="{id}-title">{}</title>"#,
+        esc(title)
+    );
+}
+
 /// Horizontal stacked bars, one per label.
-fn stacked_bars(rows: &[Bar]) -> String {
+fn stacked_bars(id: &str, title: &str, rows: &[Bar]) -> String {
     let width = 700.0;
     let label_w = 240.0;
     let h = 22.0;
     let total_h = rows.len() as f64 * (h + 8.0) + 30.0;
-    let mut svg = format!(
-        r#"<svg width="{}" height="{total_h}" role="img">"#,
-        width + label_w + 20.0
-    );
+    let mut svg = String::new();
+    svg_open(&mut svg, id, title, width + label_w + 20.0, total_h);
     for (i, (label, parts)) in rows.iter().enumerate() {
         let y = i as f64 * (h + 8.0);
         let sum: u64 = parts.iter().map(|p| p.0).sum();
@@ -111,7 +120,14 @@ fn daily_chart(days: &[FleetDay]) -> String {
         .max(1) as f64;
     let n = days.len().max(1) as f64;
     let slot = (w - pad) / n;
-    let mut svg = format!(r#"<svg width="{w}" height="{}" role="img">"#, h + 40.0);
+    let mut svg = String::new();
+    svg_open(
+        &mut svg,
+        "daily-calls",
+        "IMDSv1 calls per day, answered and refused",
+        w,
+        h + 40.0,
+    );
     for (i, d) in days.iter().enumerate() {
         let x = pad + i as f64 * slot;
         for (j, (v, colour, name)) in [
@@ -145,13 +161,205 @@ fn daily_chart(days: &[FleetDay]) -> String {
     svg
 }
 
-pub fn render(
-    report: &ScanReport,
-    fleet: &[FleetDay],
-    owners: &[OwnerRow],
-    findings: &[Finding],
-    out: &mut dyn Write,
-) -> std::io::Result<()> {
+/// One series of the trend: its name, colour and one value per scan.
+struct Series<'a> {
+    name: &'a str,
+    colour: &'a str,
+    values: Vec<Option<f64>>,
+}
+
+/// The trend over stored scans: one point per scan, `max` at the top. Each
+/// point carries its number three ways: a tooltip (`<title>`), a
+/// `data-value` attribute (what the browser test reads) and a label.
+fn trend_chart(id: &str, title: &str, scans: &[HistoryRow], series: &[Series], max: f64) -> String {
+    let (w, h, left, top) = (860.0, 170.0, 50.0, 16.0);
+    let n = scans.len();
+    let step = if n > 1 {
+        (w - left - 40.0) / (n - 1) as f64
+    } else {
+        0.0
+    };
+    let x = |i: usize| left + i as f64 * step;
+    let max = max.max(1.0);
+    let y = |v: f64| top + h - h * v / max;
+    let mut svg = String::new();
+    svg_open(&mut svg, id, title, w, h + top + 44.0);
+    let _ = write!(
+        svg,
+        r#"<line x1="{left}" y1="{}" x2="{}" y2="{}" stroke="{GREY}"/><text x="0" y="{}">{}</text><text x="0" y="{}">0</text>"#,
+        top + h,
+        w - 20.0,
+        top + h,
+        top + 4.0,
+        max,
+        top + h
+    );
+    for (i, scan) in scans.iter().enumerate() {
+        let _ = write!(
+            svg,
+            r#"<text x="{:.1}" y="{}" class="muted" text-anchor="middle">scan {}</text>"#,
+            x(i),
+            top + h + 16.0,
+            scan.scan
+        );
+    }
+    for (k, s) in series.iter().enumerate() {
+        let points: Vec<String> = s
+            .values
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| v.map(|v| format!("{:.1},{:.1}", x(i), y(v))))
+            .collect();
+        let _ = write!(
+            svg,
+            r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="2"/>"#,
+            points.join(" "),
+            s.colour
+        );
+        for (i, v) in s.values.iter().enumerate() {
+            let Some(v) = v else { continue };
+            let label = fmt_num(*v);
+            let _ = write!(
+                svg,
+                r#"<circle class="point" cx="{:.1}" cy="{:.1}" r="4" fill="{}" data-series="{}" data-scan="{}" data-value="{label}"><title>scan {} ({}): {} {label}</title></circle><text x="{:.1}" y="{:.1}" font-size="11">{label}</text>"#,
+                x(i),
+                y(*v),
+                s.colour,
+                esc(s.name),
+                scans[i].scan,
+                scans[i].scan,
+                esc(&scans[i].finished_at),
+                esc(s.name),
+                x(i) + 6.0,
+                y(*v) - 6.0 - 12.0 * k as f64
+            );
+        }
+        let lx = left + 180.0 * k as f64;
+        let _ = write!(
+            svg,
+            r#"<rect x="{lx}" y="{}" width="10" height="10" fill="{}"/><text x="{}" y="{}">{}</text>"#,
+            top + h + 26.0,
+            s.colour,
+            lx + 14.0,
+            top + h + 35.0,
+            esc(s.name)
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// A number as the charts label it: integers without decimals.
+fn fmt_num(v: f64) -> String {
+    if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+/// The trend over stored scans: two charts and the table of their numbers.
+fn trend(h: &mut String, scans: &[HistoryRow]) {
+    h.push_str("<h2>Trend over stored scans</h2>");
+    if scans.len() < 2 {
+        h.push_str("<p class=\"muted\">One scan stored so far: the trend appears from the second scan on (run <code>imdsguard scan</code> again after changes).</p>");
+        return;
+    }
+    let f = |v: Option<f64>| v;
+    h.push_str(&trend_chart(
+        "trend-percent",
+        "Percent of instances enforced (HttpTokens required) and protected (required or endpoint disabled), per scan",
+        scans,
+        &[
+            Series {
+                name: "% enforced",
+                colour: GREEN,
+                values: scans.iter().map(|s| f(s.percent_enforced)).collect(),
+            },
+            Series {
+                name: "% protected",
+                colour: BLUE,
+                values: scans.iter().map(|s| f(s.percent_protected)).collect(),
+            },
+        ],
+        100.0,
+    ));
+    let allowing: Vec<Option<f64>> = scans.iter().map(|s| Some(s.optional as f64)).collect();
+    let calls: Vec<Option<f64>> = scans.iter().map(|s| s.v1_calls.map(|c| c as f64)).collect();
+    let top = |v: &[Option<f64>]| v.iter().flatten().fold(0.0_f64, |a, b| a.max(*b));
+    h.push_str(&trend_chart(
+        "trend-allowing",
+        "Instances that allow IMDSv1, per scan",
+        scans,
+        &[Series {
+            name: "instances allowing IMDSv1",
+            colour: RED,
+            values: allowing.clone(),
+        }],
+        top(&allowing),
+    ));
+    if calls.iter().any(Option::is_some) {
+        h.push_str(&trend_chart(
+            "trend-calls",
+            "IMDSv1 calls over each scan's usage window",
+            scans,
+            &[Series {
+                name: "IMDSv1 calls",
+                colour: AMBER,
+                values: calls.clone(),
+            }],
+            top(&calls),
+        ));
+    }
+    h.push_str("<table><tr><th>scan</th><th>finished</th><th>instances</th><th>% enforced</th><th>% protected</th><th>allow v1</th><th>v1 calls</th></tr>");
+    for s in scans {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>",
+            s.scan,
+            esc(&s.finished_at),
+            s.instances,
+            pct(s.percent_enforced),
+            pct(s.percent_protected),
+            s.optional,
+            s.v1_calls.map_or_else(|| "–".to_owned(), |c| c.to_string())
+        );
+    }
+    h.push_str("</table>");
+}
+
+/// One row per account, for scans of more than one.
+fn per_account(h: &mut String, accounts: &[RegionSummary]) {
+    if accounts.len() < 2 {
+        return;
+    }
+    h.push_str("<h2>By account</h2><table><tr><th>account</th><th>instances</th><th>% enforced</th><th>% protected</th><th>allow v1</th><th>in use</th><th>ready</th><th>complete</th></tr>");
+    for a in accounts {
+        let count =
+            |v: Readiness| a.verdicts[Readiness::ALL.iter().position(|r| *r == v).expect("listed")];
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td>{}</td></tr>",
+            esc(&a.account_id),
+            a.instances,
+            pct(a.percent_enforced()),
+            pct(a.percent_protected()),
+            a.optional,
+            count(Readiness::InUse),
+            count(Readiness::Ready),
+            if a.complete {
+                "yes"
+            } else {
+                "<span class=\"bad\">no: a region failed</span>"
+            }
+        );
+    }
+    h.push_str("</table>");
+}
+
+pub fn render(data: &ReportData, out: &mut dyn Write) -> std::io::Result<()> {
+    let report = &data.usage.report;
+    let (fleet, owners, findings) = (&data.usage.fleet, &data.owners, &data.findings);
     let total = report.total();
     let mut h = String::new();
     let title = format!("imdsguard report: scan {}", report.id.unwrap_or(0));
@@ -199,6 +407,9 @@ pub fn render(
         );
     }
 
+    per_account(&mut h, &data.accounts);
+    trend(&mut h, &data.trend);
+
     h.push_str("<h2>Enforcement by region</h2>");
     let rows: Vec<Bar> = report
         .regions
@@ -218,7 +429,11 @@ pub fn render(
             )
         })
         .collect();
-    h.push_str(&stacked_bars(&rows));
+    h.push_str(&stacked_bars(
+        "by-region",
+        "Instances per region by HttpTokens: required, disabled, optional",
+        &rows,
+    ));
 
     h.push_str("<h2>Readiness</h2>");
     let colours = [
@@ -230,7 +445,11 @@ pub fn render(
         .zip(colours)
         .map(|((r, n), c)| (n, c, r.as_str()))
         .collect();
-    h.push_str(&stacked_bars(&[("all instances".to_owned(), parts)]));
+    h.push_str(&stacked_bars(
+        "readiness",
+        "Instances by readiness verdict",
+        &[("all instances".to_owned(), parts)],
+    ));
 
     if report.usage_days.is_some() && !fleet.is_empty() {
         h.push_str("<h2>IMDSv1 calls per day (whole fleet)</h2><p class=\"muted\">Red: answered v1 calls (MetadataNoToken). Grey: refused after enforcement (MetadataNoTokenRejected).</p>");
@@ -324,6 +543,89 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::ScanReport;
+
+    fn page(report: ScanReport, trend: Vec<HistoryRow>) -> String {
+        let data = ReportData {
+            accounts: report.by_account(),
+            usage: crate::ops::views::UsageView {
+                report,
+                days: Vec::new(),
+                fleet: Vec::new(),
+            },
+            owners: Vec::new(),
+            findings: Vec::new(),
+            trend,
+        };
+        let mut out = Vec::new();
+        render(&data, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    fn scan(scan: i64, instances: i64, required: i64, v1_calls: Option<i64>) -> HistoryRow {
+        HistoryRow {
+            scan,
+            finished_at: format!("2026-11-0{scan}T00:00:00Z"),
+            accounts: 1,
+            regions: 1,
+            instances,
+            required,
+            optional: instances - required,
+            disabled: 0,
+            percent_enforced: Some((required * 1000 / instances) as f64 / 10.0),
+            percent_protected: Some((required * 1000 / instances) as f64 / 10.0),
+            usage_days: v1_calls.map(|_| 14),
+            v1_calls,
+            complete: true,
+        }
+    }
+
+    #[test]
+    fn the_trend_draws_one_point_per_scan_with_its_number() {
+        let trend = vec![scan(1, 4, 1, Some(90)), scan(2, 4, 3, Some(12))];
+        let html = page(ScanReport::default(), trend);
+        assert!(html.contains(r#"data-series="% enforced" data-scan="1" data-value="25""#));
+        assert!(html.contains(r#"data-series="% enforced" data-scan="2" data-value="75""#));
+        assert!(
+            html.contains(
+                r#"data-series="instances allowing IMDSv1" data-scan="1" data-value="3""#
+            )
+        );
+        assert!(html.contains(r#"data-series="IMDSv1 calls" data-scan="2" data-value="12""#));
+        assert!(html.contains(r#"aria-labelledby="trend-percent-title""#));
+    }
+
+    #[test]
+    fn one_scan_has_no_trend_chart_and_says_why() {
+        let html = page(ScanReport::default(), vec![scan(1, 4, 1, None)]);
+        assert!(!html.contains("trend-percent"));
+        assert!(html.contains("from the second scan on"));
+    }
+
+    #[test]
+    fn accounts_get_a_table_only_when_there_are_several() {
+        let region = |account: &str| crate::report::RegionSummary {
+            account_id: account.into(),
+            region: "us-east-1".into(),
+            instances: 2,
+            required: 1,
+            optional: 1,
+            complete: true,
+            ..Default::default()
+        };
+        let one = ScanReport {
+            regions: vec![region("111111111111")],
+            ..Default::default()
+        };
+        assert!(!page(one, Vec::new()).contains("By account"));
+        let two = ScanReport {
+            regions: vec![region("111111111111"), region("222222222222")],
+            ..Default::default()
+        };
+        let html = page(two, Vec::new());
+        assert!(html.contains("<h2>By account</h2>"));
+        assert!(html.contains("<td>222222222222</td><td class=n>2</td><td class=n>50.0%</td>"));
+    }
 
     #[test]
     fn escapes_everything_from_aws() {
@@ -346,9 +648,7 @@ mod tests {
             instances: vec![r],
             ..Default::default()
         };
-        let mut out = Vec::new();
-        render(&report, &[], &[], &[], &mut out).unwrap();
-        let html = String::from_utf8(out).unwrap();
+        let html = page(report, Vec::new());
         assert!(!html.contains("<img src=x"));
         assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;"));
         assert!(html.contains("Instances that allow IMDSv1 (1)"));

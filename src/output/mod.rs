@@ -5,6 +5,7 @@
 pub mod csv;
 pub mod html;
 pub mod json;
+pub mod markdown;
 pub mod plan;
 pub mod rows;
 pub mod run;
@@ -28,6 +29,17 @@ pub enum Format {
     Csv,
 }
 
+/// Formats of typed rows (`show owners`, `show roles`, `history`, `query`,
+/// `templates show`, `defaults show`): the table formats, plus Markdown
+/// for pull requests and tickets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowsFormat {
+    Table,
+    Json,
+    Csv,
+    Markdown,
+}
+
 /// `scan` and `show instances`: a scan, or its findings as SARIF 2.1.0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScanFormat {
@@ -41,6 +53,7 @@ pub enum ScanFormat {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReportFormat {
     Html,
+    Markdown,
     Table,
     Json,
     Csv,

@@ -14,14 +14,18 @@ use crate::groups::{OwnerRow, RoleRow, Tally};
 use crate::model::{HttpTokens, Toggle};
 use crate::ops::inventory::{DefaultsRow, TemplateRow};
 use crate::output::json::SCHEMA;
+use crate::output::markdown;
 use crate::output::table::{Cell, cell, write_table};
-use crate::output::{Format, Style};
+use crate::output::{RowsFormat, Style};
 use crate::store::query::{HistoryRow, QueryRows, SqlValue};
 
 /// One value of a row, as tables and CSV show it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value<'a> {
     Null,
+    /// Nothing, which people should see named (an instance without an
+    /// owner tag): the label in tables and Markdown, empty in CSV.
+    Absent(&'static str),
     Text(Cow<'a, str>),
     Int(i64),
     Float(f64),
@@ -31,7 +35,7 @@ pub enum Value<'a> {
 impl Value<'_> {
     fn text(&self) -> Cow<'_, str> {
         match self {
-            Value::Null => Cow::Borrowed(""),
+            Value::Null | Value::Absent(_) => Cow::Borrowed(""),
             Value::Text(t) => Cow::Borrowed(t),
             Value::Int(v) => Cow::Owned(v.to_string()),
             Value::Float(v) => Cow::Owned(v.to_string()),
@@ -39,8 +43,16 @@ impl Value<'_> {
         }
     }
 
+    /// How a person sees it: a table cell.
+    fn shown(&self) -> Cow<'_, str> {
+        match self {
+            Value::Absent(label) => Cow::Borrowed(label),
+            v => v.text(),
+        }
+    }
+
     fn cell(&self) -> Cell {
-        let text = self.text().into_owned();
+        let text = self.shown().into_owned();
         match self {
             Value::Int(_) | Value::Float(_) => Cell {
                 text,
@@ -111,7 +123,7 @@ pub trait Row: Serialize {
 pub fn render<R: Row>(
     kind: &str,
     rows: &[R],
-    format: Format,
+    format: RowsFormat,
     style: Style,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
@@ -122,7 +134,7 @@ pub fn render<R: Row>(
 /// Renders the rows of a user's `query`.
 pub fn render_query(
     rows: &QueryRows,
-    format: Format,
+    format: RowsFormat,
     style: Style,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
@@ -165,12 +177,36 @@ fn write_rows<J: Serialize + ?Sized>(
     columns: &[&str],
     values: &[Vec<Value>],
     json_rows: &J,
-    format: Format,
+    format: RowsFormat,
     style: Style,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
     match format {
-        Format::Table => {
+        RowsFormat::Markdown => {
+            if values.is_empty() {
+                return writeln!(out, "_No rows._");
+            }
+            let right: Vec<bool> = values[0]
+                .iter()
+                .map(|v| matches!(v, Value::Int(_) | Value::Float(_)))
+                .collect();
+            let cells: Vec<Vec<String>> = values
+                .iter()
+                .map(|r| {
+                    r.iter()
+                        .map(|v| match v {
+                            Value::Absent(label) => format!("_{}_", markdown::text(label)),
+                            v => markdown::text(&v.text()),
+                        })
+                        .collect()
+                })
+                .collect();
+            let mut m = String::new();
+            markdown::table(&mut m, columns, &right, &cells);
+            out.write_all(m.trim_end().as_bytes())?;
+            writeln!(out)
+        }
+        RowsFormat::Table => {
             if values.is_empty() {
                 return writeln!(out, "(no rows)");
             }
@@ -186,7 +222,7 @@ fn write_rows<J: Serialize + ?Sized>(
                 if values.len() == 1 { "" } else { "s" }
             )
         }
-        Format::Csv => {
+        RowsFormat::Csv => {
             let mut w = crate::output::csv::writer(out);
             w.write_record(columns)?;
             for r in values {
@@ -194,7 +230,7 @@ fn write_rows<J: Serialize + ?Sized>(
             }
             w.flush()
         }
-        Format::Json => {
+        RowsFormat::Json => {
             #[derive(Serialize)]
             struct Doc<'a, J: ?Sized> {
                 schema: &'static str,
@@ -238,6 +274,9 @@ fn tally(t: &Tally) -> [Value<'static>; 5] {
     ]
 }
 
+/// How tables name the owner of instances without an owner tag.
+pub const NO_OWNER: &str = "(no owner tag)";
+
 const TALLY: [&str; 5] = ["allowing_v1", "in_use", "ready", "unknown", "v1_calls"];
 
 impl Row for OwnerRow {
@@ -245,7 +284,11 @@ impl Row for OwnerRow {
         "owner", TALLY[0], TALLY[1], TALLY[2], TALLY[3], TALLY[4], "roles",
     ];
     fn values(&self) -> Vec<Value<'_>> {
-        let mut v = vec![Value::from(self.owner.as_ref())];
+        let mut v = vec![
+            self.owner
+                .as_ref()
+                .map_or(Value::Absent(NO_OWNER), Value::from),
+        ];
         v.extend(tally(&self.tally));
         v.push((&self.roles).into());
         v
@@ -284,6 +327,7 @@ impl Row for HistoryRow {
         "percent_enforced",
         "percent_protected",
         "usage_days",
+        "v1_calls",
         "complete",
     ];
     fn values(&self) -> Vec<Value<'_>> {
@@ -299,6 +343,7 @@ impl Row for HistoryRow {
             self.percent_enforced.into(),
             self.percent_protected.into(),
             self.usage_days.into(),
+            self.v1_calls.into(),
             self.complete.into(),
         ]
     }
@@ -405,6 +450,7 @@ mod tests {
             percent_enforced: Some(100.0),
             percent_protected: Some(100.0),
             usage_days: None,
+            v1_calls: None,
             complete: true,
         });
         keys_match(DefaultsRow {

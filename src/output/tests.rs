@@ -6,7 +6,7 @@
 use crate::aws::{AwsError, Operation};
 use crate::findings;
 use crate::model::{Action, HttpTokens, Toggle};
-use crate::output::{Format, ScanFormat, Style};
+use crate::output::{Format, RowsFormat, ScanFormat, Style};
 use crate::readiness::{Readiness, Usage};
 use crate::report::test_support::record;
 use crate::report::{DayPoint, Failure, RegionSummary, ScanReport};
@@ -233,12 +233,36 @@ fn run_as_csv() {
 fn owners_as_every_format() {
     let rows = crate::groups::by_owner(&scan());
     let mut text = String::new();
-    for format in [Format::Table, Format::Json, Format::Csv] {
+    for format in [
+        RowsFormat::Table,
+        RowsFormat::Json,
+        RowsFormat::Csv,
+        RowsFormat::Markdown,
+    ] {
         let mut out = Vec::new();
         super::rows::render("owners", &rows, format, Style { color: false }, &mut out).unwrap();
         text.push_str(&String::from_utf8(out).unwrap());
     }
     insta::assert_snapshot!(text);
+}
+
+#[test]
+fn an_untagged_owner_is_named_for_people_and_empty_for_machines() {
+    let mut report = scan();
+    for r in &mut report.instances {
+        r.owner = None;
+    }
+    let rows = crate::groups::by_owner(&report);
+    let render = |format| {
+        let mut out = Vec::new();
+        super::rows::render("owners", &rows, format, Style { color: false }, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    assert!(render(RowsFormat::Table).contains("(no owner tag)"));
+    assert!(render(RowsFormat::Markdown).contains("| _\\(no owner tag\\)_ |"));
+    assert!(render(RowsFormat::Csv).lines().nth(1).unwrap().starts_with(","));
+    let json: serde_json::Value = serde_json::from_str(&render(RowsFormat::Json)).unwrap();
+    assert!(json["rows"][0]["owner"].is_null());
 }
 
 #[test]

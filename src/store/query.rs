@@ -63,6 +63,9 @@ pub struct HistoryRow {
     pub percent_enforced: Option<f64>,
     pub percent_protected: Option<f64>,
     pub usage_days: Option<i64>,
+    /// IMDSv1 calls over the scan's usage window, all instances; `None`
+    /// when the scan did not measure usage.
+    pub v1_calls: Option<i64>,
     pub complete: bool,
 }
 
@@ -119,7 +122,10 @@ impl Store {
                          THEN ROUND(100.0 * SUM(r.required) / SUM(r.instances), 1) END,
                     CASE WHEN SUM(r.instances) > 0
                          THEN ROUND(100.0 * (SUM(r.required) + SUM(r.disabled)) / SUM(r.instances), 1) END,
-                    s.usage_days, s.complete
+                    s.usage_days,
+                    CASE WHEN s.usage_days IS NOT NULL
+                         THEN (SELECT COALESCE(SUM(u.v1_calls), 0) FROM usage u WHERE u.scan_id = s.id) END,
+                    s.complete
              FROM scans s LEFT JOIN scan_regions r ON r.scan_id = s.id
              GROUP BY s.id ORDER BY s.id",
         )?;
@@ -136,7 +142,8 @@ impl Store {
                 percent_enforced: r.get(8)?,
                 percent_protected: r.get(9)?,
                 usage_days: r.get(10)?,
-                complete: r.get(11)?,
+                v1_calls: r.get(11)?,
+                complete: r.get(12)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
