@@ -16,6 +16,26 @@ ensure_venv() {
     fi
 }
 
+# The browser test needs Debian's chromium. Installs it when missing (as
+# root, or through sudo), and says so: it is the one system package the
+# tests need.
+ensure_chromium() {
+    if command -v chromium >/dev/null; then
+        chromium --version 2>/dev/null || true
+        return
+    fi
+    local sudo=""
+    if [[ $(id -u) -ne 0 ]]; then
+        command -v sudo >/dev/null || { echo "chromium is missing and this user cannot install it: run 'sudo apt-get install chromium'" >&2; exit 1; }
+        sudo="sudo"
+    fi
+    echo "chromium is missing: installing Debian's chromium package with apt-get (for tests/e2e/test_browser.py)" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get install -y -q chromium >/dev/null ||
+        { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q chromium >/dev/null; }
+    chromium --version
+}
+
 # Starts moto_server in the background; sets MOTO_PID and MOTO_ENDPOINT and
 # stops it when the calling script exits, also on failure or Ctrl-C.
 start_moto() {

@@ -34,7 +34,8 @@ const STYLE: &str = "body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;m
 h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #d0d7de;padding-bottom:.3rem}\
 .cards{display:flex;gap:1rem;flex-wrap:wrap}.card{border:1px solid #d0d7de;border-radius:8px;padding:.8rem 1.2rem;min-width:130px}\
 .card b{display:block;font-size:1.6rem}table{border-collapse:collapse;width:100%;font-size:13px}\
-th,td{border-bottom:1px solid #eaeef2;padding:4px 8px;text-align:left}th{background:#f6f8fa}td.n{text-align:right}\
+th,td{border-bottom:1px solid #eaeef2;padding:4px 8px;text-align:left}th{background:#f6f8fa}td.n,th.n{text-align:right}\
+svg{display:block;margin:.4rem 0 1.2rem}figure{margin:0}figcaption{font-weight:600;margin-top:1rem}\
 .bad{color:#cf222e}.good{color:#1a7f37}.muted{color:#656d76}svg text{font:12px system-ui,sans-serif}";
 
 const GREEN: &str = "#2da44e";
@@ -182,7 +183,7 @@ fn trend_chart(id: &str, title: &str, scans: &[HistoryRow], series: &[Series], m
     let x = |i: usize| left + i as f64 * step;
     let max = max.max(1.0);
     let y = |v: f64| top + h - h * v / max;
-    let mut svg = String::new();
+    let mut svg = format!("<figure><figcaption>{}</figcaption>", esc(title));
     svg_open(&mut svg, id, title, w, h + top + 44.0);
     let _ = write!(
         svg,
@@ -245,7 +246,7 @@ fn trend_chart(id: &str, title: &str, scans: &[HistoryRow], series: &[Series], m
             esc(s.name)
         );
     }
-    svg.push_str("</svg>");
+    svg.push_str("</svg></figure>");
     svg
 }
 
@@ -268,7 +269,7 @@ fn trend(h: &mut String, scans: &[HistoryRow]) {
     let f = |v: Option<f64>| v;
     h.push_str(&trend_chart(
         "trend-percent",
-        "Percent of instances enforced (HttpTokens required) and protected (required or endpoint disabled), per scan",
+        "% of instances enforced (HttpTokens required) and protected (required, or endpoint disabled), per scan",
         scans,
         &[
             Series {
@@ -311,7 +312,7 @@ fn trend(h: &mut String, scans: &[HistoryRow]) {
             top(&calls),
         ));
     }
-    h.push_str("<table><tr><th>scan</th><th>finished</th><th>instances</th><th>% enforced</th><th>% protected</th><th>allow v1</th><th>v1 calls</th></tr>");
+    h.push_str("<table><tr><th>scan</th><th>finished</th><th class=n>instances</th><th class=n>% enforced</th><th class=n>% protected</th><th class=n>allow v1</th><th class=n>v1 calls</th></tr>");
     for s in scans {
         let _ = write!(
             h,
@@ -333,7 +334,7 @@ fn per_account(h: &mut String, accounts: &[RegionSummary]) {
     if accounts.len() < 2 {
         return;
     }
-    h.push_str("<h2>By account</h2><table><tr><th>account</th><th>instances</th><th>% enforced</th><th>% protected</th><th>allow v1</th><th>in use</th><th>ready</th><th>complete</th></tr>");
+    h.push_str("<h2>By account</h2><table><tr><th>account</th><th class=n>instances</th><th class=n>% enforced</th><th class=n>% protected</th><th class=n>allow v1</th><th class=n>in use</th><th class=n>ready</th><th>complete</th></tr>");
     for a in accounts {
         let count =
             |v: Readiness| a.verdicts[Readiness::ALL.iter().position(|r| *r == v).expect("listed")];
@@ -460,7 +461,7 @@ pub fn render(data: &ReportData, out: &mut dyn Write) -> std::io::Result<()> {
     if owners.is_empty() {
         h.push_str("<p class=\"good\">No instance allows IMDSv1.</p>");
     } else {
-        h.push_str("<table><tr><th>owner</th><th>allow v1</th><th>in use</th><th>ready</th><th>unknown</th><th>v1 calls</th><th>roles</th></tr>");
+        h.push_str("<table><tr><th>owner</th><th class=n>allow v1</th><th class=n>in use</th><th class=n>ready</th><th class=n>unknown</th><th class=n>v1 calls</th><th>roles</th></tr>");
         for r in owners {
             let owner = match &r.owner {
                 Some(o) => esc(o),
@@ -492,7 +493,7 @@ pub fn render(data: &ReportData, out: &mut dyn Write) -> std::io::Result<()> {
                 .or_default() += 1;
         }
         h.push_str(
-            "<table><tr><th>rule</th><th>title</th><th>severity</th><th>instances</th></tr>",
+            "<table><tr><th>rule</th><th>title</th><th>severity</th><th class=n>instances</th></tr>",
         );
         for ((rule, title, sev), n) in by_rule {
             let _ = write!(
