@@ -8,6 +8,7 @@ pub const LAYERS: &[(&str, u8)] = &[
     ("model", 0),
     ("clock", 0),
     ("progress", 0),
+    ("markdown", 0),
     // 1 AWS: our traits over AWS, the SDK behind them.
     ("aws", 1),
     // 2 domain: what a scan found, and the pure rules over it.
@@ -24,6 +25,7 @@ pub const LAYERS: &[(&str, u8)] = &[
     ("findings", 4),
     ("plan", 4),
     ("groups", 4),
+    ("notify", 4),
     ("policy", 4),
     ("runs", 4),
     // 5 application: one operation per user job, typed results.

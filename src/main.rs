@@ -18,7 +18,9 @@ mod findings;
 mod groups;
 #[cfg(test)]
 mod layers;
+mod markdown;
 mod model;
+mod notify;
 mod ops;
 mod output;
 mod plan;

@@ -242,6 +242,18 @@ impl RoleIndex {
     }
 }
 
+/// The instance's owner: the value of the first of `owner_tags` it has,
+/// keys compared case-insensitively (`Owner` and `owner` are one tag to people).
+pub fn owner_of(instance: &Instance, owner_tags: &[String]) -> Option<String> {
+    owner_tags.iter().find_map(|key| {
+        instance
+            .tags
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.clone())
+    })
+}
+
 fn build_record(
     account_id: &str,
     region: &str,
@@ -254,13 +266,7 @@ fn build_record(
         .instance_profile_arn
         .as_deref()
         .and_then(|arn| roles.and_then(|r| r.role_for(arn)));
-    let owner = owner_tags.iter().find_map(|key| {
-        instance
-            .tags
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v.clone())
-    });
+    let owner = owner_of(&instance, owner_tags);
     let launch_template = instance.tag("aws:ec2launchtemplate:id").map(|id| {
         match instance.tag("aws:ec2launchtemplate:version") {
             Some(v) => format!("{id}:{v}"),

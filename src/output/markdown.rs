@@ -2,12 +2,12 @@
 //! the HTML report's content as headings, paragraphs and tables, and any
 //! typed rows as one table.
 //!
-//! Every string from AWS is hostile (anyone who can tag an instance picks
-//! the owner tag): [`text`] makes it inert, so a tag cannot open a link, an
-//! image, raw HTML, a heading or a new table cell where it is pasted.
+//! Every string from AWS goes through [`text`] (see `crate::markdown`).
 
 use std::fmt::Write as _;
 use std::io::Write;
+
+pub use crate::markdown::{table, text};
 
 use crate::ops::views::ReportData;
 use crate::output::percent_text;
@@ -16,47 +16,6 @@ use crate::report::RegionSummary;
 
 /// Rows of the instance table; the rest are counted, not listed (as in HTML).
 const MAX_ROWS: usize = 500;
-
-/// `s` as inert Markdown text on one line: every ASCII punctuation
-/// character that Markdown or HTML could give meaning to is
-/// backslash-escaped, and line breaks and other control characters become
-/// spaces (a newline would end a table row).
-pub fn text(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '<' | '>' | '#' | '+'
-            | '-' | '!' | '|' | '~' | '&' | '"' | '\'' | ':' | '=' => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if c.is_control() => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// A GFM table. Cells are written as given: callers pass them through
-/// [`text`] (or build them from our own words and numbers).
-pub fn table<S: AsRef<str>>(out: &mut String, header: &[&str], right: &[bool], rows: &[Vec<S>]) {
-    let _ = writeln!(out, "| {} |", header.join(" | "));
-    let rule: Vec<&str> = (0..header.len())
-        .map(|i| {
-            if right.get(i) == Some(&true) {
-                "--:"
-            } else {
-                "---"
-            }
-        })
-        .collect();
-    let _ = writeln!(out, "| {} |", rule.join(" | "));
-    for row in rows {
-        let cells: Vec<&str> = row.iter().map(AsRef::as_ref).collect();
-        let _ = writeln!(out, "| {} |", cells.join(" | "));
-    }
-    out.push('\n');
-}
 
 fn count(verdicts: &[u64; 6], v: Readiness) -> u64 {
     verdicts[Readiness::ALL.iter().position(|r| *r == v).expect("listed")]
@@ -350,24 +309,3 @@ pub fn render_report(data: &ReportData, out: &mut dyn Write) -> std::io::Result<
 
 /// How Markdown shows an instance without an owner tag.
 pub const NO_OWNER_MD: &str = "_\\(no owner tag\\)_";
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hostile_text_stays_text() {
-        let t = text("[click](https://evil) ![x](y) <img src=x> | a\nb `c` # h");
-        assert!(!t.contains("](") && !t.contains('\n'));
-        assert!(t.contains("\\<img") && t.contains("\\!\\["), "{t}");
-        assert_eq!(text("a|b"), "a\\|b", "a pipe would split the cell");
-        assert_eq!(text("team-a"), "team\\-a");
-    }
-
-    #[test]
-    fn tables_have_a_rule_with_alignment() {
-        let mut m = String::new();
-        table(&mut m, &["a", "n"], &[false, true], &[vec!["x", "1"]]);
-        assert_eq!(m, "| a | n |\n| --- | --: |\n| x | 1 |\n\n");
-    }
-}

@@ -220,6 +220,23 @@ const MIGRATIONS: &[&str] = &[
         heartbeat_at  INTEGER NOT NULL        -- epoch seconds
     );
     "#,
+    // 4: owner notices sent through SNS or SES (see src/store/notices.rs).
+    r#"
+    CREATE TABLE notices (
+        id            INTEGER PRIMARY KEY,
+        scan_id       INTEGER NOT NULL,
+        owner_key     TEXT NOT NULL,          -- tag:VALUE | account:ID
+        channel       TEXT NOT NULL CHECK (channel IN ('sns', 'ses')),
+        destination   TEXT NOT NULL,          -- topic ARN | e-mail address
+        digest        TEXT NOT NULL,          -- of what the notice asked for
+        status        TEXT NOT NULL CHECK (status IN ('sending', 'sent', 'failed')),
+        message_id    TEXT,
+        error         TEXT,
+        created_at    TEXT NOT NULL,
+        finished_at   TEXT
+    );
+    CREATE INDEX notices_by_owner ON notices(owner_key, channel, destination);
+    "#,
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -297,7 +314,9 @@ fn schema_version(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
     Ok(version)
 }
 
+#[macro_use]
 pub mod journal;
+pub mod notices;
 pub mod query;
 
 /// The database. Its connection is private to this module and `journal`:
