@@ -12,7 +12,7 @@ use crate::aws::RoleSettings;
 use crate::aws::sdk::{RetryMode, SessionOptions};
 use crate::cli::{
     ActionArg, ColorArg, ExecOpts, FilterArgs, GlobalArgs, PlanOpts, ReportFormatArg, RetryModeArg,
-    ScanFormatArg, StateArg, TableFormatArg,
+    ScanFormatArg, ShellArg, StateArg, TableFormatArg,
 };
 use crate::commands::drive::ExecRequest;
 use crate::error::Error;
@@ -149,6 +149,15 @@ pub fn report_format(f: ReportFormatArg) -> ReportFormat {
         ReportFormatArg::Csv => ReportFormat::Csv,
         ReportFormatArg::Sarif => ReportFormat::Sarif,
         ReportFormatArg::Html => ReportFormat::Html,
+    }
+}
+
+pub fn shell(s: ShellArg) -> clap_complete::Shell {
+    match s {
+        ShellArg::Bash => clap_complete::Shell::Bash,
+        ShellArg::Zsh => clap_complete::Shell::Zsh,
+        ShellArg::Fish => clap_complete::Shell::Fish,
+        ShellArg::Powershell => clap_complete::Shell::PowerShell,
     }
 }
 
