@@ -152,6 +152,74 @@ pub enum Command {
     /// Launch templates whose default version brings IMDSv1 back with every new instance.
     #[command(subcommand)]
     Templates(TemplatesCommand),
+
+    /// Print the shell completion script for bash, zsh, fish or powershell.
+    ///
+    /// Completes subcommands, flags and their fixed values (`--format`,
+    /// `--action`, `--state`, ...). Save the script where your shell looks
+    /// for completions (see below), then open a new shell. Offline: needs no
+    /// credentials and no database.
+    #[command(after_help = COMPLETIONS_HELP)]
+    Completions(CompletionsArgs),
+
+    /// Print imdsguard's man page (roff) to standard output, or write every page with --dir.
+    ///
+    /// The page holds the description, global options, the subcommands and
+    /// the exit codes. With --dir, one page per subcommand is written beside
+    /// it (imdsguard-scan.1, imdsguard-show-usage.1, ...), so that `man
+    /// imdsguard-scan` works too. Offline: needs no credentials and no
+    /// database.
+    #[command(after_help = MAN_HELP)]
+    Man(ManArgs),
+}
+
+const COMPLETIONS_HELP: &str = "\
+Install (then open a new shell):
+  bash        mkdir -p ~/.local/share/bash-completion/completions
+              imdsguard completions bash > ~/.local/share/bash-completion/completions/imdsguard
+              (needs the bash-completion package; or add to ~/.bashrc:
+              source <(imdsguard completions bash))
+  zsh         mkdir -p ~/.zfunc && imdsguard completions zsh > ~/.zfunc/_imdsguard
+              and in ~/.zshrc, before `compinit`: fpath=(~/.zfunc $fpath)
+              (oh-my-zsh loads compinit itself: put the fpath line before it is sourced)
+  fish        imdsguard completions fish > ~/.config/fish/completions/imdsguard.fish
+  powershell  add to your profile (notepad $PROFILE):
+              imdsguard completions powershell | Out-String | Invoke-Expression
+
+Regenerate the script after upgrading imdsguard: flags may have changed.
+
+Exit codes: 0 success, 1 the output could not be written, 2 bad arguments.";
+
+const MAN_HELP: &str = "\
+Install for your user, then read them with `man imdsguard`, `man imdsguard-scan`, ...:
+  imdsguard man --dir ~/.local/share/man/man1
+  (man finds them when ~/.local/bin is on PATH; otherwise add ~/.local/share/man to MANPATH)
+For everyone: sudo imdsguard man --dir /usr/local/share/man/man1
+Read the main page without installing: imdsguard man | man -l -
+
+Exit codes: 0 success, 1 a page could not be written, 2 bad arguments.";
+
+/// The shells `imdsguard completions` writes a script for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ShellArg {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write imdsguard.1 and one page per subcommand into DIR (created if missing) instead.
+    #[arg(long, value_name = "DIR", conflicts_with = "out")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    pub shell: ShellArg,
 }
 
 #[derive(Debug, Subcommand)]

@@ -35,7 +35,7 @@ mod settings;
 mod store;
 mod usage;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use crate::cli::{Cli, Command, DefaultsCommand, PolicyCommand, ShowCommand, TemplatesCommand};
 use crate::error::Error;
@@ -139,6 +139,8 @@ async fn dispatch(command: Command, session: &Session, p: &Printer) -> Result<Ex
         Command::Templates(TemplatesCommand::Show(o)) => {
             commands::inventory::templates(session, p, s::rows_format(o.format)).await
         }
+        Command::Completions(a) => commands::completions::run(p, s::shell(a.shell), Cli::command()),
+        Command::Man(a) => commands::man::run(p, Cli::command(), a.dir.as_deref()),
     }
 }
 

@@ -329,7 +329,13 @@ impl Notice {
         markdown::table(
             &mut m,
             &[
-                "instance", "name", "account", "region", "readiness", "role", "v1 calls",
+                "instance",
+                "name",
+                "account",
+                "region",
+                "readiness",
+                "role",
+                "v1 calls",
             ],
             &[],
             &rows,
@@ -444,7 +450,11 @@ mod tests {
         );
         assert_eq!(notices.len(), 2);
         assert_eq!(notices[0].owner, Owner::Tagged("team-a".into()));
-        assert_eq!(notices[0].lines.len(), 2, "the enforced instance is not listed");
+        assert_eq!(
+            notices[0].lines.len(),
+            2,
+            "the enforced instance is not listed"
+        );
         assert_eq!(
             notices[1].owner,
             Owner::Untagged {
@@ -463,18 +473,31 @@ mod tests {
             }
         );
         // Another owner tag key picks other owners.
-        let by_team = build(&report(vec![tagged(1, Some("x"), Readiness::Ready)]), &["team".into()]);
+        let by_team = build(
+            &report(vec![tagged(1, Some("x"), Readiness::Ready)]),
+            &["team".into()],
+        );
         assert!(matches!(by_team[0].owner, Owner::Untagged { .. }));
     }
 
     #[test]
     fn the_digest_changes_with_what_the_owner_must_do_only() {
-        let a = build(&report(vec![tagged(1, Some("o"), Readiness::Ready)]), &["owner".into()]);
+        let a = build(
+            &report(vec![tagged(1, Some("o"), Readiness::Ready)]),
+            &["owner".into()],
+        );
         let mut later = report(vec![tagged(1, Some("o"), Readiness::Ready)]);
         later.id = Some(9);
         let b = build(&later, &["owner".into()]);
-        assert_eq!(a[0].digest(), b[0].digest(), "a new scan saying the same is unchanged");
-        let c = build(&report(vec![tagged(1, Some("o"), Readiness::InUse)]), &["owner".into()]);
+        assert_eq!(
+            a[0].digest(),
+            b[0].digest(),
+            "a new scan saying the same is unchanged"
+        );
+        let c = build(
+            &report(vec![tagged(1, Some("o"), Readiness::InUse)]),
+            &["owner".into()],
+        );
         assert_ne!(a[0].digest(), c[0].digest());
     }
 

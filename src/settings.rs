@@ -12,7 +12,7 @@ use crate::aws::RoleSettings;
 use crate::aws::sdk::{RetryMode, SessionOptions};
 use crate::cli::{
     ActionArg, ColorArg, ExecOpts, FilterArgs, GlobalArgs, PlanOpts, ReportFormatArg, RetryModeArg,
-    RowsFormatArg, ScanFormatArg, StateArg, TableFormatArg,
+    RowsFormatArg, ScanFormatArg, ShellArg, StateArg, TableFormatArg,
 };
 use crate::commands::drive::ExecRequest;
 use crate::error::Error;
@@ -159,6 +159,15 @@ pub fn report_format(f: ReportFormatArg) -> ReportFormat {
         ReportFormatArg::Sarif => ReportFormat::Sarif,
         ReportFormatArg::Html => ReportFormat::Html,
         ReportFormatArg::Markdown => ReportFormat::Markdown,
+    }
+}
+
+pub fn shell(s: ShellArg) -> clap_complete::Shell {
+    match s {
+        ShellArg::Bash => clap_complete::Shell::Bash,
+        ShellArg::Zsh => clap_complete::Shell::Zsh,
+        ShellArg::Fish => clap_complete::Shell::Fish,
+        ShellArg::Powershell => clap_complete::Shell::PowerShell,
     }
 }
 

@@ -16,7 +16,8 @@ pub enum AwsErrorKind {
     ExpiredToken,
     /// The credentials are malformed, unknown to AWS, or the signature is wrong.
     BadCredentials,
-    /// No credentials could be found anywhere in the chain.
+    /// No credentials could be found anywhere in the chain (instance metadata
+    /// that refused, timed out or was unreachable included).
     NoCredentials,
     /// The region is not enabled for the account (opt-in region).
     RegionDisabled,
@@ -161,7 +162,7 @@ impl AwsError {
                 "check the access key and secret in use (`aws sts get-caller-identity` tells which identity they are)".into()
             }
             AwsErrorKind::NoCredentials => {
-                "set AWS_PROFILE or pass --profile, run `aws configure` or `aws sso login`, or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into()
+                "run `aws configure` or pick a profile (AWS_PROFILE or --profile NAME), export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, run `aws sso login --profile NAME`, or set AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN; no AWS account? `scripts/demo` (in the source tree) runs imdsguard against a local emulator".into()
             }
             AwsErrorKind::RegionDisabled => {
                 "enable the region for the account, or leave it out of --regions".into()

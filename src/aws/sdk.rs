@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use aws_config::imds::client::error::ImdsError;
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_credential_types::provider::ProvideCredentials;
@@ -90,35 +91,90 @@ async fn load_config(opts: &SessionOptions) -> Result<SdkConfig, AwsError> {
 }
 
 async fn check_credentials(config: &SdkConfig, profile: Option<&str>) -> Result<(), AwsError> {
-    const OP: Operation = Operation::Credentials;
     let Some(provider) = config.credentials_provider() else {
         return Err(AwsError::local(
-            OP,
+            Operation::Credentials,
             AwsErrorKind::NoCredentials,
             "no credentials provider is configured",
         ));
     };
     match provider.provide_credentials().await {
         Ok(_) => Ok(()),
-        Err(CredentialsError::CredentialsNotLoaded(_)) => {
-            let message = match profile.map(str::to_owned).or_else(|| std::env::var("AWS_PROFILE").ok()) {
-                Some(p) => format!("profile `{p}` yields no credentials (is it defined in ~/.aws/config or ~/.aws/credentials?)"),
-                None => "tried the environment, the default profile, web identity, container and instance credentials".into(),
-            };
-            Err(AwsError::local(OP, AwsErrorKind::NoCredentials, message))
-        }
         Err(err) => {
-            // The provider's messages never contain secret material; they say
-            // which source failed and why (e.g. an SSO token that expired).
-            let text = error_chain(&err);
-            let kind = if text.to_ascii_lowercase().contains("expired") {
-                AwsErrorKind::ExpiredToken
-            } else {
-                AwsErrorKind::BadCredentials
-            };
-            Err(AwsError::local(OP, kind, text))
+            let profile = profile
+                .map(str::to_owned)
+                .or_else(|| std::env::var("AWS_PROFILE").ok());
+            Err(credentials_failure(&err, profile.as_deref()))
         }
     }
+}
+
+/// Our error for a failed lookup of the default chain's credentials.
+///
+/// "Found nothing" is `NoCredentials`, whatever shape it takes: every source
+/// declined (`CredentialsNotLoaded`), or the chain's last source, instance
+/// metadata, failed. The SDK gives up on IMDS quietly only when it cannot
+/// connect; an endpoint that answers (403 to the token request where IMDS is
+/// blocked or disabled, 403/5xx on the role, a read that times out) ends the
+/// chain with a `ProviderError` instead. Either way no credentials exist, so
+/// "check the access key" would send the user after a key they do not have.
+fn credentials_failure(err: &CredentialsError, profile: Option<&str>) -> AwsError {
+    const OP: Operation = Operation::Credentials;
+    let imds = imds_failure(err);
+    if matches!(err, CredentialsError::CredentialsNotLoaded(_)) || imds.is_some() {
+        let mut message = match profile {
+            Some(p) => format!(
+                "profile `{p}` yields no credentials (is it defined in ~/.aws/config or ~/.aws/credentials?)"
+            ),
+            None => "tried environment variables, the shared config and credentials files (profiles, SSO), web identity, the container endpoint and instance metadata".into(),
+        };
+        if let Some(why) = imds {
+            message.push_str("; instance metadata ");
+            message.push_str(&why);
+        }
+        return AwsError::local(OP, AwsErrorKind::NoCredentials, message);
+    }
+    // A source that exists but failed: its messages never contain secret
+    // material; they say which source failed and why (e.g. an SSO token
+    // that expired).
+    let text = error_chain(err);
+    let kind = if text.to_ascii_lowercase().contains("expired") {
+        AwsErrorKind::ExpiredToken
+    } else {
+        AwsErrorKind::BadCredentials
+    };
+    AwsError::local(OP, kind, text)
+}
+
+/// What instance metadata did, if an IMDS failure is among `err`'s causes.
+/// Worded here rather than with the SDK's `Display`: an error response's
+/// prints the whole raw HTTP response, headers and body.
+fn imds_failure(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        if let Some(imds) = e.downcast_ref::<ImdsError>() {
+            return Some(match imds {
+                ImdsError::FailedToLoadToken(_) => {
+                    format!("gave no session token: {}", root_cause(imds))
+                }
+                ImdsError::ErrorResponse(r) => {
+                    format!("answered HTTP {}", r.response().status().as_u16())
+                }
+                _ => format!("could not be read: {}", root_cause(imds)),
+            });
+        }
+        cause = e.source();
+    }
+    None
+}
+
+/// The innermost cause of an error, as text (the one that says what happened).
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = err;
+    while let Some(s) = last.source() {
+        last = s;
+    }
+    last.to_string()
 }
 
 /// An error and its sources, as one line, without Debug dumps.
@@ -759,5 +815,95 @@ impl CloudWatchApi for SdkCloudWatch {
                 .filter(|t| !t.is_empty())
                 .map(str::to_owned),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// A loopback HTTP server answering 403 to every request, like an
+    /// instance metadata endpoint that is blocked or disabled. Returns its
+    /// URL; the thread lives as long as the test binary.
+    fn forbidding_server() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut s) = stream else { continue };
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut chunk) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let _ = s.write_all(
+                    b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+        });
+        url
+    }
+
+    #[test]
+    fn chain_that_found_nothing_is_no_credentials() {
+        let err = CredentialsError::not_loaded("no providers in chain provided credentials");
+        let e = credentials_failure(&err, None);
+        assert_eq!(e.kind, AwsErrorKind::NoCredentials);
+        assert!(e.to_string().starts_with("no AWS credentials found: tried"));
+        assert!(e.hint().contains("aws configure"), "{}", e.hint());
+        assert!(e.hint().contains("AWS_ACCESS_KEY_ID"));
+        assert!(e.hint().contains("aws sso login --profile"));
+        assert!(e.hint().contains("scripts/demo"));
+
+        let e = credentials_failure(&err, Some("nosuch"));
+        assert_eq!(e.kind, AwsErrorKind::NoCredentials);
+        assert!(
+            e.to_string()
+                .contains("profile `nosuch` yields no credentials")
+        );
+    }
+
+    /// The shape the SDK really produces when IMDS answers 403 to the token
+    /// request: the IMDS provider's `ProviderError` around `ImdsError`
+    /// (not `CredentialsNotLoaded`), which ends the default chain.
+    #[tokio::test]
+    async fn imds_answering_403_is_no_credentials_not_rejected() {
+        let client = aws_config::imds::Client::builder()
+            .endpoint(forbidding_server())
+            .unwrap()
+            .build();
+        let imds = client
+            .get("/latest/meta-data/iam/security-credentials/")
+            .await
+            .unwrap_err();
+        assert!(matches!(imds, ImdsError::FailedToLoadToken(_)), "{imds:?}");
+        let err = CredentialsError::provider_error(imds);
+        let e = credentials_failure(&err, None);
+        assert_eq!(e.kind, AwsErrorKind::NoCredentials, "{e}");
+        let line = e.to_string();
+        assert!(line.starts_with("no AWS credentials found: "), "{line}");
+        assert!(
+            line.contains("instance metadata gave no session token: request forbidden"),
+            "{line}"
+        );
+        assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn a_source_that_failed_is_rejected_or_expired() {
+        let err = CredentialsError::provider_error("the SSO session token has expired");
+        assert_eq!(
+            credentials_failure(&err, Some("sso")).kind,
+            AwsErrorKind::ExpiredToken
+        );
+        let err = CredentialsError::invalid_configuration("profile `x` has no role_arn");
+        assert_eq!(
+            credentials_failure(&err, None).kind,
+            AwsErrorKind::BadCredentials
+        );
     }
 }

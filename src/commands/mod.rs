@@ -5,8 +5,10 @@
 //! share is here and in `drive` (driving and reporting a change run).
 
 pub mod apply;
+pub mod completions;
 pub mod drive;
 pub mod inventory;
+pub mod man;
 pub mod plan;
 pub mod policy;
 pub mod query;

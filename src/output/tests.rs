@@ -260,7 +260,13 @@ fn an_untagged_owner_is_named_for_people_and_empty_for_machines() {
     };
     assert!(render(RowsFormat::Table).contains("(no owner tag)"));
     assert!(render(RowsFormat::Markdown).contains("| _\\(no owner tag\\)_ |"));
-    assert!(render(RowsFormat::Csv).lines().nth(1).unwrap().starts_with(","));
+    assert!(
+        render(RowsFormat::Csv)
+            .lines()
+            .nth(1)
+            .unwrap()
+            .starts_with(",")
+    );
     let json: serde_json::Value = serde_json::from_str(&render(RowsFormat::Json)).unwrap();
     assert!(json["rows"][0]["owner"].is_null());
 }

@@ -97,15 +97,28 @@ mod tests {
         };
         let crashed = store.begin_notice(&intent("d1")).unwrap();
         assert!(crashed > 0);
-        assert_eq!(store.last_sent_digest("tag:team-a", Channel::Sns, "arn:aws:sns:us-east-1:1:t").unwrap(), None);
+        assert_eq!(
+            store
+                .last_sent_digest("tag:team-a", Channel::Sns, "arn:aws:sns:us-east-1:1:t")
+                .unwrap(),
+            None
+        );
         let failed = store.begin_notice(&intent("d2")).unwrap();
         store.finish_notice(failed, Err("AccessDenied")).unwrap();
         let sent = store.begin_notice(&intent("d3")).unwrap();
         store.finish_notice(sent, Ok("m-1")).unwrap();
         assert_eq!(
-            store.last_sent_digest("tag:team-a", Channel::Sns, "arn:aws:sns:us-east-1:1:t").unwrap().as_deref(),
+            store
+                .last_sent_digest("tag:team-a", Channel::Sns, "arn:aws:sns:us-east-1:1:t")
+                .unwrap()
+                .as_deref(),
             Some("d3")
         );
-        assert_eq!(store.last_sent_digest("tag:team-a", Channel::Ses, "arn:aws:sns:us-east-1:1:t").unwrap(), None);
+        assert_eq!(
+            store
+                .last_sent_digest("tag:team-a", Channel::Ses, "arn:aws:sns:us-east-1:1:t")
+                .unwrap(),
+            None
+        );
     }
 }

@@ -3,6 +3,12 @@ and for bad input, not a single request to AWS."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import pytest
 
 import fleet
@@ -65,10 +71,107 @@ def test_clap_rejects_unknown_values_with_exit_2(run):
     assert "sleeping" in r.stderr
 
 
+# The ways to provide credentials that the `help:` line of "no AWS credentials found" names.
+NO_CREDENTIALS_HINTS = ("aws configure", "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "aws sso login --profile", "AWS_WEB_IDENTITY_TOKEN_FILE", "scripts/demo")
+
+
 def test_no_credentials(run):
     r = run("scan", "--regions", "us-east-1", creds=False)
     assert r.code == 1
-    assert_one_error(r, "no AWS credentials found", "aws configure")
+    assert_one_error(r, "no AWS credentials found", *NO_CREDENTIALS_HINTS)
+
+
+@contextlib.contextmanager
+def fake_imds(behaviour: str):
+    """A loopback stand-in for the instance metadata endpoint, as found off
+    EC2 or where IMDS is blocked: `forbid` answers 403 to everything, `hang`
+    accepts connections and never answers, `refuse` is a closed port.
+    Yields (url, requests seen)."""
+    seen: list[str] = []
+    if behaviour == "refuse":
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        yield f"http://127.0.0.1:{port}", seen
+        return
+    if behaviour == "forbid":
+
+        class Forbid(BaseHTTPRequestHandler):
+            def answer(self):
+                seen.append(f"{self.command} {self.path}")
+                self.send_response(403)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_PUT = answer
+
+            def log_message(self, *args):
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Forbid)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}", seen
+        finally:
+            server.shutdown()
+            server.server_close()
+        return
+    assert behaviour == "hang"
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    held: list[socket.socket] = []
+
+    def accept():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            seen.append("connection")
+            held.append(conn)
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}", seen
+    finally:
+        listener.close()
+        for c in held:
+            c.close()
+
+
+@pytest.mark.parametrize("behaviour", ["forbid", "hang", "refuse"])
+def test_no_credentials_anywhere_even_where_imds_answers(run, behaviour):
+    """No environment credentials, no config files (HOME is empty, the
+    AWS_*_FILE paths do not exist), and instance metadata enabled but
+    answering 403, never answering, or refusing: the chain found nothing,
+    which is not "credentials rejected"."""
+    with fake_imds(behaviour) as (url, seen):
+        started = time.monotonic()
+        r = run(
+            "scan",
+            "--regions",
+            "us-east-1",
+            creds=False,
+            env={"AWS_EC2_METADATA_DISABLED": None, "AWS_EC2_METADATA_SERVICE_ENDPOINT": url},
+        )
+        elapsed = time.monotonic() - started
+    assert r.code == 1, r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, r.stderr
+    assert errors[0].startswith("error: no AWS credentials found: tried environment variables"), r.stderr
+    assert_one_error(r, *NO_CREDENTIALS_HINTS)
+    assert "rejected" not in r.stderr and "access key and secret" not in r.stderr
+    assert r.stdout == ""
+    if behaviour == "forbid":
+        # The SDK asked for an IMDSv2 session token and heard 403.
+        assert seen and seen[0] == "PUT /latest/api/token", seen
+        assert "instance metadata gave no session token: request forbidden" in errors[0]
+    if behaviour == "hang":
+        assert seen, "the IMDS stand-in was never asked"
+    # IMDS waits 1 s for an answer and does not retry timeouts.
+    assert elapsed < 10, elapsed
 
 
 def test_unknown_profile(run):
