@@ -145,6 +145,18 @@ pub enum Command {
     )]
     Report(ReportArgs),
 
+    /// Tell each owner what to do: one notice per owner of instances that still allow IMDSv1.
+    ///
+    /// From a stored scan (the latest by default), each owner (the value of
+    /// --owner-tag; instances without it are grouped per account) gets one
+    /// notice listing their instances with readiness, role, IMDSv1 calls and
+    /// the exact next step for each. Notices go to files (--out-dir), an SNS
+    /// topic (--sns-topic) and/or e-mail through SES (--ses-from). Sends are
+    /// journaled in the database: a re-run sends only notices whose content
+    /// changed since the last one sent there, unless --resend.
+    #[command(after_help = NOTIFY_HELP)]
+    Notify(NotifyArgs),
+
     /// Guardrail policies that keep IMDSv1 from coming back (printed, not applied).
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -172,6 +184,22 @@ pub enum Command {
     #[command(after_help = MAN_HELP)]
     Man(ManArgs),
 }
+
+const NOTIFY_HELP: &str = "\
+Examples:
+  imdsguard notify --out-dir notices                 one .md and one .txt per owner
+  imdsguard notify --sns-topic arn:aws:sns:us-east-1:111122223333:imds --dry-run
+  imdsguard notify --ses-from imds@example.com --owner-tag owner,team --yes
+  imdsguard notify --sns-topic ARN --resend --yes    send every notice again
+
+Statuses: written (file), sent, would-send (--dry-run), unchanged (same as the
+last notice sent there), no-address (SES: the owner tag is not an e-mail
+address), failed, not-tried (an earlier send met a credentials or permission
+error that every later one would meet).
+
+Permissions: sns:Publish on the topic; ses:SendEmail from a verified identity.
+
+Exit codes: 0 success, 1 error or a notice that could not be sent, 2 bad arguments.";
 
 const COMPLETIONS_HELP: &str = "\
 Install (then open a new shell):
@@ -542,6 +570,41 @@ pub struct ShowScanArgs {
     pub scan: Option<i64>,
     #[command(flatten)]
     pub output: RowsOutput,
+}
+
+#[derive(Debug, Args)]
+pub struct NotifyArgs {
+    /// Notices from this stored scan; default: the latest.
+    #[arg(long, value_name = "ID")]
+    pub scan: Option<i64>,
+    /// Tag keys that name an instance's owner, tried in order (case-insensitive).
+    #[arg(
+        long,
+        default_value = "owner",
+        value_delimiter = ',',
+        value_name = "KEY"
+    )]
+    pub owner_tag: Vec<String>,
+    /// Write one Markdown notice and one plain-text e-mail body per owner into DIR (stable file names).
+    #[arg(long, help_heading = "Destinations", value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+    /// Publish one message per owner to this SNS topic, the owner as the `owner` message attribute.
+    #[arg(long, help_heading = "Destinations", value_name = "ARN")]
+    pub sns_topic: Option<String>,
+    /// E-mail each owner whose tag is an e-mail address through SES, from this verified address.
+    #[arg(long, help_heading = "Destinations", value_name = "ADDRESS")]
+    pub ses_from: Option<String>,
+    /// Send every notice, also those that say what the last one sent said.
+    #[arg(long)]
+    pub resend: bool,
+    /// Send nothing: show what would be sent (files in --out-dir are still written, to read).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Send without asking for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+    #[command(flatten)]
+    pub output: TableOutput,
 }
 
 /// `--format` of commands that print typed rows.

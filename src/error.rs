@@ -72,6 +72,7 @@ impl From<OpsError> for Error {
                 message: e.to_string(),
                 hint: "re-run `imdsguard plan` to plan against the current fleet".into(),
             },
+            OpsError::Write { path, source } => Error::Output { path, source },
             e @ OpsError::Changed(_) => Error::Refused {
                 message: e.to_string(),
                 hint: "re-run `imdsguard plan` so the plan matches what is there now".into(),

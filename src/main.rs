@@ -127,6 +127,10 @@ async fn dispatch(command: Command, session: &Session, p: &Printer) -> Result<Ex
         Command::Query(a) => commands::query::run(db, p, &a.sql, s::rows_format(a.output.format)),
         Command::History(o) => commands::query::history(db, p, s::rows_format(o.format)),
         Command::Report(a) => commands::report::run(db, p, a.scan, s::report_format(a.format)),
+        Command::Notify(a) => {
+            let request = s::notify_request(&a)?;
+            commands::notify::run(session, p, &request, a.yes, s::format(a.output.format)).await
+        }
         Command::Policy(PolicyCommand::Scp(a)) => commands::policy::scp(
             p,
             &a.admin_role_arn,

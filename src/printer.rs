@@ -171,8 +171,7 @@ impl Printer {
         }
         if !std::io::stdin().is_terminal() {
             return Err(Error::Usage {
-                message: "refusing to change AWS without confirmation: stdin is not a terminal"
-                    .into(),
+                message: "refusing to go on without confirmation: stdin is not a terminal".into(),
                 hint: "pass --yes to confirm non-interactively".into(),
             });
         }

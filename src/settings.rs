@@ -19,6 +19,7 @@ use crate::error::Error;
 use crate::fanout::RegionRequest;
 use crate::filter::{self, Selection, SelectionInput, StateFilter};
 use crate::model::Action;
+use crate::ops::notify::{NotifyRequest, Topic};
 use crate::ops::plan::Source;
 use crate::ops::scan::ScanRequest;
 use crate::ops::{AccountScope, Session};
@@ -218,6 +219,57 @@ pub fn scan_request(
         selection: selection(filters)?,
         owner_tags,
         window,
+    })
+}
+
+/// `notify`'s flags, checked before anything is read or sent.
+pub fn notify_request(args: &crate::cli::NotifyArgs) -> Result<NotifyRequest, Error> {
+    if args.out_dir.is_none() && args.sns_topic.is_none() && args.ses_from.is_none() {
+        return Err(Error::Usage {
+            message: "notify has nowhere to put the notices".into(),
+            hint: "pass --out-dir DIR, --sns-topic ARN and/or --ses-from ADDRESS (add --dry-run to send nothing)".into(),
+        });
+    }
+    let sns = args
+        .sns_topic
+        .as_deref()
+        .map(Topic::parse)
+        .transpose()
+        .map_err(|message| Error::Usage {
+            message,
+            hint: "pass the topic's ARN, e.g. arn:aws:sns:us-east-1:111122223333:imds-owners"
+                .into(),
+        })?;
+    if let Some(from) = &args.ses_from
+        && crate::notify::Owner::Tagged(from.clone()).email().is_none()
+    {
+        return Err(Error::Usage {
+            message: format!("--ses-from `{from}` is not an e-mail address"),
+            hint:
+                "pass an address (or an address of a domain) verified in SES, e.g. imds@example.com"
+                    .into(),
+        });
+    }
+    let owner_tags: Vec<String> = args
+        .owner_tag
+        .iter()
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .collect();
+    if owner_tags.is_empty() {
+        return Err(Error::Usage {
+            message: "--owner-tag is empty".into(),
+            hint: "pass the tag key that names owners, e.g. --owner-tag owner,team".into(),
+        });
+    }
+    Ok(NotifyRequest {
+        scan: args.scan,
+        owner_tags,
+        out_dir: args.out_dir.clone(),
+        sns,
+        ses_from: args.ses_from.clone(),
+        resend: args.resend,
+        dry_run: args.dry_run,
     })
 }
 

@@ -45,12 +45,15 @@ pub enum Operation {
     AssumeRole,
     ListAccounts,
     GetMetricData,
+    /// Owner notices (`imdsguard notify`).
+    SnsPublish,
+    SesSendEmail,
     /// Finding or refreshing credentials (the SDK's default chain).
     Credentials,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 11] = [
+    pub const ALL: [Operation; 13] = [
         Operation::DescribeRegions,
         Operation::DescribeInstances,
         Operation::ModifyInstanceMetadataOptions,
@@ -61,6 +64,8 @@ impl Operation {
         Operation::AssumeRole,
         Operation::ListAccounts,
         Operation::GetMetricData,
+        Operation::SnsPublish,
+        Operation::SesSendEmail,
         Operation::Credentials,
     ];
 
@@ -77,6 +82,8 @@ impl Operation {
             Operation::AssumeRole => "sts:AssumeRole",
             Operation::ListAccounts => "organizations:ListAccounts",
             Operation::GetMetricData => "cloudwatch:GetMetricData",
+            Operation::SnsPublish => "sns:Publish",
+            Operation::SesSendEmail => "ses:SendEmail",
             Operation::Credentials => "credentials",
         }
     }
@@ -215,13 +222,14 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Maps AWS error codes (across EC2, IAM, STS, CloudWatch) to a kind.
+/// Maps AWS error codes (across EC2, IAM, STS, CloudWatch, SNS, SES) to a kind.
 pub fn classify_code(code: &str) -> AwsErrorKind {
     match code {
         "UnauthorizedOperation"
         | "AccessDenied"
         | "AccessDeniedException"
         | "UnauthorizedAccess"
+        | "AuthorizationError" // SNS
         | "Forbidden" => AwsErrorKind::AccessDenied,
         "ExpiredToken" | "ExpiredTokenException" | "RequestExpired" | "TokenRefreshRequired" => {
             AwsErrorKind::ExpiredToken
@@ -252,6 +260,10 @@ mod tests {
             AwsErrorKind::AccessDenied
         );
         assert_eq!(classify_code("AccessDenied"), AwsErrorKind::AccessDenied);
+        assert_eq!(
+            classify_code("AuthorizationError"),
+            AwsErrorKind::AccessDenied
+        );
         assert_eq!(classify_code("ExpiredToken"), AwsErrorKind::ExpiredToken);
         assert_eq!(classify_code("RequestExpired"), AwsErrorKind::ExpiredToken);
         assert_eq!(classify_code("AuthFailure"), AwsErrorKind::BadCredentials);

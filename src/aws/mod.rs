@@ -296,6 +296,34 @@ pub trait AwsProvider: Send + Sync {
     async fn organization_accounts(&self) -> Result<Vec<String>, AwsError>;
 }
 
+/// The calls that deliver owner notices, made with the caller's own
+/// credentials. Each method is one request, sent once (a re-run of
+/// `notify` is the retry, guided by the notice journal).
+#[async_trait]
+pub trait NotifyApi: Send + Sync {
+    /// One SNS `Publish` to `topic_arn` in `region` (the topic's), with the
+    /// owner as the `owner` message attribute, so subscriptions can filter
+    /// on it. Returns the message id.
+    async fn publish(
+        &self,
+        region: &str,
+        topic_arn: &str,
+        subject: &str,
+        message: &str,
+        owner: &str,
+    ) -> Result<String, AwsError>;
+
+    /// One SES (v2) `SendEmail` of a plain-text message from `from` (a
+    /// verified identity) to `to`. Returns the message id.
+    async fn send_email(
+        &self,
+        from: &str,
+        to: &str,
+        subject: &str,
+        text: &str,
+    ) -> Result<String, AwsError>;
+}
+
 /// Everything the engine needs to talk to one account.
 pub struct AccountApis {
     pub ec2: Box<dyn Ec2Api>,

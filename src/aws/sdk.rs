@@ -274,6 +274,89 @@ impl SdkProvider {
     }
 }
 
+impl SdkProvider {
+    /// The notice calls, with the caller's own credentials; SES in the
+    /// configured region, SNS in each topic's.
+    pub fn notifier(&self) -> Box<dyn super::NotifyApi> {
+        Box::new(SdkNotifier {
+            base: self.base.clone(),
+            sesv2: aws_sdk_sesv2::Client::new(&self.base),
+        })
+    }
+}
+
+struct SdkNotifier {
+    base: SdkConfig,
+    sesv2: aws_sdk_sesv2::Client,
+}
+
+#[async_trait]
+impl super::NotifyApi for SdkNotifier {
+    async fn publish(
+        &self,
+        region: &str,
+        topic_arn: &str,
+        subject: &str,
+        message: &str,
+        owner: &str,
+    ) -> Result<String, AwsError> {
+        use aws_sdk_sns::types::MessageAttributeValue;
+        let config = aws_sdk_sns::config::Builder::from(&self.base)
+            .region(aws_config::Region::new(region.to_owned()))
+            .build();
+        let owner = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(owner)
+            .build()
+            .map_err(|e| {
+                AwsError::local(Operation::SnsPublish, AwsErrorKind::Other, e.to_string())
+            })?;
+        let out = aws_sdk_sns::Client::from_conf(config)
+            .publish()
+            .topic_arn(topic_arn)
+            .subject(subject)
+            .message(message)
+            .message_attributes("owner", owner)
+            .send()
+            .await
+            .map_err(|e| convert(Operation::SnsPublish, e))?;
+        Ok(out.message_id().unwrap_or_default().to_owned())
+    }
+
+    async fn send_email(
+        &self,
+        from: &str,
+        to: &str,
+        subject: &str,
+        text: &str,
+    ) -> Result<String, AwsError> {
+        use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
+        let content = |data: &str| {
+            Content::builder()
+                .data(data)
+                .charset("UTF-8")
+                .build()
+                .map_err(|e| {
+                    AwsError::local(Operation::SesSendEmail, AwsErrorKind::Other, e.to_string())
+                })
+        };
+        let message = Message::builder()
+            .subject(content(subject)?)
+            .body(Body::builder().text(content(text)?).build())
+            .build();
+        let out = self
+            .sesv2
+            .send_email()
+            .from_email_address(from)
+            .destination(Destination::builder().to_addresses(to).build())
+            .content(EmailContent::builder().simple(message).build())
+            .send()
+            .await
+            .map_err(|e| convert(Operation::SesSendEmail, e))?;
+        Ok(out.message_id().unwrap_or_default().to_owned())
+    }
+}
+
 #[async_trait]
 impl super::AwsProvider for SdkProvider {
     fn own(&self) -> AccountApis {

@@ -9,6 +9,7 @@ pub mod completions;
 pub mod drive;
 pub mod inventory;
 pub mod man;
+pub mod notify;
 pub mod plan;
 pub mod policy;
 pub mod query;

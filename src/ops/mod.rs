@@ -9,11 +9,13 @@
 //! * [`scan`], [`plan`]: inventory and plans;
 //! * [`apply`], [`rollback`]: change runs, on top of [`crate::runs`];
 //! * [`views`]: what is read back from the database;
-//! * [`inventory`]: launch templates and account defaults per region.
+//! * [`inventory`]: launch templates and account defaults per region;
+//! * [`notify`]: owner notices, written and sent.
 
 pub mod apply;
 pub mod fleet;
 pub mod inventory;
+pub mod notify;
 pub mod plan;
 pub mod rollback;
 pub mod scan;
@@ -42,6 +44,13 @@ pub async fn provider(session: &Session) -> Result<Box<dyn crate::aws::AwsProvid
 pub async fn targets(session: &Session) -> Result<Vec<fleet::Target>, OpsError> {
     let provider = provider(session).await?;
     fleet::targets(session, provider.as_ref()).await
+}
+
+/// The notice calls, with the session's own credentials.
+pub async fn notifier(session: &Session) -> Result<Box<dyn crate::aws::NotifyApi>, OpsError> {
+    Ok(crate::aws::sdk::SdkProvider::load(&session.aws)
+        .await?
+        .notifier())
 }
 
 /// The session's database, for writing (created and migrated as needed).
@@ -73,6 +82,11 @@ pub enum OpsError {
     #[error("{} instance(s) changed since the plan was made: {}; nothing was changed", .0.len(),
         list(.0.iter().map(|(id, now)| format!("{id} (now {})", now.describe())).collect::<Vec<_>>().iter().map(String::as_str)))]
     Changed(Vec<(String, Options)>),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// The first ten items, and how many more.

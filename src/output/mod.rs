@@ -6,6 +6,7 @@ pub mod csv;
 pub mod html;
 pub mod json;
 pub mod markdown;
+pub mod notify;
 pub mod plan;
 pub mod rows;
 pub mod run;
