@@ -9,15 +9,21 @@
 use std::fmt::Write as _;
 
 /// `s` as inert Markdown text on one line: every ASCII punctuation
-/// character that Markdown or HTML could give meaning to is
-/// backslash-escaped, and line breaks and other control characters become
-/// spaces (a newline would end a table row).
+/// character that Markdown or HTML could give meaning to anywhere in a
+/// line is backslash-escaped (links, images, code, emphasis, HTML,
+/// entities, table cells), and those that matter only at the start of a
+/// line (lists, headings' `=` underline) when they start it; line breaks and
+/// other control characters become spaces (a newline would end a table row).
 pub fn text(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
+    for (i, c) in s.chars().enumerate() {
         match c {
-            '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '<' | '>' | '#' | '+'
-            | '-' | '!' | '|' | '~' | '&' | '"' | '\'' | ':' | '=' => {
+            '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '<' | '>' | '#' | '!'
+            | '|' | '~' | '&' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '-' | '+' | '=' | '.' if i == 0 => {
                 out.push('\\');
                 out.push(c);
             }
@@ -59,7 +65,12 @@ mod tests {
         assert!(!t.contains("](") && !t.contains('\n'));
         assert!(t.contains("\\<img") && t.contains("\\!\\["), "{t}");
         assert_eq!(text("a|b"), "a\\|b", "a pipe would split the cell");
-        assert_eq!(text("team-a"), "team\\-a");
+        assert_eq!(
+            text("team-a"),
+            "team-a",
+            "a dash inside a line is plain text"
+        );
+        assert_eq!(text("- x"), "\\- x", "at the start it would open a list");
     }
 
     #[test]

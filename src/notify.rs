@@ -110,24 +110,33 @@ pub enum NextStep {
 }
 
 impl NextStep {
+    /// The step in words, then the command that takes it.
     pub fn text(&self) -> String {
+        format!("{} {}", self.prose(|s| s.to_owned()), self.command())
+    }
+
+    /// The words before the command; `quote` makes the one part that is
+    /// data (the reason there is no evidence) safe where it is pasted.
+    fn prose(&self, quote: impl Fn(&str) -> String) -> String {
         match self {
-            NextStep::Enforce { command } => format!(
-                "Ready: it will be enforced in the next rollout. To enforce it now: {command}"
-            ),
-            NextStep::Upgrade { rescan } => format!(
+            NextStep::Enforce { .. } => {
+                "Ready: it will be enforced in the next rollout. To enforce it now:".into()
+            }
+            NextStep::Upgrade { .. } => {
                 "Still uses IMDSv1: upgrade what calls the metadata service without a token \
                  (AWS SDKs and CLI from before IMDSv2 support, old agents, curl scripts), \
-                 then check again: {rescan}"
-            ),
-            NextStep::Measure { why, rescan } => format!(
-                "No evidence yet ({why}): keep it running for a few days so CloudWatch \
-                 records MetadataNoToken, then check again: {rescan}"
+                 then check again:"
+                    .into()
+            }
+            NextStep::Measure { why, .. } => format!(
+                "No evidence yet ({}): keep it running for a few days so CloudWatch \
+                 records MetadataNoToken, then check again:",
+                quote(why)
             ),
         }
     }
 
-    /// The command in it, for the Markdown code span.
+    /// The command that takes the step.
     fn command(&self) -> &str {
         match self {
             NextStep::Enforce { command } => command,
@@ -342,15 +351,14 @@ impl Notice {
         );
         m.push_str("## Next steps\n\n");
         for l in &self.lines {
-            let text = l.next.text();
-            let command = l.next.command();
-            let prose = text.strip_suffix(command).unwrap_or(&text);
+            // The command is built from ids and region names EC2 validated;
+            // a backtick could still close the code span, so none passes.
             let _ = writeln!(
                 m,
-                "- **{}**: {}`{}`",
+                "- **{}**: {} `{}`",
                 markdown::text(&l.instance_id),
-                markdown::text(prose),
-                command.replace('`', "'")
+                l.next.prose(markdown::text),
+                l.next.command().replace('`', "'")
             );
         }
         let _ = writeln!(

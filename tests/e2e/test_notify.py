@@ -68,7 +68,7 @@ def test_notices_to_files(run, account):
         for ext in ("md", "txt")
     )
     md = (out / "team-a.md").read_text()
-    assert md.startswith("# IMDSv1 on instances of team\\-a")
+    assert md.startswith("# IMDSv1 on instances of team-a")
     assert f"`imdsguard harden --regions us-east-1 --instance-ids {ids['ready']}`" in md
     assert "Still uses IMDSv1" in md and "56 \\(last " in md
     text = (out / f"no-owner-tag-{acct}.txt").read_text()
