@@ -303,6 +303,17 @@ impl Notice {
         )
     }
 
+    /// Where the notice's facts come from.
+    fn source(&self) -> String {
+        format!(
+            "From imdsguard scan {}{}.",
+            self.scan_id,
+            self.usage_days
+                .map(|d| format!(", IMDSv1 use measured over {d} days"))
+                .unwrap_or_default()
+        )
+    }
+
     fn calls(l: &NoticeLine) -> String {
         match (l.v1_calls, &l.last_v1_call) {
             (Some(n), Some(last)) => format!("{n} (last {last})"),
@@ -361,14 +372,7 @@ impl Notice {
                 l.next.command().replace('`', "'")
             );
         }
-        let _ = writeln!(
-            m,
-            "\n_From imdsguard scan {}{}._",
-            self.scan_id,
-            self.usage_days
-                .map(|d| format!(", IMDSv1 use measured over {d} days"))
-                .unwrap_or_default()
-        );
+        let _ = writeln!(m, "\n_{}_", self.source());
         m
     }
 
@@ -400,14 +404,7 @@ impl Notice {
             );
             let _ = writeln!(t, "  Next: {}\n", l.next.text());
         }
-        let _ = writeln!(
-            t,
-            "From imdsguard scan {}{}.",
-            self.scan_id,
-            self.usage_days
-                .map(|d| format!(", IMDSv1 use measured over {d} days"))
-                .unwrap_or_default()
-        );
+        let _ = writeln!(t, "{}", self.source());
         t
     }
 }
