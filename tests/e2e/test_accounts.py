@@ -47,6 +47,16 @@ def test_accounts_list_scans_each_account(run, account):
     assert doc["summary"]["total"]["instances"] == 8
     assert {i["account_id"] for i in doc["instances"]} == {a.account_id, b.account_id}
 
+    # The reports get a per-account table: a has 4 instances, 1 enforced.
+    html = run.tmp / "report.html"
+    assert run("report", "--format", "html", "--out", str(html)).code == 0
+    page = html.read_text()
+    assert "<h2>By account</h2>" in page
+    assert f"<tr><td>{a.account_id}</td><td class=n>4</td><td class=n>25.0%</td>" in page
+    assert f"<tr><td>{b.account_id}</td><td class=n>4</td><td class=n>50.0%</td>" in page
+    md = run("report", "--format", "markdown").stdout
+    assert f"| {a.account_id} | 4 | 25.0% | 25.0% | 3 |" in md
+
 
 def test_org_scans_management_and_members(run, account):
     org = account.client("organizations")
