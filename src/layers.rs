@@ -9,6 +9,7 @@ pub const LAYERS: &[(&str, u8)] = &[
     ("clock", 0),
     ("progress", 0),
     ("markdown", 0),
+    ("text", 0),
     // 1 AWS: our traits over AWS, the SDK behind them.
     ("aws", 1),
     // 2 domain: what a scan found, and the pure rules over it.

@@ -33,6 +33,7 @@ mod runs;
 mod scan;
 mod settings;
 mod store;
+mod text;
 mod usage;
 
 use clap::{CommandFactory, Parser};

@@ -8,13 +8,30 @@
 
 use std::fmt::Write as _;
 
-/// `s` as inert Markdown text on one line: every ASCII punctuation
-/// character that Markdown or HTML could give meaning to anywhere in a
-/// line is backslash-escaped (links, images, code, emphasis, HTML,
-/// entities, table cells), and those that matter only at the start of a
-/// line (lists, headings' `=` underline) when they start it; line breaks and
-/// other control characters become spaces (a newline would end a table row).
+/// `s` as inert Markdown text on one line.
+///
+/// Text that GFM could turn into a link by itself (a `scheme:`, an
+/// address with `@`, a `www.` name) becomes a code span, which is never
+/// linked; everything else has each ASCII punctuation character that
+/// Markdown or HTML could give meaning to backslash-escaped (links,
+/// images, code, emphasis, HTML, entities, table cells), and those that
+/// matter only at the start of a line (lists, `=` underlines) when they
+/// start it. Line breaks and other control characters become spaces (a
+/// newline would end a table row); bidi controls are dropped.
 pub fn text(s: &str) -> String {
+    let s: String = s
+        .chars()
+        .filter(|c| !crate::text::reorders(*c))
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if s.contains(':') || s.contains('@') || s.to_ascii_lowercase().contains("www.") {
+        return code(&s);
+    }
+    escape(&s)
+}
+
+/// Backslash-escapes what Markdown or HTML would read (see [`text`]).
+fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 8);
     for (i, c) in s.chars().enumerate() {
         match c {
@@ -32,6 +49,23 @@ pub fn text(s: &str) -> String {
         }
     }
     out
+}
+
+/// Our own sentences (a verdict's reason): escaped like [`text`], but
+/// never a code span. Only for text imdsguard wrote: a `scheme:` in it
+/// would be linked.
+pub fn words(s: &str) -> String {
+    escape(s)
+}
+
+/// `s` as a code span: fenced by more backticks than it holds in a row,
+/// padded so a backtick at either end stays content, with `|` escaped
+/// (GFM splits table cells on it even inside code spans, and reads `\|`
+/// there as `|`).
+fn code(s: &str) -> String {
+    let longest = s.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest + 1);
+    format!("{fence} {} {fence}", s.replace('|', "\\|"))
 }
 
 /// A GFM table. Cells are written as given: callers pass them through
@@ -61,7 +95,7 @@ mod tests {
 
     #[test]
     fn hostile_text_stays_text() {
-        let t = text("[click](https://evil) ![x](y) <img src=x> | a\nb `c` # h");
+        let t = text("[click](/evil) ![x](y) <img src=x> | a\nb `c` # h");
         assert!(!t.contains("](") && !t.contains('\n'));
         assert!(t.contains("\\<img") && t.contains("\\!\\["), "{t}");
         assert_eq!(text("a|b"), "a\\|b", "a pipe would split the cell");
@@ -71,6 +105,12 @@ mod tests {
             "a dash inside a line is plain text"
         );
         assert_eq!(text("- x"), "\\- x", "at the start it would open a list");
+        // What GFM would autolink is a code span, never a link.
+        assert_eq!(text("https://evil.example/x"), "` https://evil.example/x `");
+        assert_eq!(text("www.evil.example"), "` www.evil.example `");
+        assert_eq!(text("a@b.io"), "` a@b.io `");
+        assert_eq!(text("a`b:c|d"), "`` a`b:c\\|d ``");
+        assert_eq!(text("ab\u{202e}cd"), "abcd", "bidi controls are dropped");
     }
 
     #[test]

@@ -58,8 +58,11 @@ impl Owner {
     /// owners never share a file.
     pub fn file_stem(&self) -> String {
         let raw = match self {
+            // A leading `_` is only ever ours (tagged stems never start with
+            // one), so no tag can name the file of an account's untagged
+            // instances.
+            Owner::Untagged { account_id } => return format!("_no-owner-tag-{account_id}"),
             Owner::Tagged(v) => v.clone(),
-            Owner::Untagged { account_id } => format!("no-owner-tag-{account_id}"),
         };
         let mut slug: String = raw
             .chars()
@@ -68,7 +71,9 @@ impl Owner {
                 _ => '-',
             })
             .collect();
-        slug = slug.trim_matches(|c| c == '-' || c == '.').to_owned();
+        slug = slug
+            .trim_matches(|c| c == '-' || c == '.' || c == '_')
+            .to_owned();
         slug.truncate(60);
         if slug != raw || slug.is_empty() {
             let hash = Sha256::digest(raw.as_bytes());
@@ -81,6 +86,30 @@ impl Owner {
         }
         slug
     }
+}
+
+/// One file stem per notice, all distinct: an owner's own stem, and where
+/// two owners would share one (a tag forged to look like another owner's
+/// hashed stem), each of them with a hash of its own key added.
+pub fn file_stems(notices: &[Notice]) -> Vec<String> {
+    let stems: Vec<String> = notices.iter().map(|n| n.owner.file_stem()).collect();
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for s in &stems {
+        *seen.entry(s).or_default() += 1;
+    }
+    stems
+        .iter()
+        .zip(notices)
+        .map(|(s, n)| {
+            if seen[s.as_str()] > 1 {
+                let hash = Sha256::digest(n.owner.key().as_bytes());
+                let short: String = hash[..4].iter().map(|b| format!("{b:02x}")).collect();
+                format!("{s}-{short}")
+            } else {
+                s.clone()
+            }
+        })
+        .collect()
 }
 
 /// A plausible address: one `@`, something on both sides, a dot in the
@@ -171,10 +200,23 @@ pub struct Notice {
 /// One notice per owner of instances that allow IMDSv1, owners in order.
 /// `owner_tags` are tried in order, case-insensitively (as `scan` does).
 pub fn build(report: &ScanReport, owner_tags: &[String]) -> Vec<Notice> {
-    let several_accounts = report
-        .regions
+    // How the scan reached each account: with the caller's credentials, or
+    // by assuming a role (its principal is `assumed-role/ROLE/imdsguard`);
+    // a command in a notice must reach it the same way.
+    let reach: BTreeMap<&str, String> = report
+        .identities
         .iter()
-        .any(|r| r.account_id != report.regions[0].account_id);
+        .filter_map(|(account, arn)| {
+            let role = arn
+                .split_once(":assumed-role/")?
+                .1
+                .strip_suffix("/imdsguard")?;
+            Some((
+                account.as_str(),
+                format!(" --accounts {account} --role-name {role}"),
+            ))
+        })
+        .collect();
     let mut by_owner: BTreeMap<Owner, Vec<NoticeLine>> = BTreeMap::new();
     for r in report.allowing_v1() {
         let owner = match crate::scan::owner_of(&r.instance, owner_tags) {
@@ -183,10 +225,10 @@ pub fn build(report: &ScanReport, owner_tags: &[String]) -> Vec<Notice> {
                 account_id: r.account_id.clone(),
             },
         };
-        by_owner
-            .entry(owner)
-            .or_default()
-            .push(line(r, several_accounts));
+        by_owner.entry(owner).or_default().push(line(
+            r,
+            reach.get(r.account_id.as_str()).map_or("", String::as_str),
+        ));
     }
     by_owner
         .into_iter()
@@ -208,13 +250,9 @@ pub fn build(report: &ScanReport, owner_tags: &[String]) -> Vec<Notice> {
         .collect()
 }
 
-fn line(r: &InstanceRecord, several_accounts: bool) -> NoticeLine {
+/// One instance's line; `accounts` are the flags that reach its account.
+fn line(r: &InstanceRecord, accounts: &str) -> NoticeLine {
     let id = &r.instance.instance_id;
-    let accounts = if several_accounts {
-        format!(" --accounts {}", r.account_id)
-    } else {
-        String::new()
-    };
     let rescan = format!(
         "imdsguard scan --regions {}{accounts} --instance-ids {id}",
         r.region
@@ -246,21 +284,22 @@ fn line(r: &InstanceRecord, several_accounts: bool) -> NoticeLine {
 }
 
 impl Notice {
-    /// What the owner is asked to act on, hashed: equal digests mean the
-    /// notice would say the same thing again.
+    /// What the owner is asked to act on (which instances, their verdicts
+    /// and next steps), hashed: equal digests mean the notice would ask the
+    /// same thing again.
     pub fn digest(&self) -> String {
         let mut h = Sha256::new();
         h.update(self.owner.key().as_bytes());
         for l in &self.lines {
+            // Not the call counts: over a rolling window they change with
+            // every scan, and an owner would be sent the same request again.
             let fields = [
                 l.account_id.as_str(),
                 &l.region,
                 &l.instance_id,
                 l.role.as_deref().unwrap_or(""),
                 l.readiness.as_str(),
-                &l.v1_calls.map(|c| c.to_string()).unwrap_or_default(),
-                l.last_v1_call.as_deref().unwrap_or(""),
-                &l.next.text(),
+                l.next.command(),
             ];
             for f in fields {
                 h.update(f.as_bytes());
@@ -275,7 +314,7 @@ impl Notice {
         self.lines.iter().filter(|l| l.readiness == r).count()
     }
 
-    /// One line, ASCII, at most 100 characters (SNS's limit for a subject).
+    /// One line, ASCII, under 100 characters (SNS's limit for a subject).
     pub fn subject(&self) -> String {
         let n = self.lines.len();
         let mut s = format!(
@@ -284,8 +323,8 @@ impl Notice {
             self.owner.display()
         );
         s.retain(|c| c.is_ascii_graphic() || c == ' ');
-        if s.len() > 100 {
-            s.truncate(97);
+        if s.len() > 99 {
+            s.truncate(96);
             s.push_str("...");
         }
         s
@@ -368,7 +407,7 @@ impl Notice {
                 m,
                 "- **{}**: {} `{}`",
                 markdown::text(&l.instance_id),
-                l.next.prose(markdown::text),
+                l.next.prose(markdown::words),
                 l.next.command().replace('`', "'")
             );
         }
@@ -379,8 +418,10 @@ impl Notice {
     /// The notice as a plain-text e-mail body (no markup, one instance per
     /// paragraph). AWS strings have their control characters removed.
     pub fn text(&self) -> String {
+        // One line per value, in the order it was written.
         let clean = |s: &str| -> String {
             s.chars()
+                .filter(|c| !crate::text::reorders(*c))
                 .map(|c| if c.is_control() { ' ' } else { c })
                 .collect()
         };
@@ -504,6 +545,14 @@ mod tests {
             &["owner".into()],
         );
         assert_ne!(a[0].digest(), c[0].digest());
+        let mut more_calls = report(vec![tagged(1, Some("o"), Readiness::InUse)]);
+        more_calls.instances[0].usage.as_mut().unwrap().v1_calls += 100;
+        let d = build(&more_calls, &["owner".into()]);
+        assert_eq!(
+            c[0].digest(),
+            d[0].digest(),
+            "more calls ask for nothing new"
+        );
     }
 
     #[test]
@@ -520,6 +569,32 @@ mod tests {
             Owner::Tagged("Team A".into()).file_stem()
         );
         assert!(Owner::Tagged("\u{202e}".into()).file_stem().len() == 8);
+        let untagged = Owner::Untagged {
+            account_id: "111122223333".into(),
+        };
+        let forged = Owner::Tagged("_no-owner-tag-111122223333".into());
+        assert_ne!(untagged.file_stem(), forged.file_stem());
+        assert!(!forged.file_stem().starts_with('_'));
+    }
+
+    #[test]
+    fn no_two_notices_share_a_file() {
+        let hashed = Owner::Tagged("Team A".into()).file_stem();
+        let notices = build(
+            &report(vec![
+                tagged(1, Some("Team A"), Readiness::Ready),
+                tagged(2, Some(&hashed), Readiness::Ready),
+                tagged(3, Some("team-b"), Readiness::Ready),
+            ]),
+            &["owner".into()],
+        );
+        let stems = file_stems(&notices);
+        let distinct: std::collections::BTreeSet<&String> = stems.iter().collect();
+        assert_eq!(distinct.len(), 3, "{stems:?}");
+        assert!(
+            stems.contains(&"team-b".to_owned()),
+            "an owner alone keeps its stem"
+        );
     }
 
     #[test]
@@ -531,13 +606,46 @@ mod tests {
     }
 
     #[test]
+    fn commands_reach_an_account_the_way_the_scan_did() {
+        let mut other = tagged(1, Some("o"), Readiness::Ready);
+        other.account_id = "222233334444".into();
+        let mut r = report(vec![tagged(2, Some("o"), Readiness::Ready), other]);
+        r.identities = vec![
+            (
+                "111122223333".into(),
+                "arn:aws:iam::111122223333:user/me".into(),
+            ),
+            (
+                "222233334444".into(),
+                "arn:aws:sts::222233334444:assumed-role/Audit/imdsguard".into(),
+            ),
+        ];
+        let n = &build(&r, &["owner".into()])[0];
+        let commands: Vec<&str> = n.lines.iter().map(|l| l.next.command()).collect();
+        assert!(!commands[0].contains("--accounts"), "{}", commands[0]);
+        assert!(
+            commands[1].contains("--accounts 222233334444 --role-name Audit"),
+            "{}",
+            commands[1]
+        );
+    }
+
+    #[test]
     fn hostile_tags_stay_inert_in_both_bodies() {
         let mut r = tagged(1, Some("[x](https://evil) <b>"), Readiness::Ready);
-        r.instance.tags.insert("Name".into(), "a\nb`c".into());
+        r.instance
+            .tags
+            .insert("Name".into(), "a\nb`c\u{202e}".into());
         let n = &build(&report(vec![r]), &["owner".into()])[0];
         let md = n.markdown();
-        assert!(!md.contains("](https") && !md.contains(" <b>"), "{md}");
+        // A link-like owner is a code span: shown, never linked.
+        assert!(md.contains("of ` [x](https://evil) <b> `"), "{md}");
         assert!(n.text().contains("\"a b`c\""));
-        assert!(n.subject().len() <= 100 && !n.subject().contains('\n'));
+        assert!(n.subject().len() < 100 && !n.subject().contains('\n'));
+        let long = build(
+            &report(vec![tagged(1, Some(&"x".repeat(72)), Readiness::Ready)]),
+            &["owner".into()],
+        );
+        assert_eq!(long[0].subject().len(), 99);
     }
 }

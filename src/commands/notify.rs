@@ -3,7 +3,7 @@
 
 use crate::error::Error;
 use crate::exit_codes::ExitCode;
-use crate::ops::notify::{NotifyRequest, deliver, prepare};
+use crate::ops::notify::{NotifyRequest, deliver, prepare, to_send};
 use crate::ops::{self, Session};
 use crate::output::{self, Format};
 use crate::printer::Printer;
@@ -19,7 +19,12 @@ pub async fn run(
     if notices.is_empty() {
         printer.note("no instance allows IMDSv1 in this scan: there is no one to notify");
     }
-    let notifier = if request.sends() && !notices.is_empty() {
+    let sends = if request.sends() {
+        to_send(&store, &notices, request)?
+    } else {
+        0
+    };
+    let notifier = if sends > 0 {
         let mut to = Vec::new();
         if let Some(t) = &request.sns {
             to.push(format!("SNS topic {}", t.arn));

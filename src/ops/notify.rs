@@ -40,7 +40,13 @@ impl Topic {
             && parts[5]
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
-        if ok {
+        if ok && parts[5].ends_with(".fifo") {
+            // A FIFO topic needs a message group and deduplication id per
+            // message; owner notices are not ordered work.
+            Err(format!(
+                "`{arn}` is a FIFO topic; notices go to a standard topic"
+            ))
+        } else if ok {
             Ok(Topic {
                 arn: arn.to_owned(),
                 region: parts[3].to_owned(),
@@ -163,6 +169,40 @@ pub fn prepare(db: &Path, request: &NotifyRequest) -> Result<(Store, Vec<Notice>
     Ok((store, notices))
 }
 
+/// How many notices a real run would send (not `unchanged`, and with an
+/// address where one is needed): when none, nothing needs credentials or
+/// a confirmation.
+pub fn to_send(
+    store: &Store,
+    notices: &[Notice],
+    request: &NotifyRequest,
+) -> Result<usize, OpsError> {
+    let mut n = 0;
+    for notice in notices {
+        let digest = notice.digest();
+        let destinations = [
+            request
+                .sns
+                .as_ref()
+                .map(|t| (Channel::Sns, Some(t.arn.as_str()))),
+            request
+                .ses_from
+                .as_ref()
+                .map(|_| (Channel::Ses, notice.owner.email())),
+        ];
+        for (channel, destination) in destinations.into_iter().flatten() {
+            let Some(destination) = destination else {
+                continue;
+            };
+            let last = store.last_sent_digest(&notice.owner.key(), channel, destination)?;
+            if request.resend || last.as_deref() != Some(digest.as_str()) {
+                n += 1;
+            }
+        }
+    }
+    Ok(n)
+}
+
 /// Writes and sends the notices. `notifier` is needed only when the
 /// request [sends](NotifyRequest::sends).
 pub async fn deliver(
@@ -181,11 +221,12 @@ pub async fn deliver(
     // Per channel: the reason it stopped, once an error would repeat.
     let mut stopped: [Option<String>; 2] = [None, None];
     let mut out = Vec::with_capacity(notices.len());
-    for notice in notices {
+    let stems = notify::file_stems(&notices);
+    for (notice, stem) in notices.into_iter().zip(stems) {
         let digest = notice.digest();
         let mut deliveries = Vec::new();
         if let Some(dir) = &request.out_dir {
-            deliveries.extend(write_files(dir, &notice)?);
+            deliveries.extend(write_files(dir, &stem, &notice)?);
         }
         let targets = [
             request
@@ -323,8 +364,7 @@ fn bounded(text: String, max: usize) -> String {
 }
 
 /// `DIR/STEM.md` and `DIR/STEM.txt`.
-fn write_files(dir: &Path, notice: &Notice) -> Result<Vec<Delivery>, OpsError> {
-    let stem = notice.owner.file_stem();
+fn write_files(dir: &Path, stem: &str, notice: &Notice) -> Result<Vec<Delivery>, OpsError> {
     let mut out = Vec::new();
     for (ext, body) in [("md", notice.markdown()), ("txt", notice.text())] {
         let path = dir.join(format!("{stem}.{ext}"));
@@ -435,6 +475,7 @@ mod tests {
             "arn:aws:sns:eu-west-1:1111:t",
             "imds-owners",
             "arn:aws:sns:eu-west-1:111122223333:t/x",
+            "arn:aws:sns:eu-west-1:111122223333:t.fifo",
         ] {
             assert!(Topic::parse(bad).is_err(), "{bad}");
         }

@@ -67,7 +67,20 @@ fn stacked_bars(id: &str, title: &str, rows: &[Bar]) -> String {
     let h = 22.0;
     let total_h = rows.len() as f64 * (h + 8.0) + 30.0;
     let mut svg = String::new();
-    svg_open(&mut svg, id, title, width + label_w + 20.0, total_h);
+    // Screen readers announce an `role="img"` chart by its title only, so
+    // the title carries the numbers the bars draw.
+    let said: Vec<String> = rows
+        .iter()
+        .map(|(label, parts)| {
+            let parts: Vec<String> = parts
+                .iter()
+                .map(|(v, _, name)| format!("{name} {v}"))
+                .collect();
+            format!("{label}: {}", parts.join(", "))
+        })
+        .collect();
+    let title = format!("{title}. {}", said.join("; "));
+    svg_open(&mut svg, id, &title, width + label_w + 20.0, total_h);
     for (i, (label, parts)) in rows.iter().enumerate() {
         let y = i as f64 * (h + 8.0);
         let sum: u64 = parts.iter().map(|p| p.0).sum();
@@ -122,13 +135,14 @@ fn daily_chart(days: &[FleetDay]) -> String {
     let n = days.len().max(1) as f64;
     let slot = (w - pad) / n;
     let mut svg = String::new();
-    svg_open(
-        &mut svg,
-        "daily-calls",
-        "IMDSv1 calls per day, answered and refused",
-        w,
-        h + 40.0,
+    let answered: u64 = days.iter().map(|d| d.v1_calls).sum();
+    let refused: u64 = days.iter().map(|d| d.rejected_calls).sum();
+    let title = format!(
+        "IMDSv1 calls per day, answered and refused: {answered} answered and {refused} refused over {} days, at most {} in a day",
+        days.len(),
+        max as u64
     );
+    svg_open(&mut svg, "daily-calls", &title, w, h + 40.0);
     for (i, d) in days.iter().enumerate() {
         let x = pad + i as f64 * slot;
         for (j, (v, colour, name)) in [
@@ -184,7 +198,25 @@ fn trend_chart(id: &str, title: &str, scans: &[HistoryRow], series: &[Series], m
     let max = max.max(1.0);
     let y = |v: f64| top + h - h * v / max;
     let mut svg = format!("<figure><figcaption>{}</figcaption>", esc(title));
-    svg_open(&mut svg, id, title, w, h + top + 44.0);
+    let said: Vec<String> = series
+        .iter()
+        .map(|s| {
+            let points: Vec<String> = s
+                .values
+                .iter()
+                .zip(scans)
+                .filter_map(|(v, scan)| v.map(|v| format!("scan {} {}", scan.scan, fmt_num(v))))
+                .collect();
+            format!("{}: {}", s.name, points.join(", "))
+        })
+        .collect();
+    svg_open(
+        &mut svg,
+        id,
+        &format!("{title}. {}", said.join("; ")),
+        w,
+        h + top + 44.0,
+    );
     let _ = write!(
         svg,
         r#"<line x1="{left}" y1="{}" x2="{}" y2="{}" stroke="{GREY}"/><text x="0" y="{}">{}</text><text x="0" y="{}">0</text>"#,

@@ -43,7 +43,7 @@ pub fn render_report(data: &ReportData, out: &mut dyn Write) -> std::io::Result<
     let _ = writeln!(
         m,
         "{} · {} account(s) · {} region(s){}\n",
-        text(&report.finished_at),
+        report.finished_at.clone(),
         data.accounts.len(),
         report.regions.len(),
         report
@@ -111,7 +111,7 @@ pub fn render_report(data: &ReportData, out: &mut dyn Write) -> std::io::Result<
             .map(|s| {
                 vec![
                     s.scan.to_string(),
-                    text(&s.finished_at),
+                    s.finished_at.clone(),
                     s.instances.to_string(),
                     percent_text(s.percent_enforced),
                     percent_text(s.percent_protected),
@@ -276,7 +276,7 @@ pub fn render_report(data: &ReportData, out: &mut dyn Write) -> std::io::Result<
                         .as_deref()
                         .map_or_else(|| NO_OWNER_MD.to_owned(), text),
                     r.readiness.as_str().to_owned(),
-                    text(&r.reason),
+                    crate::markdown::words(&r.reason),
                 ]
             })
             .collect();

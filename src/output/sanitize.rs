@@ -7,14 +7,8 @@
 
 use std::borrow::Cow;
 
-/// Characters that reorder text (Unicode bidi embeddings, overrides,
-/// isolates and marks): shown escaped, as Trojan-Source defences do.
-fn bidi(c: char) -> bool {
-    matches!(
-        c,
-        '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
-    )
-}
+// Characters that reorder text: shown escaped, as Trojan-Source defences do.
+use crate::text::reorders as bidi;
 
 /// `s` with every control character (C0, DEL, C1) and bidi control written
 /// as an escape (`\n`, `\t`, `\x1b`, `\u{202e}`), so one value is one line

@@ -49,6 +49,10 @@ def test_the_report_renders_in_a_real_browser(run, account):
     assert {"by-region", "readiness", "daily-calls", "trend-percent", "trend-allowing", "trend-calls"} <= set(charts)
     for c in charts.values():
         assert c["title"] and c["labelled"] and c["width"] > 100, c
+    # A screen reader hears a chart's title only: it carries the numbers.
+    assert "% enforced: scan 1 25, scan 2 50" in charts["trend-percent"]["title"]
+    assert "us-east-1: required 2, disabled 0, optional 2" in charts["by-region"]["title"]
+    assert "42 answered and 0 refused over 14 days" in charts["daily-calls"]["title"]
     points = {(p["chart"], p["series"], p["scan"]): p["value"] for p in facts["points"]}
     assert points == {
         ("trend-percent", "% enforced", 1): "25",

@@ -64,14 +64,14 @@ def test_notices_to_files(run, account):
     # One Markdown file and one e-mail body per owner, under stable names.
     assert sorted(p.name for p in out.iterdir()) == sorted(
         f"{stem}.{ext}"
-        for stem in ("team-a", "alice@example.com", f"no-owner-tag-{acct}")
+        for stem in ("team-a", "alice@example.com", f"_no-owner-tag-{acct}")
         for ext in ("md", "txt")
     )
     md = (out / "team-a.md").read_text()
     assert md.startswith("# IMDSv1 on instances of team-a")
     assert f"`imdsguard harden --regions us-east-1 --instance-ids {ids['ready']}`" in md
     assert "Still uses IMDSv1" in md and "56 \\(last " in md
-    text = (out / f"no-owner-tag-{acct}.txt").read_text()
+    text = (out / f"_no-owner-tag-{acct}.txt").read_text()
     assert f"* {ids['untagged']}" in text and "No evidence yet" in text
     assert f"--instance-ids {ids['untagged']}" in text
     # The same scan gives the same files, byte for byte.
@@ -160,3 +160,20 @@ def test_bad_input_and_failed_sends(run, account):
         assert set(statuses(r, "sns").values()) == {"failed"}
     journal = run("query", "SELECT status, COUNT(*) AS n FROM notices GROUP BY status", "--format", "json").json()
     assert journal["rows"] == [{"status": "failed", "n": 6}]
+
+
+def test_hostile_owner_tags_stay_in_their_files(run, account):
+    ec2 = account.client("ec2", "us-east-1")
+    fleet.launch(ec2, 1, tags={"owner": "../../escape"})
+    fleet.launch(ec2, 1, tags={"owner": "https://evil.example/x"})
+    fleet.launch(ec2, 1, tags={"owner": f"_no-owner-tag-{account.account_id}"})
+    fleet.launch(ec2, 1)
+    assert run("scan", "--regions", "us-east-1", "--no-usage").code == 0
+    out = run.tmp / "notices"
+    r = run("notify", "--out-dir", str(out), "--format", "json")
+    assert r.code == 0, r.stderr
+    files = sorted(p.name for p in out.iterdir())
+    assert len(files) == 8, files  # four owners, none overwritten
+    assert not list(run.tmp.glob("escape*")) and not list(out.parent.parent.glob("escape*"))
+    link = next(out.glob("https*evil.example-x-*.md")).read_text()
+    assert link.startswith("# IMDSv1 on instances of ` https://evil.example/x `")
