@@ -145,6 +145,18 @@ pub enum Command {
     )]
     Report(ReportArgs),
 
+    /// Apply a plan in waves over days, watching each wave for refused IMDSv1 calls before the next.
+    ///
+    /// `start` applies wave 1, the canaries (one instance of every group of
+    /// likely-identical software: same AMI and role, and same Auto Scaling
+    /// group or owner). `advance` does one step and exits (run it from cron
+    /// or CI): while the wave soaks it does nothing; then it reads
+    /// MetadataNoTokenRejected since each change and runs --health-cmd, and
+    /// applies the next wave, or rolls the broken instances back, holds their
+    /// groups and halts (exit 1).
+    #[command(subcommand)]
+    Rollout(RolloutCommand),
+
     /// Tell each owner what to do: one notice per owner of instances that still allow IMDSv1.
     ///
     /// From a stored scan (the latest by default), each owner (the value of
@@ -570,6 +582,101 @@ pub struct ShowScanArgs {
     pub scan: Option<i64>,
     #[command(flatten)]
     pub output: RowsOutput,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RolloutCommand {
+    /// Split a plan into waves and apply the first (the canaries).
+    #[command(after_help = ROLLOUT_HELP)]
+    Start(RolloutStartArgs),
+    /// One step: wait out the soak, check the wave, then apply the next wave or halt.
+    #[command(after_help = ROLLOUT_HELP)]
+    Advance(RolloutAdvanceArgs),
+    /// Go on with a halted rollout after a person has looked.
+    Resume(RolloutResumeArgs),
+    /// Roll back everything the rollout changed.
+    Abort(RolloutAbortArgs),
+    /// Waves, instances per wave with their state, refused calls, every decision and why.
+    Status(RolloutStatusArgs),
+    /// Every rollout in the database.
+    List(TableOutput),
+}
+
+const ROLLOUT_HELP: &str = "\
+Example (a canary, then 10%, 50% and the rest, a day apart):
+  imdsguard plan --action require-v2 --out plan.json
+  imdsguard rollout start plan.json --waves 1,10%,50%,100% --soak 24h --yes
+  # crontab: every 30 minutes, one step (exit 1 when it halted)
+  */30 * * * *  imdsguard rollout advance 1 --yes >> rollout.log 2>&1
+
+--waves: the first entry is canaries per group; later ones are cumulative
+shares (P%) or counts (N) of the remaining changes; the last must be 100%.
+
+Exit codes: 0 success (or soaking), 1 halted, an error or a partial result, 2 bad arguments.";
+
+#[derive(Debug, Args)]
+pub struct RolloutStartArgs {
+    /// The plan file written by `imdsguard plan --out`.
+    pub plan: PathBuf,
+    /// Canaries per group, then cumulative shares or counts of the rest.
+    #[arg(long, default_value = "1,10%,50%,100%", value_name = "SPEC")]
+    pub waves: String,
+    /// How long each wave runs before it is judged (`30m`, `24h`, `2d`; `0s` for none).
+    #[arg(long, default_value = "24h", value_name = "DURATION", value_parser = age)]
+    pub soak: Duration,
+    /// Refused IMDSv1 calls an instance may have after its change before it counts as broken.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub max_rejected: u64,
+    /// A command (run with `sh -c`) that judges the wave's health; non-zero exit halts.
+    /// It gets the wave's instance ids in IMDSGUARD_INSTANCE_IDS (comma-separated).
+    #[arg(long, value_name = "CMD")]
+    pub health_cmd: Option<String>,
+    /// Refuse a plan made longer ago than this.
+    #[arg(long, default_value = "7d", value_name = "AGE", value_parser = age)]
+    pub max_plan_age: Duration,
+    #[command(flatten)]
+    pub exec: ExecOpts,
+    #[command(flatten)]
+    pub output: TableOutput,
+}
+
+#[derive(Debug, Args)]
+pub struct RolloutAdvanceArgs {
+    /// The rollout id (`rollout list`).
+    pub id: i64,
+    /// Keep stepping in the foreground until the rollout halts or ends (for short soaks).
+    #[arg(long)]
+    pub watch: bool,
+    #[command(flatten)]
+    pub exec: ExecOpts,
+    #[command(flatten)]
+    pub output: TableOutput,
+}
+
+#[derive(Debug, Args)]
+pub struct RolloutResumeArgs {
+    pub id: i64,
+    /// Leave the instances held back for their group's breakage unchanged for good.
+    #[arg(long)]
+    pub skip_group: bool,
+    #[command(flatten)]
+    pub output: TableOutput,
+}
+
+#[derive(Debug, Args)]
+pub struct RolloutAbortArgs {
+    pub id: i64,
+    #[command(flatten)]
+    pub exec: ExecOpts,
+    #[command(flatten)]
+    pub output: TableOutput,
+}
+
+#[derive(Debug, Args)]
+pub struct RolloutStatusArgs {
+    pub id: i64,
+    #[command(flatten)]
+    pub output: TableOutput,
 }
 
 #[derive(Debug, Args)]

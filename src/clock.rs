@@ -16,6 +16,13 @@ pub fn now_epoch() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// The epoch seconds of an RFC 3339 timestamp (as [`now`] writes them).
+pub fn parse_epoch(text: &str) -> Option<i64> {
+    OffsetDateTime::parse(text, &Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp())
+}
+
 /// A duration the way people say it: `45 s`, `12 min`, `5 h`, `8 days`.
 pub fn human_duration(secs: u64) -> String {
     match secs {

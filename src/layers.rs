@@ -29,6 +29,7 @@ pub const LAYERS: &[(&str, u8)] = &[
     ("notify", 4),
     ("policy", 4),
     ("runs", 4),
+    ("rollout", 4),
     // 5 application: one operation per user job, typed results.
     ("ops", 5),
     // 6 interface: commands, renderers, the printer, errors, exit codes.

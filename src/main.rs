@@ -29,6 +29,7 @@ mod printer;
 mod progress;
 mod readiness;
 mod report;
+mod rollout;
 mod runs;
 mod scan;
 mod settings;
@@ -38,7 +39,9 @@ mod usage;
 
 use clap::{CommandFactory, Parser};
 
-use crate::cli::{Cli, Command, DefaultsCommand, PolicyCommand, ShowCommand, TemplatesCommand};
+use crate::cli::{
+    Cli, Command, DefaultsCommand, PolicyCommand, RolloutCommand, ShowCommand, TemplatesCommand,
+};
 use crate::error::Error;
 use crate::exit_codes::ExitCode;
 use crate::ops::Session;
@@ -128,6 +131,7 @@ async fn dispatch(command: Command, session: &Session, p: &Printer) -> Result<Ex
         Command::Query(a) => commands::query::run(db, p, &a.sql, s::rows_format(a.output.format)),
         Command::History(o) => commands::query::history(db, p, s::rows_format(o.format)),
         Command::Report(a) => commands::report::run(db, p, a.scan, s::report_format(a.format)),
+        Command::Rollout(r) => rollout(session, p, r).await,
         Command::Notify(a) => {
             let request = s::notify_request(&a)?;
             commands::notify::run(session, p, &request, a.yes, s::format(a.output.format)).await
@@ -146,6 +150,40 @@ async fn dispatch(command: Command, session: &Session, p: &Printer) -> Result<Ex
         }
         Command::Completions(a) => commands::completions::run(p, s::shell(a.shell), Cli::command()),
         Command::Man(a) => commands::man::run(p, Cli::command(), a.dir.as_deref()),
+    }
+}
+
+/// `rollout` and its steps.
+async fn rollout(
+    session: &Session,
+    p: &Printer,
+    command: RolloutCommand,
+) -> Result<ExitCode, Error> {
+    let db = session.db.as_path();
+    match command {
+        RolloutCommand::Start(a) => {
+            let request = s::rollout_request(&a)?;
+            let exec = s::exec_request(&a.exec, session);
+            let format = s::format(a.output.format);
+            commands::rollout::start(session, p, &a.plan, a.max_plan_age, &request, &exec, format)
+                .await
+        }
+        RolloutCommand::Advance(a) => {
+            let exec = s::exec_request(&a.exec, session);
+            commands::rollout::advance(session, p, a.id, a.watch, &exec, s::format(a.output.format))
+                .await
+        }
+        RolloutCommand::Resume(a) => {
+            commands::rollout::resume(session, p, a.id, a.skip_group, s::format(a.output.format))
+        }
+        RolloutCommand::Abort(a) => {
+            let exec = s::exec_request(&a.exec, session);
+            commands::rollout::abort(session, p, a.id, &exec, s::format(a.output.format)).await
+        }
+        RolloutCommand::Status(a) => {
+            commands::rollout::status(db, p, a.id, s::format(a.output.format))
+        }
+        RolloutCommand::List(o) => commands::rollout::list(db, p, s::format(o.format)),
     }
 }
 

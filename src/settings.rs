@@ -21,11 +21,13 @@ use crate::filter::{self, Selection, SelectionInput, StateFilter};
 use crate::model::Action;
 use crate::ops::notify::{NotifyRequest, Topic};
 use crate::ops::plan::Source;
+use crate::ops::rollout::RolloutRequest;
 use crate::ops::scan::ScanRequest;
 use crate::ops::{AccountScope, Session};
 use crate::output::{Format, ReportFormat, RowsFormat, ScanFormat, Style};
 use crate::plan::{PlanRequest, PlanSettings};
 use crate::printer::Printer;
+use crate::rollout::waves::WaveSpec;
 use crate::runs::executor::ExecSettings;
 use crate::usage::Window;
 
@@ -270,6 +272,23 @@ pub fn notify_request(args: &crate::cli::NotifyArgs) -> Result<NotifyRequest, Er
         ses_from: args.ses_from.clone(),
         resend: args.resend,
         dry_run: args.dry_run,
+    })
+}
+
+/// `rollout start`'s flags, checked before the plan is read.
+pub fn rollout_request(args: &crate::cli::RolloutStartArgs) -> Result<RolloutRequest, Error> {
+    let spec = WaveSpec::parse(&args.waves).map_err(|message| Error::Usage {
+        message: format!("--waves {}: {message}", args.waves),
+        hint:
+            "e.g. --waves 1,10%,50%,100% (one canary per group, then 10%, 50% and all of the rest)"
+                .into(),
+    })?;
+    Ok(RolloutRequest {
+        spec,
+        waves_text: args.waves.clone(),
+        soak: args.soak,
+        max_rejected: args.max_rejected,
+        health_cmd: args.health_cmd.clone(),
     })
 }
 

@@ -101,62 +101,120 @@ pub async fn measure(
 ) -> Result<HashMap<String, InstanceUsage>, AwsError> {
     let mut out = HashMap::with_capacity(instance_ids.len());
     for chunk in instance_ids.chunks(window.queries_per_call / 2) {
-        let mut queries = Vec::with_capacity(chunk.len() * 2);
-        for (i, id) in chunk.iter().enumerate() {
-            queries.push(MetricQuery {
-                id: format!("n{i}"),
-                metric: Metric::MetadataNoToken,
-                instance_id: id.clone(),
-            });
-            queries.push(MetricQuery {
-                id: format!("r{i}"),
-                metric: Metric::MetadataNoTokenRejected,
-                instance_id: id.clone(),
-            });
-        }
-        let request = MetricRequest {
-            queries,
-            start: window.start,
-            end: window.end,
-            period: window.period,
-        };
         // Only this chunk's series are held while its pages arrive.
         let mut daily: Vec<BTreeMap<i64, DayPoint>> = vec![BTreeMap::new(); chunk.len()];
-        let mut token = None;
-        loop {
-            let page = cw.get_metric_data(region, &request, token).await?;
-            for series in page.series {
-                let (metric, idx) = match series.id.split_at_checked(1) {
-                    Some(("n", idx)) => (Metric::MetadataNoToken, idx),
-                    Some(("r", idx)) => (Metric::MetadataNoTokenRejected, idx),
-                    _ => continue,
-                };
-                let Some(days) = idx.parse::<usize>().ok().and_then(|i| daily.get_mut(i)) else {
-                    continue;
-                };
-                for (t, v) in series.timestamps.iter().zip(&series.values) {
-                    // Bucket by UTC day whatever alignment the service used.
-                    let day = t.div_euclid(DAY);
-                    let point = days.entry(day).or_insert(DayPoint {
-                        day: day as i32,
-                        ..Default::default()
-                    });
-                    match metric {
-                        Metric::MetadataNoToken => point.v1_calls += v,
-                        Metric::MetadataNoTokenRejected => point.rejected_calls += v,
-                    }
-                }
+        let span = (window.start, window.end, window.period);
+        both_metrics(cw, region, chunk, span, |i, metric, t, v| {
+            // Bucket by UTC day whatever alignment the service used.
+            let day = t.div_euclid(DAY);
+            let point = daily[i].entry(day).or_insert(DayPoint {
+                day: day as i32,
+                ..Default::default()
+            });
+            match metric {
+                Metric::MetadataNoToken => point.v1_calls += v,
+                Metric::MetadataNoTokenRejected => point.rejected_calls += v,
             }
-            match page.next_token {
-                Some(t) => token = Some(t),
-                None => break,
-            }
-        }
+        })
+        .await?;
         for (id, days) in chunk.iter().zip(daily) {
             out.insert(id.clone(), summarize(window, days));
         }
     }
     Ok(out)
+}
+
+/// IMDSv1 calls answered and refused after a change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallsSince {
+    pub v1_calls: u64,
+    pub rejected_calls: u64,
+}
+
+/// For each (instance, change time), the calls from its change time up to
+/// `now`, in one region: 250 instances per `GetMetricData`, at the finest
+/// period CloudWatch keeps for data that old (1 minute for 15 days). A
+/// bucket that ends after the change counts (refused calls can only come
+/// after it).
+pub async fn calls_since(
+    cw: &dyn CloudWatchApi,
+    region: &str,
+    since: &[(String, i64)],
+    now: i64,
+) -> Result<HashMap<String, CallsSince>, AwsError> {
+    let mut out = HashMap::with_capacity(since.len());
+    for chunk in since.chunks(MAX_QUERIES / 2) {
+        let earliest = chunk.iter().map(|(_, t)| *t).min().unwrap_or(now);
+        let period = min_period_for_age(now - earliest);
+        let start = earliest.div_euclid(period as i64) * period as i64;
+        let end = (now.div_euclid(period as i64) + 1) * period as i64;
+        let ids: Vec<String> = chunk.iter().map(|(id, _)| id.clone()).collect();
+        let mut calls = vec![CallsSince::default(); chunk.len()];
+        both_metrics(cw, region, &ids, (start, end, period), |i, metric, t, v| {
+            if t + period as i64 <= chunk[i].1 {
+                return;
+            }
+            let n = v.round().max(0.0) as u64;
+            match metric {
+                Metric::MetadataNoToken => calls[i].v1_calls += n,
+                Metric::MetadataNoTokenRejected => calls[i].rejected_calls += n,
+            }
+        })
+        .await?;
+        out.extend(ids.into_iter().zip(calls));
+    }
+    Ok(out)
+}
+
+/// Both metrics of each of `ids` (at most 250) over `(start, end, period)`,
+/// every page; `point(index in ids, metric, timestamp, value)` per datapoint.
+async fn both_metrics(
+    cw: &dyn CloudWatchApi,
+    region: &str,
+    ids: &[String],
+    (start, end, period): (i64, i64, i32),
+    mut point: impl FnMut(usize, Metric, i64, f64),
+) -> Result<(), AwsError> {
+    let mut queries = Vec::with_capacity(ids.len() * 2);
+    for (i, id) in ids.iter().enumerate() {
+        queries.push(MetricQuery {
+            id: format!("n{i}"),
+            metric: Metric::MetadataNoToken,
+            instance_id: id.clone(),
+        });
+        queries.push(MetricQuery {
+            id: format!("r{i}"),
+            metric: Metric::MetadataNoTokenRejected,
+            instance_id: id.clone(),
+        });
+    }
+    let request = MetricRequest {
+        queries,
+        start,
+        end,
+        period,
+    };
+    let mut token = None;
+    loop {
+        let page = cw.get_metric_data(region, &request, token).await?;
+        for series in page.series {
+            let (metric, idx) = match series.id.split_at_checked(1) {
+                Some(("n", idx)) => (Metric::MetadataNoToken, idx),
+                Some(("r", idx)) => (Metric::MetadataNoTokenRejected, idx),
+                _ => continue,
+            };
+            let Some(i) = idx.parse::<usize>().ok().filter(|i| *i < ids.len()) else {
+                continue;
+            };
+            for (t, v) in series.timestamps.iter().zip(&series.values) {
+                point(i, metric, *t, *v);
+            }
+        }
+        match page.next_token {
+            Some(t) => token = Some(t),
+            None => return Ok(()),
+        }
+    }
 }
 
 fn summarize(window: &Window, days: BTreeMap<i64, DayPoint>) -> InstanceUsage {

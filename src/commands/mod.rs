@@ -16,6 +16,7 @@ pub mod query;
 pub mod report;
 pub mod resume;
 pub mod rollback;
+pub mod rollout;
 pub mod runs;
 pub mod scan;
 pub mod show;

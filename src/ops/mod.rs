@@ -10,7 +10,8 @@
 //! * [`apply`], [`rollback`]: change runs, on top of [`crate::runs`];
 //! * [`views`]: what is read back from the database;
 //! * [`inventory`]: launch templates and account defaults per region;
-//! * [`notify`]: owner notices, written and sent.
+//! * [`notify`]: owner notices, written and sent;
+//! * [`rollout`]: a plan in waves, watched between them.
 
 pub mod apply;
 pub mod fleet;
@@ -18,6 +19,7 @@ pub mod inventory;
 pub mod notify;
 pub mod plan;
 pub mod rollback;
+pub mod rollout;
 pub mod scan;
 #[cfg(test)]
 mod tests;

@@ -8,6 +8,7 @@ pub mod json;
 pub mod markdown;
 pub mod notify;
 pub mod plan;
+pub mod rollout;
 pub mod rows;
 pub mod run;
 pub mod sanitize;

@@ -91,6 +91,18 @@ pub fn acquire(
 ) -> Result<(LeaseGuard, TakenOver), RunError> {
     let me = me(purpose);
     let now = crate::clock::now_epoch();
+    // Leases this process holds already (a rollout holds its anchor run
+    // while it rolls a wave back) stay with the guard that took them: this
+    // guard must not release them when it is dropped.
+    let mut fresh = Vec::with_capacity(runs.len());
+    for &run in runs {
+        let ours = store
+            .lease(run)?
+            .is_some_and(|l| l.holder.pid == me.pid && l.holder.host == me.host);
+        if !ours {
+            fresh.push(run);
+        }
+    }
     match store.acquire_leases(runs, &me, now, |l| gone_because(l, &me, now))? {
         Acquired::Held(lease) => {
             let kind = store.run_head(lease.run)?.kind;
@@ -99,7 +111,7 @@ pub fn acquire(
                 kind,
             })
         }
-        Acquired::Ours(taken) => Ok((LeaseGuard::start(store, runs.to_vec(), me), taken)),
+        Acquired::Ours(taken) => Ok((LeaseGuard::start(store, fresh, me), taken)),
     }
 }
 
@@ -285,6 +297,39 @@ mod tests {
                 .unwrap()
                 .contains("no heartbeat")
         );
+    }
+
+    #[test]
+    fn a_lease_already_ours_outlives_a_second_guard() {
+        use crate::store::journal::{NewRun, RunKind};
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+        let me = me(Purpose::Apply);
+        let run = store
+            .create_run(
+                &NewRun {
+                    kind: RunKind::Apply,
+                    action: crate::model::Action::RequireV2,
+                    parent_run: None,
+                    plan: None,
+                    created_at: "t",
+                    log_path: None,
+                    covers_all: None,
+                    changes: &[],
+                },
+                &me,
+            )
+            .unwrap();
+        let outer = LeaseGuard::start(&store, vec![run], me);
+        let (inner, taken) = acquire(&mut store, &[run], Purpose::Rollback).unwrap();
+        assert!(taken.is_empty());
+        drop(inner);
+        assert!(
+            store.lease(run).unwrap().is_some(),
+            "the outer guard still holds it"
+        );
+        drop(outer);
+        assert!(store.lease(run).unwrap().is_none());
     }
 
     #[test]

@@ -237,6 +237,52 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX notices_by_owner ON notices(owner_key, channel, destination);
     "#,
+    // 5: rollouts, a plan applied in waves (see src/store/rollouts.rs).
+    r#"
+    CREATE TABLE rollouts (
+        id            INTEGER PRIMARY KEY,
+        created_at    TEXT NOT NULL,
+        state         TEXT NOT NULL CHECK (state IN ('applying', 'soaking', 'halted', 'done', 'aborted')),
+        current_wave  INTEGER NOT NULL,
+        plan_json     TEXT NOT NULL,
+        waves_spec    TEXT NOT NULL,
+        soak_secs     INTEGER NOT NULL,
+        max_rejected  INTEGER NOT NULL,
+        health_cmd    TEXT
+    );
+    CREATE TABLE rollout_waves (
+        rollout_id    INTEGER NOT NULL REFERENCES rollouts(id),
+        number        INTEGER NOT NULL,
+        state         TEXT NOT NULL CHECK (state IN ('pending', 'applied', 'passed', 'halted')),
+        run_id        INTEGER REFERENCES runs(id),
+        applied_at    INTEGER,                -- epoch seconds its run finished
+        soak_until    INTEGER,
+        PRIMARY KEY (rollout_id, number)
+    );
+    CREATE TABLE rollout_members (
+        rollout_id     INTEGER NOT NULL REFERENCES rollouts(id),
+        plan_index     INTEGER NOT NULL,
+        wave           INTEGER NOT NULL,
+        account_id     TEXT NOT NULL,
+        region         TEXT NOT NULL,
+        instance_id    TEXT NOT NULL,
+        group_key      TEXT NOT NULL,
+        mark           TEXT CHECK (mark IN ('held', 'rolled-back')),
+        reason         TEXT,
+        rejected_calls INTEGER,
+        v1_calls       INTEGER,
+        PRIMARY KEY (rollout_id, plan_index)
+    );
+    CREATE TABLE rollout_decisions (
+        id            INTEGER PRIMARY KEY,
+        rollout_id    INTEGER NOT NULL REFERENCES rollouts(id),
+        at            TEXT NOT NULL,
+        wave          INTEGER NOT NULL,
+        kind          TEXT NOT NULL CHECK (kind IN ('apply-wave', 'pass', 'halt', 'resume', 'finish', 'abort')),
+        reason        TEXT NOT NULL,
+        done          INTEGER NOT NULL
+    );
+    "#,
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -268,6 +314,8 @@ pub enum StoreError {
     NoScan(i64),
     #[error("no run with id {0} in the database")]
     NoRun(i64),
+    #[error("no rollout with id {0} in the database")]
+    NoRollout(i64),
     #[error("the database holds unreadable data: {0}")]
     Corrupt(String),
     #[error("no database at {0}")]
@@ -295,6 +343,9 @@ impl StoreError {
                 "run `imdsguard scan` first (or pass the --db it used)"
             }
             StoreError::NoRun(_) => "`imdsguard runs` lists the runs in this database (check --db)",
+            StoreError::NoRollout(_) => {
+                "`imdsguard rollout list` lists the rollouts in this database (check --db)"
+            }
             _ => "check --db (or IMDSGUARD_DB) points to a writable file",
         }
     }
@@ -318,6 +369,7 @@ fn schema_version(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
 pub mod journal;
 pub mod notices;
 pub mod query;
+pub mod rollouts;
 
 /// The database. Its connection is private to this module and `journal`:
 /// everything else asks through methods, so SQL lives in one place.

@@ -1,0 +1,375 @@
+//! Rollouts, the application side: splitting a plan into waves from what
+//! its scan knew, the plan of one wave, the soak's measurement and health
+//! check, and the state changes that follow a decision. Driving runs
+//! (Ctrl-C, progress) stays with the command, as for `apply`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use super::OpsError;
+use super::fleet::AccountMap;
+use crate::plan::{self, Plan};
+use crate::rollout::waves::{self, GroupKey, Member, Traits, WaveSpec};
+use crate::rollout::{self as engine, Verdict};
+use crate::store::Store;
+use crate::store::journal::{ChangeStatus, Run};
+use crate::store::rollouts::{
+    DecisionKind, MemberMark, NewMember, Rollout, RolloutSettings, RolloutState, WaveState,
+};
+use crate::usage::{self, CallsSince};
+
+/// What `rollout start` and the soak are told, resolved from flags.
+#[derive(Debug, Clone)]
+pub struct RolloutRequest {
+    pub spec: WaveSpec,
+    /// `--waves` as typed, kept with the rollout.
+    pub waves_text: String,
+    pub soak: Duration,
+    pub max_rejected: u64,
+    pub health_cmd: Option<String>,
+}
+
+/// A plan split into waves: plan indexes per wave, and each change's group.
+#[derive(Debug, Clone)]
+pub struct Split {
+    pub waves: Vec<Vec<usize>>,
+    pub groups: Vec<GroupKey>,
+}
+
+impl Split {
+    pub fn group_count(&self) -> usize {
+        self.groups.iter().collect::<BTreeSet<_>>().len()
+    }
+}
+
+/// Splits `plan` into waves, grouping its changes by what its scan saw
+/// (AMI, role, Auto Scaling group or owner). A plan without a stored scan
+/// makes each instance a group of its own.
+pub fn split(store: &Store, plan: &Plan, spec: &WaveSpec) -> Result<Split, OpsError> {
+    let mut traits: HashMap<String, Traits> = HashMap::new();
+    if let Some(scan) = plan.scan_id {
+        let report = store.load_report(scan)?;
+        for r in report.instances {
+            traits.insert(
+                r.instance.instance_id.clone(),
+                Traits {
+                    image_id: r.instance.image_id.clone(),
+                    role: r.role_name,
+                    asg: r.asg_name,
+                    owner: r.owner,
+                },
+            );
+        }
+    }
+    let groups: Vec<GroupKey> = plan
+        .changes
+        .iter()
+        .map(|c| GroupKey::of(&c.instance_id, traits.get(&c.instance_id)))
+        .collect();
+    let members: Vec<Member> = groups
+        .iter()
+        .enumerate()
+        .map(|(index, group)| Member {
+            index,
+            group: group.clone(),
+        })
+        .collect();
+    Ok(Split {
+        waves: waves::split(spec, &members),
+        groups,
+    })
+}
+
+/// The plan of one wave: the rollout's plan with only these changes (and
+/// its own digest), so the wave's run journals exactly what it sends.
+pub fn wave_plan(plan: &Plan, indexes: &[usize]) -> (Plan, String) {
+    let mut sub = plan.clone();
+    sub.changes = indexes.iter().map(|&i| plan.changes[i].clone()).collect();
+    sub.skipped.clear();
+    sub.unchanged = 0;
+    sub.digest = String::new();
+    sub.digest = plan::digest(&sub);
+    let json = serde_json::to_string_pretty(&sub).expect("plans serialize");
+    (sub, json)
+}
+
+/// Records a new rollout whose wave 1 is `anchor_run` (already journaled).
+pub fn record(
+    store: &mut Store,
+    plan_json: &str,
+    request: &RolloutRequest,
+    plan: &Plan,
+    split: &Split,
+    anchor_run: i64,
+) -> Result<i64, OpsError> {
+    let mut members = Vec::with_capacity(plan.changes.len());
+    for (w, wave) in split.waves.iter().enumerate() {
+        for &i in wave {
+            let c = &plan.changes[i];
+            members.push(NewMember {
+                plan_index: i,
+                wave: w + 1,
+                account_id: &c.account_id,
+                region: &c.region,
+                instance_id: &c.instance_id,
+                group: split.groups[i].to_string(),
+            });
+        }
+    }
+    Ok(store.create_rollout(
+        plan_json,
+        &RolloutSettings {
+            waves: request.waves_text.clone(),
+            soak_secs: request.soak.as_secs() as i64,
+            max_rejected: request.max_rejected as i64,
+            health_cmd: request.health_cmd.clone(),
+        },
+        split.waves.len(),
+        &members,
+        anchor_run,
+    )?)
+}
+
+/// The plan indexes of wave `n` still to change (not held back).
+pub fn wave_indexes(rollout: &Rollout, n: i64) -> Vec<usize> {
+    rollout
+        .members
+        .iter()
+        .filter(|m| m.wave == n && m.mark.is_none())
+        .map(|m| m.plan_index as usize)
+        .collect()
+}
+
+/// The rollout's plan, as it was when the rollout started.
+pub fn plan_of(rollout: &Rollout) -> Result<Plan, OpsError> {
+    Ok(plan::parse(
+        &rollout.plan_json,
+        &format!("rollout {}", rollout.id),
+    )?)
+}
+
+/// A wave's run finished: it soaks from now, and the decision that applied
+/// it is done.
+pub fn wave_applied(
+    store: &mut Store,
+    rollout: &Rollout,
+    wave: i64,
+    decision: i64,
+    now: i64,
+) -> Result<(), OpsError> {
+    store.set_wave_applied(rollout.id, wave, now, now + rollout.settings.soak_secs)?;
+    store.close_decision(rollout.id, decision, RolloutState::Soaking, wave)?;
+    Ok(())
+}
+
+/// One member of a wave as its run left it.
+#[derive(Debug, Clone)]
+pub struct Landed {
+    pub plan_index: i64,
+    pub account_id: String,
+    pub region: String,
+    pub instance_id: String,
+    /// Epoch seconds the change was confirmed.
+    pub changed_at: i64,
+}
+
+/// The members of wave `n` whose change landed (applied by its run, not
+/// rolled back since).
+pub fn landed(rollout: &Rollout, run: &Run, n: i64) -> Vec<Landed> {
+    let by_instance: HashMap<&str, &crate::store::journal::ChangeRecord> = run
+        .changes
+        .iter()
+        .map(|c| (c.instance_id.as_str(), c))
+        .collect();
+    rollout
+        .members
+        .iter()
+        .filter(|m| m.wave == n && m.mark.is_none())
+        .filter_map(|m| {
+            let c = by_instance.get(m.instance_id.as_str())?;
+            if c.status != ChangeStatus::Applied {
+                return None;
+            }
+            let changed_at = c
+                .finished_at
+                .as_deref()
+                .and_then(crate::clock::parse_epoch)?;
+            Some(Landed {
+                plan_index: m.plan_index,
+                account_id: m.account_id.clone(),
+                region: m.region.clone(),
+                instance_id: m.instance_id.clone(),
+                changed_at,
+            })
+        })
+        .collect()
+}
+
+/// IMDSv1 calls since each landed change: one batched `GetMetricData`
+/// per account and region (250 instances a call).
+pub async fn measure(
+    apis: &AccountMap,
+    landed: &[Landed],
+    now: i64,
+) -> Result<Vec<(i64, CallsSince)>, OpsError> {
+    let mut places: BTreeMap<(&str, &str), Vec<&Landed>> = BTreeMap::new();
+    for l in landed {
+        places
+            .entry((l.account_id.as_str(), l.region.as_str()))
+            .or_default()
+            .push(l);
+    }
+    let mut out = Vec::with_capacity(landed.len());
+    for ((account, region), members) in places {
+        let Some(a) = apis.get(account) else {
+            continue;
+        };
+        let since: Vec<(String, i64)> = members
+            .iter()
+            .map(|m| (m.instance_id.clone(), m.changed_at))
+            .collect();
+        let calls = usage::calls_since(a.cloudwatch.as_ref(), region, &since, now).await?;
+        for m in members {
+            out.push((
+                m.plan_index,
+                calls.get(&m.instance_id).copied().unwrap_or_default(),
+            ));
+        }
+    }
+    out.sort_by_key(|(i, _)| *i);
+    Ok(out)
+}
+
+/// Runs `--health-cmd` through `sh -c` with the wave's instance ids in
+/// `IMDSGUARD_INSTANCE_IDS` (comma-separated), `IMDSGUARD_ROLLOUT` and
+/// `IMDSGUARD_WAVE`; `Some(why)` when it fails.
+pub fn health(cmd: &str, rollout: i64, wave: i64, landed: &[Landed]) -> Option<String> {
+    let ids: Vec<&str> = landed.iter().map(|l| l.instance_id.as_str()).collect();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .env("IMDSGUARD_INSTANCE_IDS", ids.join(","))
+        .env("IMDSGUARD_ROLLOUT", rollout.to_string())
+        .env("IMDSGUARD_WAVE", wave.to_string())
+        .stdin(std::process::Stdio::null())
+        .output();
+    match out {
+        Err(e) => Some(format!("the health command could not start: {e}")),
+        Ok(o) if o.status.success() => None,
+        Ok(o) => {
+            let last = String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .last()
+                .map(|l| format!(": {}", l.trim()))
+                .unwrap_or_default();
+            Some(format!("the health command failed ({}){last}", o.status))
+        }
+    }
+}
+
+/// Records what the soak saw on each landed member, and judges the wave.
+pub fn judge(
+    store: &Store,
+    rollout: &Rollout,
+    calls: &[(i64, CallsSince)],
+    health: Option<String>,
+) -> Result<Verdict, OpsError> {
+    for (i, c) in calls {
+        store.set_member_calls(rollout.id, *i, c.rejected_calls as i64, c.v1_calls as i64)?;
+    }
+    Ok(engine::judge(
+        calls,
+        rollout.settings.max_rejected.max(0) as u64,
+        health,
+    ))
+}
+
+/// After the offenders of wave `n` were rolled back: marks them, holds back
+/// every not-yet-changed member of their groups, and halts the rollout.
+pub fn halt(
+    store: &mut Store,
+    rollout: &Rollout,
+    n: i64,
+    decision: i64,
+    offenders: &[(i64, u64)],
+) -> Result<usize, OpsError> {
+    let mut groups = BTreeSet::new();
+    for (i, rejected) in offenders {
+        let m = &rollout.members[member_at(rollout, *i)];
+        groups.insert(m.group.clone());
+        store.mark_member(
+            rollout.id,
+            *i,
+            Some(MemberMark::RolledBack),
+            Some(&format!(
+                "{rejected} refused IMDSv1 call(s) after its change (more than --max-rejected {})",
+                rollout.settings.max_rejected
+            )),
+        )?;
+    }
+    let mut held = 0;
+    for m in &rollout.members {
+        if m.wave > n && m.mark.is_none() && groups.contains(&m.group) {
+            store.mark_member(
+                rollout.id,
+                m.plan_index,
+                Some(MemberMark::Held),
+                Some(&format!(
+                    "held back: an instance of its group broke in wave {n}"
+                )),
+            )?;
+            held += 1;
+        }
+    }
+    store.set_wave_state(rollout.id, n, WaveState::Halted)?;
+    store.close_decision(rollout.id, decision, RolloutState::Halted, n)?;
+    Ok(held)
+}
+
+fn member_at(rollout: &Rollout, plan_index: i64) -> usize {
+    rollout
+        .members
+        .iter()
+        .position(|m| m.plan_index == plan_index)
+        .expect("offenders are members")
+}
+
+/// A person looked at a halted rollout: it soaks no more and goes on with
+/// its next wave; held members go back to their waves unless `skip_group`.
+pub fn resume(store: &mut Store, rollout: &Rollout, skip_group: bool) -> Result<(), OpsError> {
+    let why = if skip_group {
+        "resumed; held instances stay held (--skip-group)"
+    } else {
+        "resumed; held instances go back to their waves"
+    };
+    let d = store.open_decision(rollout.id, rollout.current_wave, DecisionKind::Resume, why)?;
+    if !skip_group {
+        for m in &rollout.members {
+            if m.mark == Some(MemberMark::Held) {
+                store.mark_member(rollout.id, m.plan_index, None, None)?;
+            }
+        }
+    }
+    let now = crate::clock::now_epoch();
+    store.set_wave_applied(rollout.id, rollout.current_wave, now, now)?;
+    store.close_decision(rollout.id, d, RolloutState::Soaking, rollout.current_wave)?;
+    Ok(())
+}
+
+/// After an abort rolled every wave's run back: every member whose change
+/// landed is marked rolled back.
+pub fn mark_aborted(store: &Store, rollout: &Rollout) -> Result<(), OpsError> {
+    for w in &rollout.waves {
+        let Some(run) = w.run_id else { continue };
+        let run = store.load_run(run)?;
+        for l in landed(rollout, &run, w.number) {
+            store.mark_member(
+                rollout.id,
+                l.plan_index,
+                Some(MemberMark::RolledBack),
+                Some("rolled back: the rollout was aborted"),
+            )?;
+        }
+    }
+    Ok(())
+}
