@@ -385,4 +385,28 @@ mod tests {
         assert_eq!((b.v1_calls, b.rejected_calls, b.days_with_data), (0, 4, 1));
         assert!(cw.calls() > 1, "paged");
     }
+
+    #[tokio::test]
+    async fn calls_since_each_change_only_in_one_call_per_250() {
+        let cw = FakeCloudWatch::default();
+        let changed = NOW - 3600;
+        // Before the change: not counted. After: counted, per instance.
+        cw.put("i-1", Metric::MetadataNoToken, changed - 600, 9.0);
+        cw.put("i-1", Metric::MetadataNoTokenRejected, changed + 120, 2.0);
+        cw.put("i-1", Metric::MetadataNoTokenRejected, changed + 900, 1.0);
+        cw.put("i-2", Metric::MetadataNoToken, changed + 60, 5.0);
+        let mut since: Vec<(String, i64)> = vec![("i-1".into(), changed), ("i-2".into(), changed)];
+        since.extend((3..300).map(|i| (format!("i-{i}"), changed)));
+        let calls = calls_since(&cw, "us-east-1", &since, NOW).await.unwrap();
+        assert_eq!(
+            calls["i-1"],
+            CallsSince {
+                v1_calls: 0,
+                rejected_calls: 3
+            }
+        );
+        assert_eq!(calls["i-2"].v1_calls, 5);
+        assert_eq!(calls["i-7"], CallsSince::default());
+        assert_eq!(cw.calls(), 2, "299 instances: two calls of at most 250");
+    }
 }
