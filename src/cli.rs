@@ -503,6 +503,11 @@ pub struct RollbackArgs {
 pub struct RunsArgs {
     /// Show this run's journal instead of the list.
     pub run: Option<i64>,
+    /// The before/after proof: IMDSv1 calls of the run's changed instances
+    /// before and after their change, and refusals after (reads CloudWatch;
+    /// kept for the HTML report).
+    #[arg(long, requires = "run")]
+    pub effect: bool,
     #[command(flatten)]
     pub output: TableOutput,
 }
@@ -675,6 +680,10 @@ pub struct RolloutAbortArgs {
 #[derive(Debug, Args)]
 pub struct RolloutStatusArgs {
     pub id: i64,
+    /// The before/after proof of every change the rollout made (reads
+    /// CloudWatch; kept for the HTML report).
+    #[arg(long)]
+    pub effect: bool,
     #[command(flatten)]
     pub output: TableOutput,
 }

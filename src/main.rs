@@ -127,7 +127,12 @@ async fn dispatch(command: Command, session: &Session, p: &Printer) -> Result<Ex
             let format = s::format(a.output.format);
             commands::rollback::run(session, p, a.run, &only, a.force, &exec, format).await
         }
-        Command::Runs(a) => commands::runs::run(db, p, a.run, s::format(a.output.format)),
+        Command::Runs(a) => match (a.run, a.effect) {
+            (Some(run), true) => {
+                commands::runs::effect(session, p, run, s::format(a.output.format)).await
+            }
+            _ => commands::runs::run(db, p, a.run, s::format(a.output.format)),
+        },
         Command::Query(a) => commands::query::run(db, p, &a.sql, s::rows_format(a.output.format)),
         Command::History(o) => commands::query::history(db, p, s::rows_format(o.format)),
         Command::Report(a) => commands::report::run(db, p, a.scan, s::report_format(a.format)),
@@ -179,6 +184,9 @@ async fn rollout(
         RolloutCommand::Abort(a) => {
             let exec = s::exec_request(&a.exec, session);
             commands::rollout::abort(session, p, a.id, &exec, s::format(a.output.format)).await
+        }
+        RolloutCommand::Status(a) if a.effect => {
+            commands::rollout::effect(session, p, a.id, s::format(a.output.format)).await
         }
         RolloutCommand::Status(a) => {
             commands::rollout::status(db, p, a.id, s::format(a.output.format))

@@ -166,6 +166,51 @@ pub async fn calls_since(
     Ok(out)
 }
 
+/// One bucket of a metric series: its start (epoch seconds) and both sums.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Bucket {
+    pub t: i64,
+    pub v1_calls: f64,
+    pub rejected_calls: f64,
+}
+
+/// Both metrics of `ids` over `[start, end)` in buckets of `period` seconds,
+/// per instance (buckets with data only, oldest first): 250 instances per
+/// `GetMetricData`. The caller picks a period CloudWatch keeps for data
+/// that old (see [`min_period_for_age`]).
+pub async fn series(
+    cw: &dyn CloudWatchApi,
+    region: &str,
+    ids: &[String],
+    (start, end, period): (i64, i64, i32),
+) -> Result<HashMap<String, Vec<Bucket>>, AwsError> {
+    let mut out = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(MAX_QUERIES / 2) {
+        let mut buckets: Vec<BTreeMap<i64, Bucket>> = vec![BTreeMap::new(); chunk.len()];
+        both_metrics(
+            cw,
+            region,
+            chunk,
+            (start, end, period),
+            |i, metric, t, v| {
+                let b = buckets[i].entry(t).or_insert(Bucket {
+                    t,
+                    ..Default::default()
+                });
+                match metric {
+                    Metric::MetadataNoToken => b.v1_calls += v,
+                    Metric::MetadataNoTokenRejected => b.rejected_calls += v,
+                }
+            },
+        )
+        .await?;
+        for (id, b) in chunk.iter().zip(buckets) {
+            out.insert(id.clone(), b.into_values().collect());
+        }
+    }
+    Ok(out)
+}
+
 /// Both metrics of each of `ids` (at most 250) over `(start, end, period)`,
 /// every page; `point(index in ids, metric, timestamp, value)` per datapoint.
 async fn both_metrics(

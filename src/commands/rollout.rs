@@ -575,6 +575,31 @@ pub fn status(
     Ok(ExitCode::Success)
 }
 
+/// `rollout status ID --effect`: the before/after proof of every change
+/// the rollout made and kept.
+pub async fn effect(
+    session: &Session,
+    printer: &Printer,
+    id: i64,
+    format: Format,
+) -> Result<ExitCode, Error> {
+    let store = ops::store(session)?;
+    let rollout = store.load_rollout(id)?;
+    let changed = ops::effect::of_rollout(&store, &rollout)?;
+    if changed.is_empty() {
+        printer.note(&format!(
+            "rollout {id}: no change landed, so there is no effect to show"
+        ));
+        return Ok(ExitCode::Success);
+    }
+    let provider = ops::provider(session).await?;
+    let subject = format!("rollout {id}");
+    let effect =
+        ops::effect::measure(session, provider.as_ref(), &store, &subject, &changed).await?;
+    printer.emit(|w, style| output::effect::render(&subject, &effect, format, style, w))?;
+    Ok(ExitCode::Success)
+}
+
 /// `rollout list`.
 pub fn list(db: &std::path::Path, printer: &Printer, format: Format) -> Result<ExitCode, Error> {
     let store = ops::views::open(db)?;

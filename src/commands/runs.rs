@@ -1,4 +1,5 @@
-//! `imdsguard runs [RUN]`: the journal, read back (read-only).
+//! `imdsguard runs [RUN]`: the journal, read back (read-only); with
+//! `--effect`, the before/after proof of one run's changes.
 
 use crate::error::Error;
 use crate::exit_codes::ExitCode;
@@ -29,5 +30,30 @@ pub fn run(
             printer.emit(|w, style| output::run::render_list(&runs, format, style, w))?;
         }
     }
+    Ok(ExitCode::Success)
+}
+
+/// `runs RUN --effect`: IMDSv1 calls of the run's changed instances before
+/// and after their change (see `ops::effect`).
+pub async fn effect(
+    session: &crate::ops::Session,
+    printer: &Printer,
+    run: i64,
+    format: Format,
+) -> Result<ExitCode, Error> {
+    let store = crate::ops::store(session)?;
+    let loaded = store.load_run(run)?;
+    let changed = crate::ops::effect::of_run(&loaded);
+    if changed.is_empty() {
+        printer.note(&format!(
+            "run {run}: no change landed, so there is no effect to show"
+        ));
+        return Ok(ExitCode::Success);
+    }
+    let provider = crate::ops::provider(session).await?;
+    let subject = format!("run {run}");
+    let effect =
+        crate::ops::effect::measure(session, provider.as_ref(), &store, &subject, &changed).await?;
+    printer.emit(|w, style| output::effect::render(&subject, &effect, format, style, w))?;
     Ok(ExitCode::Success)
 }

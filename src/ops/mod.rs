@@ -11,9 +11,11 @@
 //! * [`views`]: what is read back from the database;
 //! * [`inventory`]: launch templates and account defaults per region;
 //! * [`notify`]: owner notices, written and sent;
-//! * [`rollout`]: a plan in waves, watched between them.
+//! * [`rollout`]: a plan in waves, watched between them;
+//! * [`effect`]: the before/after proof of a run's or a rollout's changes.
 
 pub mod apply;
+pub mod effect;
 pub mod fleet;
 pub mod inventory;
 pub mod notify;

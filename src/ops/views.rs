@@ -8,6 +8,7 @@ use super::scan::Scanned;
 use crate::findings::{self, Finding};
 use crate::groups::{self, OwnerRow, RoleRow};
 use crate::report::{FleetDay, RegionSummary, ScanReport};
+use crate::rollout::effect::Effect;
 use crate::store::journal::{Lease, Run, RunListing};
 use crate::store::query::{HistoryRow, QueryError, QueryRows};
 use crate::store::{Store, StoreError};
@@ -60,6 +61,9 @@ pub fn roles(store: &Store, id: Option<i64>) -> Result<Vec<RoleRow>, OpsError> {
     Ok(groups::by_role(&report_of(store, id)?))
 }
 
+/// How many measured effects the report shows (the newest).
+const MAX_EFFECTS: usize = 5;
+
 /// Everything the HTML and Markdown reports show.
 pub struct ReportData {
     pub usage: UsageView,
@@ -69,6 +73,10 @@ pub struct ReportData {
     pub accounts: Vec<RegionSummary>,
     /// Every stored scan up to this one, oldest first: the trend.
     pub trend: Vec<HistoryRow>,
+    /// The latest before/after proof of the newest runs and rollouts
+    /// measured (`runs RUN --effect`, `rollout status ID --effect`):
+    /// (subject, measured at, effect).
+    pub effects: Vec<(String, String, Effect)>,
 }
 
 pub fn report(store: &Store, id: Option<i64>) -> Result<ReportData, OpsError> {
@@ -79,12 +87,18 @@ pub fn report(store: &Store, id: Option<i64>) -> Result<ReportData, OpsError> {
     let this = usage.report.id;
     let mut trend = store.history()?;
     trend.retain(|s| this.is_none_or(|id| s.scan <= id));
+    let effects = store
+        .latest_effects(MAX_EFFECTS)?
+        .into_iter()
+        .filter_map(|(subject, at, json)| Some((subject, at, serde_json::from_str(&json).ok()?)))
+        .collect();
     Ok(ReportData {
         usage,
         owners,
         findings,
         accounts,
         trend,
+        effects,
     })
 }
 

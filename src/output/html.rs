@@ -10,6 +10,7 @@ use std::io::Write;
 use crate::ops::views::ReportData;
 use crate::readiness::Readiness;
 use crate::report::{FleetDay, RegionSummary};
+use crate::rollout::effect::Effect;
 use crate::store::query::HistoryRow;
 
 /// Rows of the instance table; the rest are counted, not listed.
@@ -390,6 +391,70 @@ fn per_account(h: &mut String, accounts: &[RegionSummary]) {
     h.push_str("</table>");
 }
 
+/// The before/after proof of one run or rollout: the changed instances'
+/// IMDSv1 calls per bucket (answered red, refused grey), the change marked
+/// by a line.
+fn effect_chart(n: usize, subject: &str, measured_at: &str, e: &Effect) -> String {
+    let (w, h, left) = (860.0, 150.0, 40.0);
+    let max = e
+        .total
+        .iter()
+        .map(|b| b.v1_calls.max(b.rejected_calls))
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    let slot = (w - left) / e.total.len().max(1) as f64;
+    let title = format!(
+        "IMDSv1 calls of the {} instance(s) changed by {subject}, per {}: {} answered before the change, {} after, {} refused after (measured {measured_at})",
+        e.instances.len(),
+        if e.period == 3600 { "hour" } else { "day" },
+        e.v1_calls_before,
+        e.v1_calls_after,
+        e.rejected_calls_after
+    );
+    let mut svg = format!(
+        "<figure><figcaption>{} — {} before, {} after, {} refused after</figcaption>",
+        esc(subject),
+        e.v1_calls_before,
+        e.v1_calls_after,
+        e.rejected_calls_after
+    );
+    svg_open(&mut svg, &format!("effect-{n}"), &title, w, h + 30.0);
+    let _ = write!(svg, r#"<text x="0" y="12">{}</text>"#, max as u64);
+    for (i, b) in e.total.iter().enumerate() {
+        let x = left + i as f64 * slot;
+        for (j, (v, colour, name)) in [
+            (b.v1_calls, RED, "v1 calls"),
+            (b.rejected_calls, GREY, "refused"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if v == 0 {
+                continue;
+            }
+            let bh = h * v as f64 / max;
+            let _ = write!(
+                svg,
+                r#"<rect class="bucket" x="{:.1}" y="{:.1}" width="{:.1}" height="{bh:.1}" fill="{colour}" data-value="{v}"><title>{name}: {v}</title></rect>"#,
+                x + j as f64 * slot * 0.45,
+                h - bh,
+                (slot * 0.42).max(1.0),
+            );
+        }
+        if b.change {
+            let _ = write!(
+                svg,
+                r#"<line class="change" x1="{x:.1}" y1="0" x2="{x:.1}" y2="{h}" stroke="{BLUE}" stroke-width="2"/><text x="{:.1}" y="{}" fill="{BLUE}">change</text>"#,
+                x + 3.0,
+                h + 14.0
+            );
+        }
+    }
+    svg.push_str("</svg></figure>");
+    svg
+}
+
 pub fn render(data: &ReportData, out: &mut dyn Write) -> std::io::Result<()> {
     let report = &data.usage.report;
     let (fleet, owners, findings) = (&data.usage.fleet, &data.owners, &data.findings);
@@ -487,6 +552,13 @@ pub fn render(data: &ReportData, out: &mut dyn Write) -> std::io::Result<()> {
     if report.usage_days.is_some() && !fleet.is_empty() {
         h.push_str("<h2>IMDSv1 calls per day (whole fleet)</h2><p class=\"muted\">Red: answered v1 calls (MetadataNoToken). Grey: refused after enforcement (MetadataNoTokenRejected).</p>");
         h.push_str(&daily_chart(fleet));
+    }
+
+    if !data.effects.is_empty() {
+        h.push_str("<h2>Effect of changes</h2><p class=\"muted\">The changed instances' IMDSv1 calls around their change, as last measured by <code>imdsguard runs RUN --effect</code> or <code>imdsguard rollout status ID --effect</code>. Red: answered v1 calls. Grey: refused after enforcement.</p>");
+        for (n, (subject, at, e)) in data.effects.iter().enumerate() {
+            h.push_str(&effect_chart(n, subject, at, e));
+        }
     }
 
     h.push_str("<h2>Owners of instances that allow IMDSv1</h2>");
@@ -589,6 +661,7 @@ mod tests {
             owners: Vec::new(),
             findings: Vec::new(),
             trend,
+            effects: Vec::new(),
         };
         let mut out = Vec::new();
         render(&data, &mut out).unwrap();

@@ -198,6 +198,37 @@ pub fn render_report(data: &ReportData, out: &mut dyn Write) -> std::io::Result<
         );
     }
 
+    if !data.effects.is_empty() {
+        m.push_str("## Effect of changes\n\n");
+        let rows: Vec<Vec<String>> = data
+            .effects
+            .iter()
+            .map(|(subject, at, e)| {
+                vec![
+                    text(subject),
+                    at.clone(),
+                    e.instances.len().to_string(),
+                    e.v1_calls_before.to_string(),
+                    e.v1_calls_after.to_string(),
+                    e.rejected_calls_after.to_string(),
+                ]
+            })
+            .collect();
+        table(
+            &mut m,
+            &[
+                "changes of",
+                "measured",
+                "instances",
+                "v1 calls before",
+                "v1 calls after",
+                "refused after",
+            ],
+            &[false, false, true, true, true, true],
+            &rows,
+        );
+    }
+
     m.push_str("## Owners of instances that allow IMDSv1\n\n");
     if data.owners.is_empty() {
         m.push_str("No instance allows IMDSv1.\n\n");

@@ -3,6 +3,7 @@
 //! what they show was computed before them (findings included).
 
 pub mod csv;
+pub mod effect;
 pub mod html;
 pub mod json;
 pub mod markdown;

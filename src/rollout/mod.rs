@@ -3,8 +3,10 @@
 //! and `ops::rollout` for the steps).
 //!
 //! This module holds the pure parts: how changes are split into waves
-//! ([`waves`]), and what a finished soak means ([`judge`]).
+//! ([`waves`]), what a finished soak means ([`judge`]), and the
+//! before/after proof of changes ([`effect`]).
 
+pub mod effect;
 pub mod waves;
 
 use crate::usage::CallsSince;

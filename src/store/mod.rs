@@ -282,6 +282,14 @@ const MIGRATIONS: &[&str] = &[
         reason        TEXT NOT NULL,
         done          INTEGER NOT NULL
     );
+    -- The before/after proof of a run's or a rollout's changes, as last
+    -- measured (`runs RUN --effect`, `rollout status ID --effect`).
+    CREATE TABLE effects (
+        id            INTEGER PRIMARY KEY,
+        subject       TEXT NOT NULL,          -- run N | rollout N
+        measured_at   TEXT NOT NULL,
+        effect_json   TEXT NOT NULL
+    );
     "#,
 ];
 

@@ -423,3 +423,38 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// Keeps a measured effect (`subject`: `run N` or `rollout N`).
+    pub fn save_effect(&self, subject: &str, effect_json: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO effects (subject, measured_at, effect_json) VALUES (?1, ?2, ?3)",
+            params![subject, crate::clock::now(), effect_json],
+        )?;
+        Ok(())
+    }
+
+    /// The latest effect of each subject, newest first, at most `limit`:
+    /// (subject, measured at, JSON). A database without the table (older
+    /// than schema 5, opened read-only) has none.
+    pub fn latest_effects(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        let exists: bool = self.conn.query_row(
+            "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'effects'",
+            [],
+            |r| r.get(0),
+        )?;
+        if !exists {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self.conn.prepare(
+            "SELECT subject, measured_at, effect_json FROM effects e
+             WHERE id = (SELECT MAX(id) FROM effects WHERE subject = e.subject)
+             ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}

@@ -176,3 +176,52 @@ def test_kill9_during_a_wave_then_advance_finishes_it_without_resending(run, acc
     doc = r.json()
     assert doc["state"] == "soaking" and doc["waves"][1]["state"] == "applied"
     assert [d["done"] for d in doc["decisions"]] == [True] * len(doc["decisions"])
+
+
+def metric(account, instance_id, name, value, when):
+    account.client("cloudwatch", REGION).put_metric_data(
+        Namespace="AWS/EC2",
+        MetricData=[{"MetricName": name, "Dimensions": [{"Name": "InstanceId", "Value": instance_id}],
+                     "Timestamp": when, "Value": value}],
+    )
+
+
+def test_the_effect_before_and_after_a_change(run, account, tmp_path):
+    a, b, path = seed(run, account, tmp_path)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    for i, iid in enumerate(a):  # v1 calls in the hours before the change
+        metric(account, iid, "MetadataNoToken", 10.0 + i, now - datetime.timedelta(hours=3))
+        metric(account, iid, "MetadataNoToken", 5.0, now - datetime.timedelta(hours=5))
+    r = run("rollout", "start", str(path), "--waves", "1,100%", "--soak", "0s", "--yes")
+    assert r.code == 0, r.stderr
+    assert run("rollout", "advance", "1", "--yes").code == 0
+    # After enforcement: no answered v1 call, a refused one on a[1].
+    metric(account, a[1], "MetadataNoTokenRejected", 4.0, datetime.datetime.now(datetime.timezone.utc))
+
+    r = run("rollout", "status", "1", "--effect", "--format", "json")
+    assert r.code == 0, r.stderr
+    e = r.json()
+    assert e["subject"] == "rollout 1" and e["period"] == 3600
+    by = {i["instance_id"]: i for i in e["instances"]}
+    assert set(by) == set(a + b)
+    assert [by[i]["v1_calls_before"] for i in a] == [15, 16, 17]
+    assert all(by[i]["v1_calls_after"] == 0 for i in a + b)
+    assert by[a[1]]["rejected_calls_after"] == 4 and e["rejected_calls_after"] == 4
+    assert e["v1_calls_before"] == 48
+    assert sum(t["v1_calls"] for t in e["total"]) == 48
+    assert any(t["change"] for t in e["total"])
+
+    # Per run too: wave 2's run (run 2) changed a[1], a[2], b[1].
+    r = run("runs", "2", "--effect", "--format", "json")
+    assert r.code == 0, r.stderr
+    assert {i["instance_id"] for i in r.json()["instances"]} == {a[1], a[2], b[1]}
+    assert r.json()["v1_calls_before"] == 33
+
+    # The report shows the latest of each, the change marked.
+    report = tmp_path / "report.html"
+    assert run("report", "--format", "html", "--out", str(report)).code == 0
+    html = report.read_text()
+    assert "<h2>Effect of changes</h2>" in html
+    assert 'id="effect-0"' in html and 'id="effect-1"' in html
+    assert 'class="change"' in html
+    assert "48 answered before the change, 0 after, 4 refused after" in html
