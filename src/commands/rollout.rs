@@ -123,11 +123,19 @@ pub async fn advance(
         match stepped {
             Stepped::Waiting(secs) if watch => {
                 drop(store);
-                printer.note(&format!(
-                    "rollout {id}: soaking, {} to go (--watch: waiting)",
-                    crate::clock::human_duration(secs)
-                ));
-                tokio::time::sleep(std::time::Duration::from_secs(secs.clamp(1, 60))).await;
+                // A progress line on a terminal (nothing in logs): the wait
+                // until the next look, at most a minute.
+                let wait = secs.clamp(1, 60);
+                let bar = printer.reporter("soaking");
+                bar.start(wait);
+                for s in 0..wait {
+                    bar.advance(&format!(
+                        "rollout {id}: {} of soak left",
+                        crate::clock::human_duration(secs - s)
+                    ));
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+                bar.finish();
             }
             Stepped::Moved if watch => {}
             Stepped::Halted => {
@@ -346,18 +354,8 @@ async fn apply_wave(
     let decision = open_decision(&rollout)?;
     let provider = ops::provider(session).await?;
     match rollout.waves[(n - 1) as usize].run_id {
-        Some(run) => {
-            // A previous process made the run: finish it, never re-send.
-            let (r, apis) = ops::apply::resume(session, provider.as_ref(), store, run).await?;
-            warn_taken_over(printer, &r.taken_over);
-            if r.open_changes().count() == 0 {
-                ops::apply::finish_idle(store, r)?;
-            } else {
-                let log = open_log(exec.log.as_deref())?;
-                ops::apply::reopen(store, run, log.as_ref().map(|l| l.path()))?;
-                drive(printer, store, &fleet(&apis), run, r.guard, exec, log).await?;
-            }
-        }
+        // A previous process made the run: finish it, never re-send.
+        Some(run) => finish_run(session, printer, store, run, exec).await?,
         None => {
             let plan: Plan = steps::plan_of(&rollout)?;
             let (sub, json) = steps::wave_plan(&plan, &steps::wave_indexes(&rollout, n));
@@ -376,6 +374,41 @@ async fn apply_wave(
     }
     steps::wave_applied(store, &rollout, n, decision, crate::clock::now_epoch())?;
     Ok(Stepped::Moved)
+}
+
+/// Finishes a run a previous process started (as `apply --resume RUN`
+/// would, without asking): every change not final is re-checked first.
+async fn finish_run(
+    session: &Session,
+    printer: &Printer,
+    store: &mut Store,
+    run: i64,
+    exec: &ExecRequest,
+) -> Result<(), Error> {
+    let provider = ops::provider(session).await?;
+    let (r, apis) = ops::apply::resume(session, provider.as_ref(), store, run).await?;
+    warn_taken_over(printer, &r.taken_over);
+    if r.open_changes().count() == 0 {
+        ops::apply::finish_idle(store, r)?;
+        return Ok(());
+    }
+    let path = exec
+        .log
+        .clone()
+        .or_else(|| r.run.log_path.as_ref().map(Into::into));
+    let log = open_log(path.as_deref())?;
+    ops::apply::reopen(store, run, log.as_ref().map(|l| l.path()))?;
+    drive(printer, store, &fleet(&apis), run, r.guard, exec, log).await?;
+    Ok(())
+}
+
+/// The rollback of `run` a previous process started and did not finish.
+fn unfinished_rollback(store: &Store, run: i64) -> Result<Option<i64>, Error> {
+    let Some(rb) = store.run_head(run)?.rolled_back_by else {
+        return Ok(None);
+    };
+    let status = store.run_head(rb)?.status;
+    Ok(matches!(status, RunStatus::Running | RunStatus::Interrupted).then_some(rb))
 }
 
 /// Rolls back `only` (instance ids) of run `run`, as `rollback RUN
@@ -454,7 +487,10 @@ async fn finish_open(
                     .filter(|m| offenders.iter().any(|(i, _)| *i == m.plan_index))
                     .map(|m| m.instance_id.clone())
                     .collect();
-                roll_back(session, printer, store, run, &ids, exec).await?;
+                match unfinished_rollback(store, run)? {
+                    Some(rb) => finish_run(session, printer, store, rb, exec).await?,
+                    None => roll_back(session, printer, store, run, &ids, exec).await?,
+                }
             }
             let rollout = store.load_rollout(id)?;
             steps::halt(store, &rollout, open.wave, open.id, &offenders)?;
@@ -553,8 +589,10 @@ async fn abort_runs(
 ) -> Result<(), Error> {
     for w in rollout.waves.iter().rev() {
         let Some(run) = w.run_id else { continue };
-        let head = store.run_head(run)?;
-        if head.status == RunStatus::RolledBack {
+        if let Some(rb) = unfinished_rollback(store, run)? {
+            finish_run(session, printer, store, rb, exec).await?;
+        }
+        if store.run_head(run)?.status == RunStatus::RolledBack {
             continue;
         }
         roll_back(session, printer, store, run, &BTreeSet::new(), exec).await?;

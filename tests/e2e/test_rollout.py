@@ -225,3 +225,17 @@ def test_the_effect_before_and_after_a_change(run, account, tmp_path):
     assert 'id="effect-0"' in html and 'id="effect-1"' in html
     assert 'class="change"' in html
     assert "48 answered before the change, 0 after, 4 refused after" in html
+
+
+def test_watch_steps_through_short_soaks_to_the_end(run, account, tmp_path):
+    a, b, path = seed(run, account, tmp_path)
+    r = run("rollout", "start", str(path), "--waves", "1,50%,100%", "--soak", "2s", "--yes")
+    assert r.code == 0, r.stderr
+    r = run("rollout", "advance", "1", "--watch", "--yes", "--format", "json")
+    assert r.code == 0, r.stderr
+    doc = r.json()
+    assert doc["state"] == "done"
+    assert [w["state"] for w in doc["waves"]] == ["passed", "passed", "passed"]
+    assert set(tokens(account, a + b).values()) == {"required"}
+    assert [d["kind"] for d in doc["decisions"]] == [
+        "apply-wave", "pass", "apply-wave", "pass", "apply-wave", "pass", "finish"]
