@@ -124,6 +124,9 @@ pub async fn measure(
     Ok(out)
 }
 
+/// The period of EC2's basic monitoring (seconds).
+const BASIC_PERIOD: i64 = 300;
+
 /// IMDSv1 calls answered and refused after a change.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CallsSince {
@@ -133,9 +136,9 @@ pub struct CallsSince {
 
 /// For each (instance, change time), the calls from its change time up to
 /// `now`, in one region: 250 instances per `GetMetricData`, at the finest
-/// period CloudWatch keeps for data that old (1 minute for 15 days). A
-/// bucket that ends after the change counts (refused calls can only come
-/// after it).
+/// period CloudWatch keeps for data that old (1 minute for 15 days). An
+/// answered call counts from the bucket that ends after the change; a
+/// refused one from the 5-minute datapoint that holds the change.
 pub async fn calls_since(
     cw: &dyn CloudWatchApi,
     region: &str,
@@ -151,13 +154,18 @@ pub async fn calls_since(
         let ids: Vec<String> = chunk.iter().map(|(id, _)| id.clone()).collect();
         let mut calls = vec![CallsSince::default(); chunk.len()];
         both_metrics(cw, region, &ids, (start, end, period), |i, metric, t, v| {
-            if t + period as i64 <= chunk[i].1 {
-                return;
-            }
             let n = v.round().max(0.0) as u64;
             match metric {
-                Metric::MetadataNoToken => calls[i].v1_calls += n,
-                Metric::MetadataNoTokenRejected => calls[i].rejected_calls += n,
+                Metric::MetadataNoToken if t + period as i64 > chunk[i].1 => calls[i].v1_calls += n,
+                // EC2's basic monitoring reports every 5 minutes, stamped at
+                // the start: a datapoint up to 5 minutes before the change
+                // can hold refusals after it (and none can come before).
+                Metric::MetadataNoTokenRejected
+                    if t + (period as i64).max(BASIC_PERIOD) > chunk[i].1 =>
+                {
+                    calls[i].rejected_calls += n
+                }
+                _ => {}
             }
         })
         .await?;

@@ -125,7 +125,7 @@ async fn apply_plan(
     }
     let log = open_log(exec.log.as_deref())?;
     let path = log.as_ref().map(|l| l.path().display().to_string());
-    let (run, guard) = crate::runs::apply::start(store, plan, plan_json, path.as_deref())?;
+    let (run, guard) = crate::runs::apply::start(store, plan, plan_json, path.as_deref(), None)?;
     printer.note(&format!("run {run} started: {} change(s)", checked.to_send));
     let finished = drive(printer, store, &fleet(apis), run, guard, exec, log).await?;
     report(printer, &finished, format)

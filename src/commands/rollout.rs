@@ -66,21 +66,21 @@ pub async fn start(
         printer.note("aborted: nothing was changed");
         return Ok(ExitCode::Failure);
     }
-    let log = open_log(exec.log.as_deref())?;
-    let log_path = log.as_ref().map(|l| l.path().display().to_string());
-    let (sub, sub_json) = steps::wave_plan(&plan, &split.waves[0]);
-    let (run, guard) = runs::apply::start(&mut store, &sub, &sub_json, log_path.as_deref())?;
-    let id = steps::record(&mut store, &plan_json, request, &plan, &split, run)?;
+    for (account, region) in &checked.enforced {
+        printer.warn(&format!(
+            "{account} {region}: the account default has HttpTokensEnforced=enabled: a rollback of a broken instance to HttpTokens=optional will be refused"
+        ));
+    }
+    let id = steps::record(&mut store, &plan_json, request, &plan, &split)?;
     printer.note(&format!(
-        "rollout {id} started: wave 1 of {} (the canaries) is run {run}",
-        split.waves.len()
+        "rollout {id} started: wave 1 of {} (the canaries), {} instance(s)",
+        split.waves.len(),
+        split.waves[0].len()
     ));
     let rollout = store.load_rollout(id)?;
-    let decision = open_decision(&rollout)?;
-    drive(printer, &mut store, &fleet(&apis), run, guard, exec, log).await?;
-    steps::wave_applied(&mut store, &rollout, 1, decision, crate::clock::now_epoch())?;
+    let stepped = apply_wave(session, printer, &mut store, rollout, 1, exec).await?;
     show(printer, &store, id, format)?;
-    Ok(ExitCode::Success)
+    Ok(stepped.code())
 }
 
 /// The open decision of a rollout (the one a step must finish first).
@@ -97,14 +97,29 @@ fn open_decision(rollout: &Rollout) -> Result<i64, Error> {
         })
 }
 
-/// What one `advance` did, for `--watch`.
+/// What one step did.
 enum Stepped {
     /// The soak has this long to go.
     Waiting(u64),
-    /// A wave was applied (and soaks now), or the rollout ended.
+    /// A wave was applied and soaks now.
     Moved,
+    /// A wave was applied, but some of its changes did not land (failed,
+    /// or skipped because the instance changed): they are left out.
+    Partial,
+    /// A wave's run did not finish (interrupted, or answers still open):
+    /// the next step resumes it.
+    Unfinished,
     Halted,
     Ended,
+}
+
+impl Stepped {
+    fn code(&self) -> ExitCode {
+        match self {
+            Stepped::Waiting(_) | Stepped::Moved | Stepped::Ended => ExitCode::Success,
+            Stepped::Partial | Stepped::Unfinished | Stepped::Halted => ExitCode::Failure,
+        }
+    }
 }
 
 /// `rollout advance ID [--watch]`: one step, or steps until the rollout
@@ -117,12 +132,12 @@ pub async fn advance(
     exec: &ExecRequest,
     format: Format,
 ) -> Result<ExitCode, Error> {
+    let mut problems = false;
     loop {
         let stepped = step(session, printer, id, exec).await?;
-        let store = ops::views::open(&session.db)?;
+        problems |= matches!(stepped, Stepped::Partial);
         match stepped {
             Stepped::Waiting(secs) if watch => {
-                drop(store);
                 // A progress line on a terminal (nothing in logs): the wait
                 // until the next look, at most a minute.
                 let wait = secs.clamp(1, 60);
@@ -137,14 +152,14 @@ pub async fn advance(
                 }
                 bar.finish();
             }
-            Stepped::Moved if watch => {}
-            Stepped::Halted => {
+            Stepped::Moved | Stepped::Partial if watch => {}
+            other => {
+                let store = ops::views::open(&session.db)?;
                 show(printer, &store, id, format)?;
-                return Ok(ExitCode::Failure);
-            }
-            _ => {
-                show(printer, &store, id, format)?;
-                return Ok(ExitCode::Success);
+                return Ok(match other.code() {
+                    ExitCode::Success if problems => ExitCode::Failure,
+                    code => code,
+                });
             }
         }
     }
@@ -188,9 +203,24 @@ async fn step(
 ) -> Result<Stepped, Error> {
     let mut store = ops::store(session)?;
     let rollout = store.load_rollout(id)?;
+    if matches!(rollout.state, RolloutState::Done | RolloutState::Aborted) {
+        printer.note(&format!(
+            "rollout {id} is {}",
+            crate::store::journal::Named::as_str(rollout.state)
+        ));
+        return Ok(Stepped::Ended);
+    }
+    if rollout.waves[0].run_id.is_none() {
+        // `start` died before wave 1's run existed: make it now (the run is
+        // linked to its wave as it is created, so only one process can).
+        return apply_wave(session, printer, &mut store, rollout, 1, exec).await;
+    }
     let _lock = lock(printer, &mut store, &rollout)?;
     // Reload under the lock: another process may have moved it meanwhile.
     let rollout = store.load_rollout(id)?;
+    if matches!(rollout.state, RolloutState::Done | RolloutState::Aborted) {
+        return Ok(Stepped::Ended);
+    }
     if let Some(open) = rollout.decisions.iter().rev().find(|d| !d.done) {
         printer.note(&format!(
             "rollout {id}: finishing decision {} ({}: {}) that a previous process left open",
@@ -240,7 +270,7 @@ async fn step(
         .settings
         .health_cmd
         .as_deref()
-        .and_then(|cmd| steps::health(cmd, id, n, &landed));
+        .and_then(|cmd| steps::health(cmd, id, n, &landed, steps::HEALTH_TIMEOUT));
     match steps::judge(&store, &rollout, &calls, health)? {
         Verdict::Clean => {
             let d = store.open_decision(
@@ -281,13 +311,7 @@ async fn step(
             printer.warn(&format!("rollout {id}: {reason}"));
             let d = store.open_decision(id, n, DecisionKind::Halt, &reason)?;
             roll_back(session, printer, &mut store, run.id, &ids, exec).await?;
-            let rollout = store.load_rollout(id)?;
-            let held = steps::halt(&mut store, &rollout, n, d, &offenders)?;
-            printer.warn(&format!(
-                "rollout {id} halted: {} instance(s) rolled back, {held} held back",
-                ids.len()
-            ));
-            Ok(Stepped::Halted)
+            halted(printer, &mut store, id, n, d, &offenders, &ids)
         }
         Verdict::Unhealthy(why) => {
             let reason = format!("wave {n}: {why}");
@@ -298,6 +322,42 @@ async fn step(
             Ok(Stepped::Halted)
         }
     }
+}
+
+/// Marks what the rollback of `ids` (the offenders of wave `n`) did, holds
+/// their groups, halts, and says so (also what could not be rolled back).
+fn halted(
+    printer: &Printer,
+    store: &mut Store,
+    id: i64,
+    n: i64,
+    decision: i64,
+    offenders: &[(i64, u64)],
+    ids: &BTreeSet<String>,
+) -> Result<Stepped, Error> {
+    let rollout = store.load_rollout(id)?;
+    let run = rollout.waves[(n - 1) as usize]
+        .run_id
+        .expect("a halted wave has a run");
+    let back = steps::rolled_back(store, run)?;
+    let held = steps::halt(store, &rollout, n, decision, offenders, &back)?;
+    let stuck: Vec<&str> = ids
+        .iter()
+        .filter(|i| !back.contains(*i))
+        .map(String::as_str)
+        .collect();
+    if !stuck.is_empty() {
+        printer.warn(&format!(
+            "rollout {id}: {} instance(s) could not be rolled back and still require IMDSv2: {} (`imdsguard runs` shows why; `imdsguard rollback {run} --instance-ids ...` tries again)",
+            stuck.len(),
+            stuck.join(", ")
+        ));
+    }
+    printer.warn(&format!(
+        "rollout {id} halted: {} instance(s) rolled back, {held} held back",
+        ids.len() - stuck.len()
+    ));
+    Ok(Stepped::Halted)
 }
 
 /// After wave `current_wave` passed: applies the next wave that has
@@ -341,8 +401,9 @@ async fn next_wave(
     apply_wave(session, printer, store, rollout, n, exec).await
 }
 
-/// Applies wave `n` under its open decision: makes its run (or resumes the
-/// one a previous process made) and drives it.
+/// Applies wave `n` under its open decision: makes its run (linked to the
+/// wave as it is created) or resumes the one a previous process made, and
+/// drives it; then the wave soaks, unless the run did not finish.
 async fn apply_wave(
     session: &Session,
     printer: &Printer,
@@ -351,29 +412,56 @@ async fn apply_wave(
     n: i64,
     exec: &ExecRequest,
 ) -> Result<Stepped, Error> {
-    let decision = open_decision(&rollout)?;
-    let provider = ops::provider(session).await?;
-    match rollout.waves[(n - 1) as usize].run_id {
+    let id = rollout.id;
+    let run = match rollout.waves[(n - 1) as usize].run_id {
         // A previous process made the run: finish it, never re-send.
-        Some(run) => finish_run(session, printer, store, run, exec).await?,
+        Some(run) => {
+            finish_run(session, printer, store, run, exec).await?;
+            run
+        }
         None => {
             let plan: Plan = steps::plan_of(&rollout)?;
             let (sub, json) = steps::wave_plan(&plan, &steps::wave_indexes(&rollout, n));
+            let provider = ops::provider(session).await?;
             let apis = ops::apply::plan_accounts(session, provider.as_ref(), &sub).await?;
             let log = open_log(exec.log.as_deref())?;
             let log_path = log.as_ref().map(|l| l.path().display().to_string());
-            let (run, guard) = runs::apply::start(store, &sub, &json, log_path.as_deref())?;
-            store.set_wave_run(rollout.id, n, run)?;
+            let (run, guard) =
+                runs::apply::start(store, &sub, &json, log_path.as_deref(), Some((id, n)))?;
             printer.note(&format!(
-                "rollout {}: wave {n} is run {run} ({} change(s))",
-                rollout.id,
+                "rollout {id}: wave {n} is run {run} ({} change(s))",
                 sub.changes.len()
             ));
             drive(printer, store, &fleet(&apis), run, guard, exec, log).await?;
+            run
         }
+    };
+    let (open, missed) = steps::run_outcome(&store.load_run(run)?);
+    if open > 0 {
+        printer.warn(&format!(
+            "rollout {id}: wave {n}'s run {run} did not finish ({open} change(s) not final); the next `imdsguard rollout advance {id}` resumes it"
+        ));
+        return Ok(Stepped::Unfinished);
     }
-    steps::wave_applied(store, &rollout, n, decision, crate::clock::now_epoch())?;
-    Ok(Stepped::Moved)
+    if missed > 0 {
+        printer.warn(&format!(
+            "rollout {id}: {missed} change(s) of wave {n} did not land (failed, or skipped because the instance changed); they are left out (`imdsguard runs {run}` says why)"
+        ));
+    }
+    // Wave 1's run is the rollout's lock, and its lease ended with its
+    // drive: hold the lock again before the decision is closed, and close
+    // it only if no other process did meanwhile.
+    let rollout = store.load_rollout(id)?;
+    let _lock = lock(printer, store, &rollout)?;
+    let rollout = store.load_rollout(id)?;
+    if let Ok(decision) = open_decision(&rollout) {
+        steps::wave_applied(store, &rollout, n, decision, crate::clock::now_epoch())?;
+    }
+    Ok(if missed > 0 {
+        Stepped::Partial
+    } else {
+        Stepped::Moved
+    })
 }
 
 /// Finishes a run a previous process started (as `apply --resume RUN`
@@ -426,6 +514,11 @@ async fn roll_back(
         ops::rollback::prepare(session, provider.as_ref(), store, run, only, false).await?;
     if prepared.selection.changes.is_empty() {
         return Ok(());
+    }
+    for (account, region) in &prepared.enforced {
+        printer.warn(&format!(
+            "{account} {region}: the account default has HttpTokensEnforced=enabled; EC2 will refuse to re-allow IMDSv1 there"
+        ));
     }
     let log = open_log(exec.log.as_deref())?;
     let log_path = log.as_ref().map(|l| l.path().display().to_string());
@@ -492,14 +585,22 @@ async fn finish_open(
                     None => roll_back(session, printer, store, run, &ids, exec).await?,
                 }
             }
-            let rollout = store.load_rollout(id)?;
-            steps::halt(store, &rollout, open.wave, open.id, &offenders)?;
-            Ok(Stepped::Halted)
+            let ids: BTreeSet<String> = rollout
+                .members
+                .iter()
+                .filter(|m| offenders.iter().any(|(i, _)| *i == m.plan_index))
+                .map(|m| m.instance_id.clone())
+                .collect();
+            halted(printer, store, id, open.wave, open.id, &offenders, &ids)
         }
         DecisionKind::Abort => {
-            abort_runs(session, printer, store, &rollout, exec).await?;
+            let left = abort_runs(session, printer, store, &rollout, exec).await?;
             store.close_decision(id, open.id, RolloutState::Aborted, rollout.current_wave)?;
-            Ok(Stepped::Ended)
+            Ok(if left {
+                Stepped::Partial
+            } else {
+                Stepped::Ended
+            })
         }
         DecisionKind::Pass | DecisionKind::Resume => {
             store.close_decision(id, open.id, RolloutState::Soaking, rollout.current_wave)?;
@@ -535,7 +636,8 @@ pub fn resume(
     }
     steps::resume(&mut store, &rollout, skip_group)?;
     printer.note(&format!(
-        "rollout {id} resumed: the next `imdsguard rollout advance {id}` applies wave {}",
+        "rollout {id} resumed: the next `imdsguard rollout advance {id}` checks wave {} again, then applies wave {}",
+        rollout.current_wave,
         rollout.current_wave + 1
     ));
     show(printer, &store, id, format)?;
@@ -574,19 +676,27 @@ pub async fn abort(
         DecisionKind::Abort,
         "aborted by a person: every change rolled back",
     )?;
-    abort_runs(session, printer, &mut store, &rollout, exec).await?;
+    // What an interrupted step had decided is overridden.
+    store.supersede_open_decisions(id, d, "aborted")?;
+    let left = abort_runs(session, printer, &mut store, &rollout, exec).await?;
     store.close_decision(id, d, RolloutState::Aborted, rollout.current_wave)?;
     show(printer, &store, id, format)?;
-    Ok(ExitCode::Success)
+    Ok(if left {
+        ExitCode::Failure
+    } else {
+        ExitCode::Success
+    })
 }
 
+/// Rolls back every wave's run, newest first (finishing a rollback a
+/// previous process started); true when some change could not be undone.
 async fn abort_runs(
     session: &Session,
     printer: &Printer,
     store: &mut Store,
     rollout: &Rollout,
     exec: &ExecRequest,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     for w in rollout.waves.iter().rev() {
         let Some(run) = w.run_id else { continue };
         if let Some(rb) = unfinished_rollback(store, run)? {
@@ -597,8 +707,16 @@ async fn abort_runs(
         }
         roll_back(session, printer, store, run, &BTreeSet::new(), exec).await?;
     }
-    steps::mark_aborted(store, rollout)?;
-    Ok(())
+    let left = steps::mark_aborted(store, rollout)?;
+    if !left.is_empty() {
+        printer.warn(&format!(
+            "rollout {}: {} instance(s) could not be rolled back: {} (`imdsguard runs` shows why)",
+            rollout.id,
+            left.len(),
+            left.join(", ")
+        ));
+    }
+    Ok(!left.is_empty())
 }
 
 /// `rollout status ID`.

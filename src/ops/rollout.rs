@@ -47,8 +47,12 @@ impl Split {
 /// makes each instance a group of its own.
 pub fn split(store: &Store, plan: &Plan, spec: &WaveSpec) -> Result<Split, OpsError> {
     let mut traits: HashMap<String, Traits> = HashMap::new();
-    if let Some(scan) = plan.scan_id {
-        let report = store.load_report(scan)?;
+    // A plan whose scan is not in this database groups each instance alone.
+    let report = match plan.scan_id.map(|id| store.load_report(id)) {
+        Some(Err(crate::store::StoreError::NoScan(_))) | None => None,
+        Some(r) => Some(r?),
+    };
+    if let Some(report) = report {
         for r in report.instances {
             traits.insert(
                 r.instance.instance_id.clone(),
@@ -93,14 +97,14 @@ pub fn wave_plan(plan: &Plan, indexes: &[usize]) -> (Plan, String) {
     (sub, json)
 }
 
-/// Records a new rollout whose wave 1 is `anchor_run` (already journaled).
+/// Records a new rollout, with its open decision to apply wave 1 (whose
+/// run is made next, linked to the wave as it is created).
 pub fn record(
     store: &mut Store,
     plan_json: &str,
     request: &RolloutRequest,
     plan: &Plan,
     split: &Split,
-    anchor_run: i64,
 ) -> Result<i64, OpsError> {
     let mut members = Vec::with_capacity(plan.changes.len());
     for (w, wave) in split.waves.iter().enumerate() {
@@ -126,7 +130,6 @@ pub fn record(
         },
         split.waves.len(),
         &members,
-        anchor_run,
     )?)
 }
 
@@ -169,7 +172,7 @@ pub struct Landed {
     pub account_id: String,
     pub region: String,
     pub instance_id: String,
-    /// Epoch seconds the change was confirmed.
+    /// Epoch seconds the change was last sent (refusals can start then).
     pub changed_at: i64,
 }
 
@@ -191,8 +194,9 @@ pub fn landed(rollout: &Rollout, run: &Run, n: i64) -> Vec<Landed> {
                 return None;
             }
             let changed_at = c
-                .finished_at
+                .issued_at
                 .as_deref()
+                .or(c.finished_at.as_deref())
                 .and_then(crate::clock::parse_epoch)?;
             Some(Landed {
                 plan_index: m.plan_index,
@@ -240,31 +244,68 @@ pub async fn measure(
     Ok(out)
 }
 
+/// How long `--health-cmd` may run before it counts as failed (and is killed).
+pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// Runs `--health-cmd` through `sh -c` with the wave's instance ids in
 /// `IMDSGUARD_INSTANCE_IDS` (comma-separated), `IMDSGUARD_ROLLOUT` and
-/// `IMDSGUARD_WAVE`; `Some(why)` when it fails.
-pub fn health(cmd: &str, rollout: i64, wave: i64, landed: &[Landed]) -> Option<String> {
+/// `IMDSGUARD_WAVE`; `Some(why)` when it fails or outlives `timeout`.
+pub fn health(
+    cmd: &str,
+    rollout: i64,
+    wave: i64,
+    landed: &[Landed],
+    timeout: Duration,
+) -> Option<String> {
     let ids: Vec<&str> = landed.iter().map(|l| l.instance_id.as_str()).collect();
-    let out = std::process::Command::new("sh")
+    // Its stderr goes to a file: a pipe nobody reads could fill and stall it.
+    let stderr = match tempfile::tempfile() {
+        Ok(f) => f,
+        Err(e) => return Some(format!("the health command could not start: {e}")),
+    };
+    let mut child = match std::process::Command::new("sh")
         .arg("-c")
         .arg(cmd)
         .env("IMDSGUARD_INSTANCE_IDS", ids.join(","))
         .env("IMDSGUARD_ROLLOUT", rollout.to_string())
         .env("IMDSGUARD_WAVE", wave.to_string())
         .stdin(std::process::Stdio::null())
-        .output();
-    match out {
-        Err(e) => Some(format!("the health command could not start: {e}")),
-        Ok(o) if o.status.success() => None,
-        Ok(o) => {
-            let last = String::from_utf8_lossy(&o.stderr)
-                .lines()
-                .last()
-                .map(|l| format!(": {}", l.trim()))
-                .unwrap_or_default();
-            Some(format!("the health command failed ({}){last}", o.status))
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr.try_clone().ok()?)
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => return Some(format!("the health command could not start: {e}")),
+    };
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if std::time::Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Some(format!(
+                    "the health command ran longer than {} and was stopped",
+                    crate::clock::human_duration(timeout.as_secs())
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => return Some(format!("the health command could not be waited for: {e}")),
         }
+    };
+    if status.success() {
+        return None;
     }
+    let mut text = String::new();
+    let mut f = stderr;
+    use std::io::{Read, Seek};
+    let _ = f.rewind().and_then(|_| f.read_to_string(&mut text));
+    let last = text
+        .lines()
+        .last()
+        .map(|l| format!(": {}", l.trim()))
+        .unwrap_or_default();
+    Some(format!("the health command failed ({status}){last}"))
 }
 
 /// Records what the soak saw on each landed member, and judges the wave.
@@ -284,28 +325,56 @@ pub fn judge(
     ))
 }
 
-/// After the offenders of wave `n` were rolled back: marks them, holds back
-/// every not-yet-changed member of their groups, and halts the rollout.
+/// The instances `run`'s rollbacks put back (their rollback change
+/// applied), across every rollback run of it.
+pub fn rolled_back(store: &Store, run: i64) -> Result<BTreeSet<String>, OpsError> {
+    let mut out = BTreeSet::new();
+    for (r, _) in store.list_runs()? {
+        if r.parent_run == Some(run) {
+            let rb = store.load_run(r.id)?;
+            out.extend(
+                rb.changes
+                    .iter()
+                    .filter(|c| c.status == ChangeStatus::Applied)
+                    .map(|c| c.instance_id.clone()),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// After the offenders of wave `n` were rolled back: marks those whose
+/// rollback landed (`back`; the others keep a reason saying it did not),
+/// holds back every not-yet-changed member of their groups, and halts.
+/// Returns how many were held.
 pub fn halt(
     store: &mut Store,
     rollout: &Rollout,
     n: i64,
     decision: i64,
     offenders: &[(i64, u64)],
+    back: &BTreeSet<String>,
 ) -> Result<usize, OpsError> {
     let mut groups = BTreeSet::new();
     for (i, rejected) in offenders {
         let m = &rollout.members[member_at(rollout, *i)];
         groups.insert(m.group.clone());
-        store.mark_member(
-            rollout.id,
-            *i,
-            Some(MemberMark::RolledBack),
-            Some(&format!(
-                "{rejected} refused IMDSv1 call(s) after its change (more than --max-rejected {})",
-                rollout.settings.max_rejected
-            )),
-        )?;
+        let why = format!(
+            "{rejected} refused IMDSv1 call(s) after its change (more than --max-rejected {})",
+            rollout.settings.max_rejected
+        );
+        if back.contains(&m.instance_id) {
+            store.mark_member(rollout.id, *i, Some(MemberMark::RolledBack), Some(&why))?;
+        } else {
+            store.mark_member(
+                rollout.id,
+                *i,
+                None,
+                Some(&format!(
+                    "{why}; its rollback did not land (see `imdsguard runs`): roll it back by hand"
+                )),
+            )?;
+        }
     }
     let mut held = 0;
     for m in &rollout.members {
@@ -344,8 +413,9 @@ pub fn resume(store: &mut Store, rollout: &Rollout, skip_group: bool) -> Result<
     };
     let d = store.open_decision(rollout.id, rollout.current_wave, DecisionKind::Resume, why)?;
     if !skip_group {
+        // Only members of waves still to come: earlier waves' runs are made.
         for m in &rollout.members {
-            if m.mark == Some(MemberMark::Held) {
+            if m.mark == Some(MemberMark::Held) && m.wave > rollout.current_wave {
                 store.mark_member(rollout.id, m.plan_index, None, None)?;
             }
         }
@@ -356,20 +426,57 @@ pub fn resume(store: &mut Store, rollout: &Rollout, skip_group: bool) -> Result<
     Ok(())
 }
 
-/// After an abort rolled every wave's run back: every member whose change
-/// landed is marked rolled back.
-pub fn mark_aborted(store: &Store, rollout: &Rollout) -> Result<(), OpsError> {
+/// After an abort rolled every wave's run back: each member whose change
+/// landed is marked rolled back where its rollback landed. Returns the
+/// members whose rollback did not (they still have their change).
+pub fn mark_aborted(store: &Store, rollout: &Rollout) -> Result<Vec<String>, OpsError> {
+    let mut left = Vec::new();
     for w in &rollout.waves {
         let Some(run) = w.run_id else { continue };
+        let back = rolled_back(store, run)?;
         let run = store.load_run(run)?;
         for l in landed(rollout, &run, w.number) {
-            store.mark_member(
-                rollout.id,
-                l.plan_index,
-                Some(MemberMark::RolledBack),
-                Some("rolled back: the rollout was aborted"),
-            )?;
+            if back.contains(&l.instance_id) {
+                store.mark_member(
+                    rollout.id,
+                    l.plan_index,
+                    Some(MemberMark::RolledBack),
+                    Some("rolled back: the rollout was aborted"),
+                )?;
+            } else {
+                left.push(l.instance_id);
+            }
         }
     }
-    Ok(())
+    Ok(left)
+}
+
+/// What a wave's run left: changes not final yet (an interrupted or
+/// unanswered run: the next step resumes it), and changes that ended
+/// without landing (failed, or skipped because they changed).
+pub fn run_outcome(run: &Run) -> (usize, usize) {
+    let open = run.changes.iter().filter(|c| !c.status.is_final()).count();
+    let missed = run
+        .changes
+        .iter()
+        .filter(|c| matches!(c.status, ChangeStatus::Failed | ChangeStatus::Skipped))
+        .count();
+    (open, missed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_health_command_that_hangs_is_stopped() {
+        let why = health("sleep 30", 1, 1, &[], Duration::from_millis(300)).unwrap();
+        assert!(why.contains("ran longer than"), "{why}");
+        let why = health("echo no >&2; exit 4", 1, 1, &[], HEALTH_TIMEOUT).unwrap();
+        assert!(
+            why.contains("exit status: 4") && why.ends_with(": no"),
+            "{why}"
+        );
+        assert_eq!(health("true", 1, 1, &[], HEALTH_TIMEOUT), None);
+    }
 }

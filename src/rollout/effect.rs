@@ -56,7 +56,7 @@ pub struct TotalBucket {
     pub rejected_calls: u64,
     /// Every instance's change had landed before this bucket began.
     pub after: bool,
-    /// Some instance's change landed inside this bucket.
+    /// Some instance's change was sent inside this bucket.
     pub change: bool,
 }
 
@@ -122,7 +122,6 @@ pub fn compute(
             v1_per_day_after: per_day(after, after_secs),
         });
     }
-    let first = changed.iter().map(|c| c.changed_at).min().unwrap_or(end);
     let last = changed.iter().map(|c| c.changed_at).max().unwrap_or(end);
     let mut buckets = Vec::new();
     let mut t = start;
@@ -133,7 +132,7 @@ pub fn compute(
             v1_calls: v1.round() as u64,
             rejected_calls: rej.round() as u64,
             after: t >= last,
-            change: t + p > first && t <= last,
+            change: changed.iter().any(|c| (t..t + p).contains(&c.changed_at)),
         });
         t += p;
     }

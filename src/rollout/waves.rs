@@ -116,6 +116,18 @@ impl WaveSpec {
             };
             steps.push(step);
         }
+        let (mut count, mut share) = (0, 0.0);
+        for step in &steps {
+            let grows = match *step {
+                Step::Count(n) => std::mem::replace(&mut count, n) <= n,
+                Step::Percent(p) => std::mem::replace(&mut share, p) <= p,
+            };
+            if !grows {
+                return Err(format!(
+                    "`{text}`: waves are cumulative, so they cannot shrink"
+                ));
+            }
+        }
         if steps.last() != Some(&Step::Percent(100.0)) {
             return Err("the last wave must be 100% (every change is made in the end)".into());
         }

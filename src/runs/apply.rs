@@ -83,6 +83,7 @@ pub fn start(
     plan: &Plan,
     plan_json: &str,
     log_path: Option<&str>,
+    wave: Option<(i64, i64)>,
 ) -> Result<(i64, LeaseGuard), RunError> {
     let changes: Vec<NewChange> = plan
         .changes
@@ -107,6 +108,7 @@ pub fn start(
             log_path,
             covers_all: None,
             changes: &changes,
+            wave,
         },
         &me,
     )?;

@@ -316,6 +316,7 @@ mod tests {
                     log_path: None,
                     covers_all: None,
                     changes: &[],
+                    wave: None,
                 },
                 &me,
             )
@@ -351,6 +352,7 @@ mod tests {
                         log_path: None,
                         covers_all: None,
                         changes: &[],
+                        wave: None,
                     },
                     &me,
                 )

@@ -161,6 +161,7 @@ pub fn start(
             log_path,
             covers_all: Some(selection.covers_all),
             changes: &selection.changes,
+            wave: None,
         },
         &me,
     )?;

@@ -311,6 +311,10 @@ pub struct NewRun<'a> {
     /// Rollback runs: whether they undo every change of their parent that landed.
     pub covers_all: Option<bool>,
     pub changes: &'a [NewChange],
+    /// The rollout wave (rollout, number) this run applies: linked in the
+    /// same transaction, so no run of a wave exists unlinked, and refused if
+    /// the wave has a run already (two processes cannot both make it).
+    pub wave: Option<(i64, i64)>,
 }
 
 /// The process driving a run.
@@ -416,6 +420,17 @@ impl Store {
                     to_json(&c.previous),
                     to_json(&c.target)
                 ])?;
+            }
+        }
+        if let Some((rollout, number)) = new.wave {
+            let linked = tx.execute(
+                "UPDATE rollout_waves SET run_id = ?3 WHERE rollout_id = ?1 AND number = ?2 AND run_id IS NULL",
+                params![rollout, number, run],
+            )?;
+            if linked != 1 {
+                return Err(StoreError::Corrupt(format!(
+                    "wave {number} of rollout {rollout} has a run already (or does not exist)"
+                )));
             }
         }
         insert_lease(&tx, run, holder, crate::clock::now_epoch())?;
@@ -667,6 +682,7 @@ pub fn test_run(store: &mut Store, changes: &[NewChange], holder: &Holder) -> i6
                 log_path: None,
                 covers_all: None,
                 changes,
+                wave: None,
             },
             holder,
         )

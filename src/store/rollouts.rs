@@ -157,16 +157,15 @@ pub struct NewMember<'a> {
 }
 
 impl Store {
-    /// Creates a rollout whose first wave's run (`anchor_run`) already
-    /// exists: the rollout, its waves and members, and the open decision
-    /// to apply wave 1, in one transaction.
+    /// Creates a rollout: the rollout, its waves and members, and the open
+    /// decision to apply wave 1, in one transaction. Wave 1's run is made
+    /// next, linked to the wave as it is created (`NewRun::wave`).
     pub fn create_rollout(
         &mut self,
         plan_json: &str,
         settings: &RolloutSettings,
         waves: usize,
         members: &[NewMember],
-        anchor_run: i64,
     ) -> Result<i64, StoreError> {
         let tx = self.conn.transaction()?;
         let now = crate::clock::now();
@@ -185,8 +184,8 @@ impl Store {
         let id = tx.last_insert_rowid();
         for n in 1..=waves as i64 {
             tx.execute(
-                "INSERT INTO rollout_waves (rollout_id, number, state, run_id) VALUES (?1, ?2, 'pending', ?3)",
-                params![id, n, (n == 1).then_some(anchor_run)],
+                "INSERT INTO rollout_waves (rollout_id, number, state) VALUES (?1, ?2, 'pending')",
+                params![id, n],
             )?;
         }
         for m in members {
@@ -213,13 +212,29 @@ impl Store {
         Ok(id)
     }
 
+    /// Whether the database has rollouts at all (one older than schema 5,
+    /// opened read-only, has not).
+    fn has_rollouts(&self) -> Result<bool, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'rollouts'",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
     pub fn rollout_ids(&self) -> Result<Vec<i64>, StoreError> {
+        if !self.has_rollouts()? {
+            return Ok(Vec::new());
+        }
         let mut stmt = self.conn.prepare("SELECT id FROM rollouts ORDER BY id")?;
         let ids = stmt.query_map([], |r| r.get(0))?;
         Ok(ids.collect::<Result<_, _>>()?)
     }
 
     pub fn load_rollout(&self, id: i64) -> Result<Rollout, StoreError> {
+        if !self.has_rollouts()? {
+            return Err(StoreError::NoRollout(id));
+        }
         let head = self
             .conn
             .query_row(
@@ -325,7 +340,8 @@ impl Store {
     }
 
     /// Marks a decision acted on, and moves the rollout to `state` (and
-    /// `current_wave`), in one transaction.
+    /// `current_wave`), in one transaction. A rollout that is done or
+    /// aborted stays so: nothing moves it out of an end state.
     pub fn close_decision(
         &mut self,
         rollout: i64,
@@ -339,26 +355,34 @@ impl Store {
             [decision],
         )?;
         tx.execute(
-            "UPDATE rollouts SET state = ?2, current_wave = ?3 WHERE id = ?1",
+            "UPDATE rollouts SET state = ?2, current_wave = ?3
+             WHERE id = ?1 AND state NOT IN ('done', 'aborted')",
             params![rollout, state, current_wave],
         )?;
         tx.commit()?;
         Ok(())
     }
 
-    pub fn set_rollout_state(&self, rollout: i64, state: RolloutState) -> Result<(), StoreError> {
+    /// Closes every open decision but `except` as superseded (an abort
+    /// overrides what an interrupted step had decided).
+    pub fn supersede_open_decisions(
+        &self,
+        rollout: i64,
+        except: i64,
+        by: &str,
+    ) -> Result<(), StoreError> {
         self.conn.execute(
-            "UPDATE rollouts SET state = ?2 WHERE id = ?1",
-            params![rollout, state],
+            "UPDATE rollout_decisions SET done = 1, reason = reason || ' (superseded: ' || ?3 || ')'
+             WHERE rollout_id = ?1 AND done = 0 AND id != ?2",
+            params![rollout, except, by],
         )?;
         Ok(())
     }
 
-    /// Links a wave to the run that applies it.
-    pub fn set_wave_run(&self, rollout: i64, wave: i64, run: i64) -> Result<(), StoreError> {
+    pub fn set_rollout_state(&self, rollout: i64, state: RolloutState) -> Result<(), StoreError> {
         self.conn.execute(
-            "UPDATE rollout_waves SET run_id = ?3 WHERE rollout_id = ?1 AND number = ?2",
-            params![rollout, wave, run],
+            "UPDATE rollouts SET state = ?2 WHERE id = ?1 AND state NOT IN ('done', 'aborted')",
+            params![rollout, state],
         )?;
         Ok(())
     }
@@ -456,5 +480,60 @@ impl Store {
         )?;
         let rows = stmt.query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rollout(store: &mut Store) -> i64 {
+        store
+            .create_rollout(
+                "{}",
+                &RolloutSettings {
+                    waves: "1,100%".into(),
+                    soak_secs: 0,
+                    max_rejected: 0,
+                    health_cmd: None,
+                },
+                2,
+                &[NewMember {
+                    plan_index: 0,
+                    wave: 1,
+                    account_id: "1",
+                    region: "r",
+                    instance_id: "i-1",
+                    group: "g".into(),
+                }],
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn an_aborted_rollout_stays_aborted_and_its_open_decisions_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("db")).unwrap();
+        let id = rollout(&mut store);
+        let open = store.load_rollout(id).unwrap().decisions[0].clone();
+        assert!(!open.done && open.kind == DecisionKind::ApplyWave);
+        let abort = store
+            .open_decision(id, 1, DecisionKind::Abort, "by a person")
+            .unwrap();
+        store
+            .supersede_open_decisions(id, abort, "aborted")
+            .unwrap();
+        store
+            .close_decision(id, abort, RolloutState::Aborted, 1)
+            .unwrap();
+        // A late step of an old process cannot bring it back.
+        store
+            .close_decision(id, open.id, RolloutState::Soaking, 2)
+            .unwrap();
+        store.set_rollout_state(id, RolloutState::Applying).unwrap();
+        let r = store.load_rollout(id).unwrap();
+        assert_eq!(r.state, RolloutState::Aborted);
+        assert!(r.decisions.iter().all(|d| d.done));
+        assert!(r.decisions[0].reason.contains("superseded"));
     }
 }

@@ -8,7 +8,7 @@ import signal
 
 import conftest
 import fleet
-from awsproxy import AwsProxy
+from awsproxy import AwsProxy, ec2_error
 from test_runs import popen, slow, wait_until
 
 REGION = "us-east-1"
@@ -126,6 +126,7 @@ def test_a_failing_health_check_halts(run, account, tmp_path):
     marker = tmp_path / "ids"
     r = run("rollout", "start", str(path), "--waves", "1,100%", "--soak", "0s", "--yes", "--format", "json",
             "--health-cmd", f'echo "$IMDSGUARD_INSTANCE_IDS" > {marker}; echo "web check failed" >&2; exit 3')
+    assert r.code == 0, r.stderr
     rid = r.json()["rollout_id"]
     r = run("rollout", "advance", str(rid), "--yes", "--format", "json")
     assert r.code == 1 and r.json()["state"] == "halted"
@@ -239,3 +240,96 @@ def test_watch_steps_through_short_soaks_to_the_end(run, account, tmp_path):
     assert set(tokens(account, a + b).values()) == {"required"}
     assert [d["kind"] for d in doc["decisions"]] == [
         "apply-wave", "pass", "apply-wave", "pass", "apply-wave", "pass", "finish"]
+
+
+def test_a_wave_cut_short_is_finished_by_the_next_advance_and_abort_overrides_it(run, account, tmp_path):
+    ec2 = account.client("ec2", REGION)
+    ids = fleet.launch(ec2, 12)  # one group: a canary, then 11
+    fleet.put_metrics(account, ids, region=REGION)
+    assert run("scan", "--regions", REGION).code == 0
+    path = tmp_path / "plan.json"
+    assert run("plan", "--regions", REGION, "--action", "require-v2", "--out", str(path)).code == 0
+    assert run("rollout", "start", str(path), "--waves", "1,100%", "--soak", "0s", "--yes").code == 0
+
+    stale = account.access_key
+    passed = [0]
+
+    def expire_after_four(req):
+        if req.access_key != stale or req.action != "ModifyInstanceMetadataOptions":
+            return None
+        if passed[0] < 4:
+            passed[0] += 1
+            return None
+        return ec2_error("RequestExpired", "Request has expired.", 400)
+
+    with AwsProxy(conftest.ENDPOINT, expire_after_four) as proxy:
+        r = run("rollout", "advance", "1", "--yes", "--rate", "100", "--format", "json", endpoint=proxy.url)
+        first = proxy.forwarded_ids()
+    # The wave did not finish: no soak starts, the decision stays open, exit 1.
+    assert r.code == 1, r.stderr
+    assert "did not finish" in r.stderr
+    doc = r.json()
+    assert doc["state"] == "applying" and not doc["decisions"][-1]["done"]
+    assert len(first) == 4
+
+    with AwsProxy(conftest.ENDPOINT) as proxy:
+        r = run("rollout", "advance", "1", "--yes", "--rate", "100", "--format", "json", endpoint=proxy.url)
+        second = proxy.forwarded_ids()
+    assert r.code == 0, r.stderr
+    assert not set(first) & set(second) and len(second) == 7
+    assert r.json()["state"] == "soaking" and set(tokens(account, ids).values()) == {"required"}
+
+    # Abort (with nothing open now) puts everything back, and stays aborted.
+    r = run("rollout", "abort", "1", "--yes", "--format", "json")
+    assert r.code == 0, r.stderr
+    assert set(tokens(account, ids).values()) == {"optional"}
+    with AwsProxy(conftest.ENDPOINT) as proxy:
+        r = run("rollout", "advance", "1", "--yes", endpoint=proxy.url)
+        assert proxy.count("ModifyInstanceMetadataOptions") == 0
+    assert r.code == 0 and "is aborted" in r.stderr
+
+
+def test_abort_overrides_a_decision_an_interrupted_step_left_open(run, account, tmp_path):
+    ec2 = account.client("ec2", REGION)
+    ids = fleet.launch(ec2, 6)
+    fleet.put_metrics(account, ids, region=REGION)
+    assert run("scan", "--regions", REGION).code == 0
+    path = tmp_path / "plan.json"
+    assert run("plan", "--regions", REGION, "--action", "require-v2", "--out", str(path)).code == 0
+    assert run("rollout", "start", str(path), "--waves", "1,100%", "--soak", "0s", "--yes").code == 0
+
+    def refuse_modify(req):
+        if req.action == "ModifyInstanceMetadataOptions":
+            return ec2_error("RequestExpired", "Request has expired.", 400)
+        return None
+
+    with AwsProxy(conftest.ENDPOINT, refuse_modify) as proxy:
+        r = run("rollout", "advance", "1", "--yes", "--format", "json", endpoint=proxy.url)
+    assert r.code == 1 and not r.json()["decisions"][-1]["done"]
+    r = run("rollout", "abort", "1", "--yes", "--format", "json")
+    assert r.code == 0, r.stderr
+    doc = r.json()
+    assert doc["state"] == "aborted"
+    assert all(d["done"] for d in doc["decisions"])
+    assert any("superseded" in d["reason"] for d in doc["decisions"])
+    # The next advance does not pick the old decision up again.
+    with AwsProxy(conftest.ENDPOINT) as proxy:
+        r = run("rollout", "advance", "1", "--yes", "--format", "json", endpoint=proxy.url)
+        assert proxy.count("ModifyInstanceMetadataOptions") == 0
+    assert r.code == 0 and r.json()["state"] == "aborted"
+    assert set(tokens(account, ids).values()) == {"optional"}
+
+
+def test_a_plain_resume_returns_held_instances_to_their_wave(run, account, tmp_path):
+    a, b, path = seed(run, account, tmp_path)
+    rid = run("rollout", "start", str(path), "--waves", "1,100%", "--soak", "0s", "--yes", "--format", "json").json()["rollout_id"]
+    refused(account, a[0])
+    r = run("rollout", "advance", str(rid), "--yes", "--format", "json")
+    assert r.code == 1
+    held = [i for i in r.json()["waves"][1]["instances"] if i["state"] == "held"]
+    assert {i["instance_id"] for i in held} == {a[1], a[2]}
+    assert all("its group broke in wave 1" in i["reason"] for i in held)
+    assert run("rollout", "resume", str(rid)).code == 0
+    r = run("rollout", "advance", str(rid), "--yes", "--format", "json")
+    assert r.code == 0, r.stderr
+    assert waves(r.json())[2] == {a[1]: "applied", a[2]: "applied", b[1]: "applied"}
