@@ -602,7 +602,11 @@ async fn finish_open(
                 Stepped::Ended
             })
         }
-        DecisionKind::Pass | DecisionKind::Resume => {
+        DecisionKind::Resume => {
+            steps::finish_open_resume(store, &rollout, &open)?;
+            Ok(Stepped::Moved)
+        }
+        DecisionKind::Pass => {
             store.close_decision(id, open.id, RolloutState::Soaking, rollout.current_wave)?;
             Ok(Stepped::Moved)
         }

@@ -14,7 +14,8 @@ use crate::rollout::{self as engine, Verdict};
 use crate::store::Store;
 use crate::store::journal::{ChangeStatus, Run};
 use crate::store::rollouts::{
-    DecisionKind, MemberMark, NewMember, Rollout, RolloutSettings, RolloutState, WaveState,
+    Decision, DecisionKind, MemberMark, NewMember, Rollout, RolloutSettings, RolloutState,
+    WaveState,
 };
 use crate::usage::{self, CallsSince};
 
@@ -403,15 +404,40 @@ fn member_at(rollout: &Rollout, plan_index: i64) -> usize {
         .expect("offenders are members")
 }
 
+/// Why a resume decision was taken, with `--skip-group` or without (the
+/// reason says which, so a dangling one is finished the same way).
+const RESUME_KEEP_HELD: &str = "resumed; held instances stay held (--skip-group)";
+const RESUME_RETURN_HELD: &str = "resumed; held instances go back to their waves";
+
 /// A person looked at a halted rollout: it soaks no more and goes on with
 /// its next wave; held members go back to their waves unless `skip_group`.
 pub fn resume(store: &mut Store, rollout: &Rollout, skip_group: bool) -> Result<(), OpsError> {
     let why = if skip_group {
-        "resumed; held instances stay held (--skip-group)"
+        RESUME_KEEP_HELD
     } else {
-        "resumed; held instances go back to their waves"
+        RESUME_RETURN_HELD
     };
     let d = store.open_decision(rollout.id, rollout.current_wave, DecisionKind::Resume, why)?;
+    finish_resume(store, rollout, d, skip_group)
+}
+
+/// Finishes a resume decision a process died in: its steps again (each is
+/// idempotent), as its reason says.
+pub fn finish_open_resume(
+    store: &mut Store,
+    rollout: &Rollout,
+    decision: &Decision,
+) -> Result<(), OpsError> {
+    let skip_group = decision.reason == RESUME_KEEP_HELD;
+    finish_resume(store, rollout, decision.id, skip_group)
+}
+
+fn finish_resume(
+    store: &mut Store,
+    rollout: &Rollout,
+    d: i64,
+    skip_group: bool,
+) -> Result<(), OpsError> {
     if !skip_group {
         // Only members of waves still to come: earlier waves' runs are made.
         for m in &rollout.members {

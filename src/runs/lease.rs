@@ -96,9 +96,13 @@ pub fn acquire(
     // guard must not release them when it is dropped.
     let mut fresh = Vec::with_capacity(runs.len());
     for &run in runs {
-        let ours = store
-            .lease(run)?
-            .is_some_and(|l| l.holder.pid == me.pid && l.holder.host == me.host);
+        let ours = store.lease(run)?.is_some_and(|l| {
+            // The pid alone could be a reused one: the start time says
+            // it is this very process.
+            l.holder.pid == me.pid
+                && l.holder.host == me.host
+                && l.holder.process_start == me.process_start
+        });
         if !ours {
             fresh.push(run);
         }

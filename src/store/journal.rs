@@ -621,7 +621,10 @@ impl Store {
         let mut taken_over = Vec::new();
         for &run in runs {
             if let Some(lease) = lease_row(&tx, run)? {
-                if lease.holder.pid == me.pid && lease.holder.host == me.host {
+                if lease.holder.pid == me.pid
+                    && lease.holder.host == me.host
+                    && lease.holder.process_start == me.process_start
+                {
                     continue; // ours already (a rollback holding its parent and itself)
                 }
                 let Some(why) = gone(&lease) else {

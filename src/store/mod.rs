@@ -902,6 +902,32 @@ mod tests {
     }
 
     #[test]
+    fn a_version_4_database_has_no_rollouts_until_it_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v4.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for (i, sql) in MIGRATIONS[..4].iter().enumerate() {
+                conn.execute_batch(sql).unwrap();
+                conn.pragma_update(None, "user_version", (i + 1) as i64)
+                    .unwrap();
+            }
+        }
+        // Read-only (views): no rollouts, and no error about missing tables.
+        let ro = Store::open_read_only(&path).unwrap();
+        assert!(ro.rollout_ids().unwrap().is_empty());
+        assert!(matches!(ro.load_rollout(1), Err(StoreError::NoRollout(1))));
+        assert!(ro.latest_effects(5).unwrap().is_empty());
+        drop(ro);
+        // Writable: migrated to the rollouts' schema.
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        assert!(store.rollout_ids().unwrap().is_empty());
+        store.save_effect("run 1", "{}").unwrap();
+        assert_eq!(store.latest_effects(5).unwrap().len(), 1);
+    }
+
+    #[test]
     fn a_version_2_journal_is_migrated_with_its_runs() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v2.db");
