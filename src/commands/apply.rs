@@ -13,7 +13,7 @@ use crate::ops::fleet::{AccountMap, fleet, into_map};
 use crate::ops::plan::Source;
 use crate::ops::{self, Session};
 use crate::output::{self, Format};
-use crate::plan::{self, Plan, PlanRequest};
+use crate::plan::{Plan, PlanRequest};
 use crate::printer::Printer;
 use crate::store::Store;
 
@@ -26,17 +26,9 @@ pub async fn apply(
     exec: &ExecRequest,
     format: Format,
 ) -> Result<ExitCode, Error> {
-    let (plan, plan_json) = plan::load(path)?;
-    plan::check_age(
-        &plan,
-        &path.display().to_string(),
-        max_age,
-        crate::clock::now_epoch(),
-    )?;
-    if plan.changes.is_empty() {
-        printer.note("nothing to do: the plan has no changes");
+    let Some((plan, plan_json)) = crate::commands::read_plan(printer, path, max_age)? else {
         return Ok(ExitCode::Success);
-    }
+    };
     let mut store = ops::store(session)?;
     let provider = ops::provider(session).await?;
     let apis = ops::apply::plan_accounts(session, provider.as_ref(), &plan).await?;

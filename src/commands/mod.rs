@@ -65,3 +65,24 @@ pub async fn make_plan(
     let code = problems(printer, &planned.warnings, &planned.failures);
     Ok((planned.plan, targets, code))
 }
+
+/// A plan file, checked before anything else happens (malformed, edited,
+/// meaningless or too old: refused); `None` when it has no changes (said).
+pub fn read_plan(
+    printer: &Printer,
+    path: &std::path::Path,
+    max_age: std::time::Duration,
+) -> Result<Option<(crate::plan::Plan, String)>, Error> {
+    let (plan, plan_json) = crate::plan::load(path)?;
+    crate::plan::check_age(
+        &plan,
+        &path.display().to_string(),
+        max_age,
+        crate::clock::now_epoch(),
+    )?;
+    if plan.changes.is_empty() {
+        printer.note("nothing to do: the plan has no changes");
+        return Ok(None);
+    }
+    Ok(Some((plan, plan_json)))
+}

@@ -15,7 +15,7 @@ use crate::ops::fleet::{AccountMap, fleet};
 use crate::ops::rollout::{self as steps, RolloutRequest};
 use crate::ops::{self, Session};
 use crate::output::{self, Format};
-use crate::plan::{self, Plan};
+use crate::plan::Plan;
 use crate::printer::Printer;
 use crate::rollout::Verdict;
 use crate::runs::lease::{self, LeaseGuard, describe_holder};
@@ -35,17 +35,9 @@ pub async fn start(
     exec: &ExecRequest,
     format: Format,
 ) -> Result<ExitCode, Error> {
-    let (plan, plan_json) = plan::load(path)?;
-    plan::check_age(
-        &plan,
-        &path.display().to_string(),
-        max_age,
-        crate::clock::now_epoch(),
-    )?;
-    if plan.changes.is_empty() {
-        printer.note("nothing to do: the plan has no changes");
+    let Some((plan, plan_json)) = crate::commands::read_plan(printer, path, max_age)? else {
         return Ok(ExitCode::Success);
-    }
+    };
     let mut store = ops::store(session)?;
     let split = steps::split(&store, &plan, &request.spec)?;
     let provider = ops::provider(session).await?;
@@ -746,18 +738,15 @@ pub async fn effect(
     let store = ops::store(session)?;
     let rollout = store.load_rollout(id)?;
     let changed = ops::effect::of_rollout(&store, &rollout)?;
-    if changed.is_empty() {
-        printer.note(&format!(
-            "rollout {id}: no change landed, so there is no effect to show"
-        ));
-        return Ok(ExitCode::Success);
-    }
-    let provider = ops::provider(session).await?;
-    let subject = format!("rollout {id}");
-    let effect =
-        ops::effect::measure(session, provider.as_ref(), &store, &subject, &changed).await?;
-    printer.emit(|w, style| output::effect::render(&subject, &effect, format, style, w))?;
-    Ok(ExitCode::Success)
+    crate::commands::runs::show_effect(
+        session,
+        printer,
+        &store,
+        &format!("rollout {id}"),
+        &changed,
+        format,
+    )
+    .await
 }
 
 /// `rollout list`.

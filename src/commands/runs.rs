@@ -42,18 +42,37 @@ pub async fn effect(
     format: Format,
 ) -> Result<ExitCode, Error> {
     let store = crate::ops::store(session)?;
-    let loaded = store.load_run(run)?;
-    let changed = crate::ops::effect::of_run(&loaded);
+    let changed = crate::ops::effect::of_run(&store.load_run(run)?);
+    show_effect(
+        session,
+        printer,
+        &store,
+        &format!("run {run}"),
+        &changed,
+        format,
+    )
+    .await
+}
+
+/// Measures, keeps and renders the effect of `changed` (a run's or a
+/// rollout's changes that landed).
+pub async fn show_effect(
+    session: &crate::ops::Session,
+    printer: &Printer,
+    store: &crate::store::Store,
+    subject: &str,
+    changed: &[crate::rollout::effect::Changed],
+    format: Format,
+) -> Result<ExitCode, Error> {
     if changed.is_empty() {
         printer.note(&format!(
-            "run {run}: no change landed, so there is no effect to show"
+            "{subject}: no change landed, so there is no effect to show"
         ));
         return Ok(ExitCode::Success);
     }
     let provider = crate::ops::provider(session).await?;
-    let subject = format!("run {run}");
     let effect =
-        crate::ops::effect::measure(session, provider.as_ref(), &store, &subject, &changed).await?;
-    printer.emit(|w, style| output::effect::render(&subject, &effect, format, style, w))?;
+        crate::ops::effect::measure(session, provider.as_ref(), store, subject, changed).await?;
+    printer.emit(|w, style| output::effect::render(subject, &effect, format, style, w))?;
     Ok(ExitCode::Success)
 }
