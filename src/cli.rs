@@ -267,10 +267,12 @@ pub enum PolicyCommand {
     /// A service control policy (JSON) for AWS Organizations.
     ///
     /// Denies launching instances without HttpTokens=required or with a hop
-    /// limit above --max-hop-limit, denies changing metadata options or
-    /// account defaults except to --admin-role-arn, and (unless
-    /// --allow-v1-credentials) denies every action made with role credentials
-    /// that were delivered over IMDSv1 (ec2:RoleDelivery < 2.0).
+    /// limit above --max-hop-limit, and denies changing metadata options or
+    /// account defaults except to --admin-role-arn. With
+    /// --deny-v1-credentials it also denies every action made with role
+    /// credentials that were delivered over IMDSv1 (ec2:RoleDelivery < 2.0):
+    /// attach that only once no instance with a role still uses IMDSv1
+    /// (`imdsguard show roles` lists them), or it breaks them.
     #[command(
         after_help = "Example:\n  imdsguard policy scp --admin-role-arn 'arn:aws:iam::*:role/imds-admins' --out scp.json\n\nExit codes: 0 success, 2 bad arguments."
     )]
@@ -285,8 +287,13 @@ pub struct PolicyArgs {
     /// The highest hop limit new instances may use (1 to 64).
     #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=64))]
     pub max_hop_limit: u8,
-    /// Leave out the statement that denies credentials delivered over IMDSv1.
+    /// Add the statement that denies role credentials delivered over IMDSv1
+    /// (breaks every instance that still fetches them without a token).
     #[arg(long)]
+    pub deny_v1_credentials: bool,
+    /// Kept for scripts of earlier versions: leaving that statement out is
+    /// now the default.
+    #[arg(long, hide = true, conflicts_with = "deny_v1_credentials")]
     pub allow_v1_credentials: bool,
 }
 

@@ -25,6 +25,11 @@ pub fn scp(
             "without --admin-role-arn nobody (imdsguard included) can change instance metadata options under this policy",
         );
     }
+    if deny_v1_credentials {
+        printer.warn(
+            "the policy denies role credentials delivered over IMDSv1: every instance with a role that still fetches them without a token breaks when it is attached (`imdsguard show roles` lists the roles of instances that allow IMDSv1; `in_use` > 0 means they would break)",
+        );
+    }
     let text = serde_json::to_string_pretty(&doc).expect("JSON serializes");
     printer.emit(|w, _| writeln!(w, "{text}"))?;
     Ok(ExitCode::Success)

@@ -5,7 +5,8 @@ import json
 
 def test_policy_scp(run, tmp_path):
     out = tmp_path / "scp.json"
-    r = run("policy", "scp", "--admin-role-arn", "arn:aws:iam::*:role/imds-admins", "--out", str(out), creds=False)
+    r = run("policy", "scp", "--admin-role-arn", "arn:aws:iam::*:role/imds-admins", "--deny-v1-credentials",
+            "--out", str(out), creds=False)
     assert r.code == 0, r.stderr
     doc = json.loads(out.read_text())
     assert list(doc) == ["Version", "Statement"]
@@ -17,9 +18,13 @@ def test_policy_scp(run, tmp_path):
     ]
     assert by_sid["DenyCredentialsFromImdsV1"]["Condition"] == {"NumericLessThan": {"ec2:RoleDelivery": "2.0"}}
     assert len(json.dumps(doc, separators=(",", ":"))) <= 5120
+    assert "breaks when it is attached" in r.stderr
 
+    # The statement that breaks instances still on v1 is opt-in.
+    r = run("policy", "scp", creds=False)
+    assert r.code == 0 and "DenyCredentialsFromImdsV1" not in json.loads(r.stdout).__repr__()
+    assert "nobody (imdsguard included)" in r.stderr and "breaks when" not in r.stderr
     r = run("policy", "scp", "--allow-v1-credentials", creds=False)
     assert r.code == 0 and "DenyCredentialsFromImdsV1" not in r.stdout
-    assert "nobody (imdsguard included)" in r.stderr
     r = run("policy", "scp", "--admin-role-arn", "imds-admins", creds=False)
     assert r.code == 2 and "not an IAM role ARN" in r.stderr
