@@ -277,6 +277,34 @@ pub enum PolicyCommand {
         after_help = "Example:\n  imdsguard policy scp --admin-role-arn 'arn:aws:iam::*:role/imds-admins' --out scp.json\n\nExit codes: 0 success, 2 bad arguments."
     )]
     Scp(PolicyArgs),
+
+    /// An EC2 declarative policy (JSON) for AWS Organizations: IMDSv2 the default everywhere.
+    ///
+    /// Sets the account-level IMDS defaults of every account and region it is
+    /// attached to (HttpTokens=required, the hop limit) and takes them out of
+    /// the accounts' hands (`defaults show` then says managed by
+    /// declarative-policy). It sets defaults for new launches only: existing
+    /// instances keep their options, and a launch that asks for IMDSv1
+    /// explicitly still gets it (pair it with `policy scp` to refuse those).
+    #[command(
+        after_help = "Example:\n  imdsguard policy declarative --hop-limit 2 --exception-message 'IMDSv2 is required: see https://wiki.example/imds' --out imds-declarative.json\n\nExit codes: 0 success, 2 bad arguments."
+    )]
+    Declarative(DeclarativeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DeclarativeArgs {
+    /// The default hop limit of new instances (1 to 64; 2 lets containers reach IMDS).
+    #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=64))]
+    pub hop_limit: u8,
+    /// What people see when the policy refuses a change to the defaults.
+    #[arg(
+        long,
+        value_name = "TEXT",
+        default_value = "IMDSv2 is required in this organization: instance metadata defaults are managed centrally.",
+        value_parser = exception_message
+    )]
+    pub exception_message: String,
 }
 
 #[derive(Debug, Args)]
@@ -1086,4 +1114,14 @@ fn age(raw: &str) -> Result<Duration, String> {
             "pass e.g. 7d, 36h or 90m",
         )
     })
+}
+
+fn exception_message(raw: &str) -> Result<String, String> {
+    if raw.trim().is_empty() || raw.chars().any(char::is_control) {
+        return Err(bad(
+            "the exception message is empty or has control characters".to_owned(),
+            "pass one line of text, e.g. --exception-message 'IMDSv2 is required: see https://wiki.example/imds'",
+        ));
+    }
+    Ok(raw.to_owned())
 }

@@ -141,6 +141,9 @@ async fn dispatch(command: Command, session: &Session, p: &Printer) -> Result<Ex
             let request = s::notify_request(&a)?;
             commands::notify::run(session, p, &request, a.yes, s::format(a.output.format)).await
         }
+        Command::Policy(PolicyCommand::Declarative(a)) => {
+            commands::policy::declarative(p, a.hop_limit, &a.exception_message)
+        }
         Command::Policy(PolicyCommand::Scp(a)) => {
             commands::policy::scp(p, &a.admin_role_arn, a.max_hop_limit, a.deny_v1_credentials)
         }

@@ -1,8 +1,15 @@
-//! Guardrail policies that keep IMDSv1 from coming back. A service control
-//! policy: no instance launches without `HttpTokens=required`, no hop limit
-//! above the maximum, no `ModifyInstanceMetadataOptions` or defaults change
-//! except by the administrators' role, and (optionally) no use of
-//! credentials delivered over IMDSv1 (`ec2:RoleDelivery` < 2.0).
+//! Guardrail policies that keep IMDSv1 from coming back.
+//!
+//! * A service control policy: no instance launches without
+//!   `HttpTokens=required`, no hop limit above the maximum, no
+//!   `ModifyInstanceMetadataOptions` or defaults change except by the
+//!   administrators' role, and (optionally) no use of credentials delivered
+//!   over IMDSv1 (`ec2:RoleDelivery` < 2.0).
+//! * An EC2 declarative policy (AWS Organizations, "Declarative policy
+//!   syntax and examples" → "Instance Metadata Defaults"): the account-level
+//!   IMDS defaults of every account and region in scope, which accounts can
+//!   no longer change (`ManagedBy=declarative-policy`). It sets defaults; it
+//!   does not refuse a launch that asks for IMDSv1 explicitly.
 
 use serde_json::{Value, json};
 
@@ -49,6 +56,24 @@ pub fn scp(admin_role_arns: &[String], max_hop_limit: u8, deny_v1_credentials: b
     json!({ "Version": "2012-10-17", "Statement": statements })
 }
 
+/// The EC2 declarative policy that makes IMDSv2 the default everywhere in
+/// scope: `http_tokens` required, the hop limit given (as a string, as the
+/// documented schema writes it), the endpoint and tags left to other
+/// defaults (`no_preference`), and the message a refused change shows.
+pub fn declarative(hop_limit: u8, exception_message: &str) -> Value {
+    json!({
+        "ec2_attributes": {
+            "instance_metadata_defaults": {
+                "http_tokens": { "@@assign": "required" },
+                "http_put_response_hop_limit": { "@@assign": hop_limit.to_string() },
+                "http_endpoint": { "@@assign": "no_preference" },
+                "instance_metadata_tags": { "@@assign": "no_preference" }
+            },
+            "exception_message": { "@@assign": exception_message }
+        }
+    })
+}
+
 /// The policy, refused if it is over AWS's size limit for an SCP.
 pub fn checked_scp(
     admin_role_arns: &[String],
@@ -66,6 +91,20 @@ pub fn checked_scp(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_declarative_policy_sets_imdsv2_defaults_with_a_message() {
+        let doc = declarative(2, "ask the platform team");
+        let d = &doc["ec2_attributes"]["instance_metadata_defaults"];
+        assert_eq!(d["http_tokens"]["@@assign"], "required");
+        assert_eq!(d["http_put_response_hop_limit"]["@@assign"], "2");
+        assert_eq!(d["http_endpoint"]["@@assign"], "no_preference");
+        assert_eq!(
+            doc["ec2_attributes"]["exception_message"]["@@assign"],
+            "ask the platform team"
+        );
+        assert_eq!(doc.as_object().unwrap().len(), 1, "ec2_attributes only");
+    }
 
     #[test]
     fn statements() {

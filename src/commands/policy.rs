@@ -1,5 +1,5 @@
-//! `imdsguard policy scp`: prints the service control policy of
-//! `crate::policy`. Offline.
+//! `imdsguard policy scp` and `policy declarative`: print the guardrail
+//! policies of `crate::policy`. Offline.
 
 use crate::error::Error;
 use crate::exit_codes::ExitCode;
@@ -31,6 +31,21 @@ pub fn scp(
         );
     }
     let text = serde_json::to_string_pretty(&doc).expect("JSON serializes");
+    printer.emit(|w, _| writeln!(w, "{text}"))?;
+    Ok(ExitCode::Success)
+}
+
+pub fn declarative(
+    printer: &Printer,
+    hop_limit: u8,
+    exception_message: &str,
+) -> Result<ExitCode, Error> {
+    printer.warn(
+        "a declarative policy sets defaults for new launches: existing instances keep their options, and a launch that asks for IMDSv1 explicitly still gets it (`imdsguard policy scp` refuses those)",
+    );
+    let text =
+        serde_json::to_string_pretty(&crate::policy::declarative(hop_limit, exception_message))
+            .expect("JSON serializes");
     printer.emit(|w, _| writeln!(w, "{text}"))?;
     Ok(ExitCode::Success)
 }

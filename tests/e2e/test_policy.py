@@ -28,3 +28,20 @@ def test_policy_scp(run, tmp_path):
     assert r.code == 0 and "DenyCredentialsFromImdsV1" not in r.stdout
     r = run("policy", "scp", "--admin-role-arn", "imds-admins", creds=False)
     assert r.code == 2 and "not an IAM role ARN" in r.stderr
+
+
+def test_policy_declarative(run, tmp_path):
+    out = tmp_path / "declarative.json"
+    r = run("policy", "declarative", "--hop-limit", "3", "--exception-message", "IMDSv2 only: see https://wiki.example/imds",
+            "--out", str(out), creds=False)
+    assert r.code == 0, r.stderr
+    doc = json.loads(out.read_text())
+    defaults = doc["ec2_attributes"]["instance_metadata_defaults"]
+    assert defaults["http_tokens"] == {"@@assign": "required"}
+    assert defaults["http_put_response_hop_limit"] == {"@@assign": "3"}
+    assert doc["ec2_attributes"]["exception_message"] == {"@@assign": "IMDSv2 only: see https://wiki.example/imds"}
+    assert "sets defaults for new launches" in r.stderr
+    r = run("policy", "declarative", "--exception-message", "two\nlines", creds=False)
+    assert r.code == 2 and "control characters" in r.stderr
+    r = run("policy", "declarative", "--hop-limit", "65", creds=False)
+    assert r.code == 2
