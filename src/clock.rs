@@ -16,6 +16,14 @@ pub fn now_epoch() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// An epoch as [`now`] writes times (empty if out of range).
+pub fn at(epoch: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(epoch)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
 /// The epoch seconds of an RFC 3339 timestamp (as [`now`] writes them).
 pub fn parse_epoch(text: &str) -> Option<i64> {
     OffsetDateTime::parse(text, &Rfc3339)

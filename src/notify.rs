@@ -76,8 +76,7 @@ impl Owner {
             .to_owned();
         slug.truncate(60);
         if slug != raw || slug.is_empty() {
-            let hash = Sha256::digest(raw.as_bytes());
-            let short: String = hash[..4].iter().map(|b| format!("{b:02x}")).collect();
+            let short = short_hash(&raw);
             slug = if slug.is_empty() {
                 short
             } else {
@@ -86,6 +85,14 @@ impl Owner {
         }
         slug
     }
+}
+
+/// Eight hex digits of SHA-256: enough to tell owners' file names apart.
+fn short_hash(s: &str) -> String {
+    Sha256::digest(s.as_bytes())[..4]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// One file stem per notice, all distinct: an owner's own stem, and where
@@ -102,9 +109,7 @@ pub fn file_stems(notices: &[Notice]) -> Vec<String> {
         .zip(notices)
         .map(|(s, n)| {
             if seen[s.as_str()] > 1 {
-                let hash = Sha256::digest(n.owner.key().as_bytes());
-                let short: String = hash[..4].iter().map(|b| format!("{b:02x}")).collect();
-                format!("{s}-{short}")
+                format!("{s}-{}", short_hash(&n.owner.key()))
             } else {
                 s.clone()
             }

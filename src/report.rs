@@ -88,6 +88,11 @@ impl RegionSummary {
         self.complete &= other.complete;
     }
 
+    /// Instances with verdict `v`.
+    pub fn count(&self, v: Readiness) -> u64 {
+        self.verdicts[Readiness::ALL.iter().position(|r| *r == v).expect("listed")]
+    }
+
     /// `required / instances`, metabadger's "percent enforced". `None` for no instances.
     pub fn percent_enforced(&self) -> Option<f64> {
         percent(self.required, self.instances)

@@ -285,16 +285,7 @@ async fn step(
             next_wave(session, printer, &mut store, rollout, exec).await
         }
         Verdict::Broke(offenders) => {
-            let ids: BTreeSet<String> = offenders
-                .iter()
-                .filter_map(|(i, _)| {
-                    rollout
-                        .members
-                        .iter()
-                        .find(|m| m.plan_index == *i)
-                        .map(|m| m.instance_id.clone())
-                })
-                .collect();
+            let ids = steps::offender_ids(&rollout, &offenders);
             let reason = format!(
                 "wave {n}: {} instance(s) refused IMDSv1 calls since their change ({}); rolling them back and holding their groups",
                 ids.len(),
@@ -563,26 +554,15 @@ async fn finish_open(
                 })
                 .map(|m| (m.plan_index, m.rejected_calls.unwrap_or(0) as u64))
                 .collect();
+            let ids = steps::offender_ids(&rollout, &offenders);
             if let Some(run) = rollout.waves[(open.wave - 1) as usize].run_id
                 && !offenders.is_empty()
             {
-                let ids: BTreeSet<String> = rollout
-                    .members
-                    .iter()
-                    .filter(|m| offenders.iter().any(|(i, _)| *i == m.plan_index))
-                    .map(|m| m.instance_id.clone())
-                    .collect();
                 match unfinished_rollback(store, run)? {
                     Some(rb) => finish_run(session, printer, store, rb, exec).await?,
                     None => roll_back(session, printer, store, run, &ids, exec).await?,
                 }
             }
-            let ids: BTreeSet<String> = rollout
-                .members
-                .iter()
-                .filter(|m| offenders.iter().any(|(i, _)| *i == m.plan_index))
-                .map(|m| m.instance_id.clone())
-                .collect();
             halted(printer, store, id, open.wave, open.id, &offenders, &ids)
         }
         DecisionKind::Abort => {

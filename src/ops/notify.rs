@@ -180,27 +180,47 @@ pub fn to_send(
     let mut n = 0;
     for notice in notices {
         let digest = notice.digest();
-        let destinations = [
-            request
-                .sns
-                .as_ref()
-                .map(|t| (Channel::Sns, Some(t.arn.as_str()))),
-            request
-                .ses_from
-                .as_ref()
-                .map(|_| (Channel::Ses, notice.owner.email())),
-        ];
-        for (channel, destination) in destinations.into_iter().flatten() {
+        for (channel, destination) in destinations(request, notice) {
             let Some(destination) = destination else {
                 continue;
             };
-            let last = store.last_sent_digest(&notice.owner.key(), channel, destination)?;
-            if request.resend || last.as_deref() != Some(digest.as_str()) {
+            if !unchanged(store, request, notice, &digest, channel, &destination)? {
                 n += 1;
             }
         }
     }
     Ok(n)
+}
+
+/// The channels `request` names for `notice`, each with its destination
+/// (`None`: SES, and the owner tag is not an address).
+fn destinations(request: &NotifyRequest, notice: &Notice) -> Vec<(Channel, Option<String>)> {
+    let sns = request
+        .sns
+        .as_ref()
+        .map(|t| (Channel::Sns, Some(t.arn.clone())));
+    let ses = request
+        .ses_from
+        .as_ref()
+        .map(|_| (Channel::Ses, notice.owner.email().map(str::to_owned)));
+    sns.into_iter().chain(ses).collect()
+}
+
+/// Whether the last notice sent to `destination` asked the same (never,
+/// with `--resend`).
+fn unchanged(
+    store: &Store,
+    request: &NotifyRequest,
+    notice: &Notice,
+    digest: &str,
+    channel: Channel,
+    destination: &str,
+) -> Result<bool, OpsError> {
+    Ok(!request.resend
+        && store
+            .last_sent_digest(&notice.owner.key(), channel, destination)?
+            .as_deref()
+            == Some(digest))
 }
 
 /// Writes and sends the notices. `notifier` is needed only when the
@@ -228,23 +248,10 @@ pub async fn deliver(
         if let Some(dir) = &request.out_dir {
             deliveries.extend(write_files(dir, &stem, &notice)?);
         }
-        let targets = [
-            request
-                .sns
-                .as_ref()
-                .map(|t| (Channel::Sns, Via::Sns, Some(t.arn.clone()))),
-            request.ses_from.as_ref().map(|_| {
-                (
-                    Channel::Ses,
-                    Via::Ses,
-                    notice.owner.email().map(str::to_owned),
-                )
-            }),
-        ];
-        for (channel, via, destination) in targets.into_iter().flatten() {
-            let slot = match channel {
-                Channel::Sns => 0,
-                Channel::Ses => 1,
+        for (channel, destination) in destinations(request, &notice) {
+            let (slot, via) = match channel {
+                Channel::Sns => (0, Via::Sns),
+                Channel::Ses => (1, Via::Ses),
             };
             let Some(destination) = destination else {
                 deliveries.push(Delivery {
@@ -254,12 +261,7 @@ pub async fn deliver(
                 });
                 continue;
             };
-            let status = if !request.resend
-                && store
-                    .last_sent_digest(&notice.owner.key(), channel, &destination)?
-                    .as_deref()
-                    == Some(digest.as_str())
-            {
+            let status = if unchanged(store, request, &notice, &digest, channel, &destination)? {
                 Status::Unchanged
             } else if request.dry_run {
                 Status::WouldSend

@@ -396,6 +396,14 @@ pub fn halt(
     Ok(held)
 }
 
+/// The instance ids of `offenders` (plan indexes with their refused calls).
+pub fn offender_ids(rollout: &Rollout, offenders: &[(i64, u64)]) -> BTreeSet<String> {
+    offenders
+        .iter()
+        .map(|(i, _)| rollout.members[member_at(rollout, *i)].instance_id.clone())
+        .collect()
+}
+
 fn member_at(rollout: &Rollout, plan_index: i64) -> usize {
     rollout
         .members

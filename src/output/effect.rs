@@ -11,16 +11,6 @@ use crate::output::table::{Cell, cell, num, painted, write_table};
 use crate::output::{Format, Paint, Style};
 use crate::rollout::effect::Effect;
 
-fn time(epoch: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(epoch)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
-
 fn rate(r: Option<f64>) -> String {
     r.map_or_else(|| "-".into(), |r| format!("{r:.1}"))
 }
@@ -71,7 +61,7 @@ pub fn render(
                     i.account_id.as_str(),
                     &i.region,
                     &i.instance_id,
-                    &time(i.changed_at),
+                    &crate::clock::at(i.changed_at),
                     &i.v1_calls_before.to_string(),
                     &rate(i.v1_per_day_before),
                     &i.v1_calls_after.to_string(),
@@ -113,7 +103,7 @@ pub fn render(
                         cell(&i.account_id),
                         cell(&i.region),
                         cell(&i.instance_id),
-                        cell(time(i.changed_at)),
+                        cell(crate::clock::at(i.changed_at)),
                         num(i.v1_calls_before),
                         cell(rate(i.v1_per_day_before)),
                         after,
@@ -158,7 +148,7 @@ pub fn render(
                         (b.v1_calls * 40).div_ceil(max) as usize
                     };
                     vec![
-                        cell(time(b.t)),
+                        cell(crate::clock::at(b.t)),
                         num(b.v1_calls),
                         num(b.rejected_calls),
                         painted("█".repeat(width), Paint::Red),

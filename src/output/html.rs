@@ -369,8 +369,6 @@ fn per_account(h: &mut String, accounts: &[RegionSummary]) {
     }
     h.push_str("<h2>By account</h2><table><tr><th>account</th><th class=n>instances</th><th class=n>% enforced</th><th class=n>% protected</th><th class=n>allow v1</th><th class=n>in use</th><th class=n>ready</th><th>complete</th></tr>");
     for a in accounts {
-        let count =
-            |v: Readiness| a.verdicts[Readiness::ALL.iter().position(|r| *r == v).expect("listed")];
         let _ = write!(
             h,
             "<tr><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td>{}</td></tr>",
@@ -379,8 +377,8 @@ fn per_account(h: &mut String, accounts: &[RegionSummary]) {
             pct(a.percent_enforced()),
             pct(a.percent_protected()),
             a.optional,
-            count(Readiness::InUse),
-            count(Readiness::Ready),
+            a.count(Readiness::InUse),
+            a.count(Readiness::Ready),
             if a.complete {
                 "yes"
             } else {
@@ -483,8 +481,6 @@ pub fn render(data: &ReportData, out: &mut dyn Write) -> std::io::Result<()> {
             .map(|d| format!(" · IMDSv1 use over {d} days"))
             .unwrap_or_default()
     );
-    let count =
-        |v: Readiness| total.verdicts[Readiness::ALL.iter().position(|r| *r == v).expect("listed")];
     let _ = write!(
         h,
         "<div class=\"cards\"><div class=\"card\"><b>{}</b>instances</div><div class=\"card\"><b>{}</b>IMDSv2 enforced</div>\
@@ -494,8 +490,8 @@ pub fn render(data: &ReportData, out: &mut dyn Write) -> std::io::Result<()> {
         pct(total.percent_enforced()),
         pct(total.percent_protected()),
         total.optional,
-        count(Readiness::Ready),
-        count(Readiness::InUse)
+        total.count(Readiness::Ready),
+        total.count(Readiness::InUse)
     );
     if !report.failures.is_empty() {
         let _ = write!(

@@ -17,10 +17,6 @@ use crate::report::RegionSummary;
 /// Rows of the instance table; the rest are counted, not listed (as in HTML).
 const MAX_ROWS: usize = 500;
 
-fn count(verdicts: &[u64; 6], v: Readiness) -> u64 {
-    verdicts[Readiness::ALL.iter().position(|r| *r == v).expect("listed")]
-}
-
 fn summary_row(label: String, s: &RegionSummary) -> Vec<String> {
     vec![
         label,
@@ -28,8 +24,8 @@ fn summary_row(label: String, s: &RegionSummary) -> Vec<String> {
         percent_text(s.percent_enforced()),
         percent_text(s.percent_protected()),
         s.optional.to_string(),
-        count(&s.verdicts, Readiness::InUse).to_string(),
-        count(&s.verdicts, Readiness::Ready).to_string(),
+        s.count(Readiness::InUse).to_string(),
+        s.count(Readiness::Ready).to_string(),
         if s.complete { "yes" } else { "**no**" }.to_owned(),
     ]
 }
@@ -67,8 +63,8 @@ pub fn render_report(data: &ReportData, out: &mut dyn Write) -> std::io::Result<
             percent_text(total.percent_enforced()),
             percent_text(total.percent_protected()),
             total.optional.to_string(),
-            count(&total.verdicts, Readiness::Ready).to_string(),
-            count(&total.verdicts, Readiness::InUse).to_string(),
+            total.count(Readiness::Ready).to_string(),
+            total.count(Readiness::InUse).to_string(),
         ]],
     );
     if !report.failures.is_empty() {

@@ -59,17 +59,6 @@ fn member_state(m: &Member, runs: &BTreeMap<i64, Run>, run_id: Option<i64>) -> S
         .map_or_else(|| "pending".to_owned(), |c| c.status.as_str().to_owned())
 }
 
-fn time(epoch: Option<i64>) -> Option<String> {
-    epoch.and_then(|e| {
-        time::OffsetDateTime::from_unix_timestamp(e)
-            .ok()
-            .and_then(|t| {
-                t.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            })
-    })
-}
-
 fn doc<'a>(r: &'a Rollout, runs: &BTreeMap<i64, Run>) -> Doc<'a> {
     Doc {
         schema: SCHEMA,
@@ -86,7 +75,7 @@ fn doc<'a>(r: &'a Rollout, runs: &BTreeMap<i64, Run>) -> Doc<'a> {
                 number: w.number,
                 state: w.state.as_str(),
                 run_id: w.run_id,
-                soak_until: time(w.soak_until),
+                soak_until: w.soak_until.map(crate::clock::at),
                 instances: r
                     .members
                     .iter()

@@ -305,26 +305,10 @@ mod tests {
 
     #[test]
     fn a_lease_already_ours_outlives_a_second_guard() {
-        use crate::store::journal::{NewRun, RunKind};
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("db.sqlite")).unwrap();
         let me = me(Purpose::Apply);
-        let run = store
-            .create_run(
-                &NewRun {
-                    kind: RunKind::Apply,
-                    action: crate::model::Action::RequireV2,
-                    parent_run: None,
-                    plan: None,
-                    created_at: "t",
-                    log_path: None,
-                    covers_all: None,
-                    changes: &[],
-                    wave: None,
-                },
-                &me,
-            )
-            .unwrap();
+        let run = crate::store::journal::test_run(&mut store, &[], &me);
         let outer = LeaseGuard::start(&store, vec![run], me);
         let (inner, taken) = acquire(&mut store, &[run], Purpose::Rollback).unwrap();
         assert!(taken.is_empty());

@@ -35,6 +35,20 @@ def seed(run, account, tmp_path):
     return a, b, path
 
 
+def one_group_rollout(run, account, tmp_path, n):
+    """`n` instances of one group (one canary, then the rest), scanned,
+    planned and started with no soak; returns their ids."""
+    ec2 = account.client("ec2", REGION)
+    ids = fleet.launch(ec2, n)
+    fleet.put_metrics(account, ids, region=REGION)
+    assert run("scan", "--regions", REGION).code == 0
+    path = tmp_path / "plan.json"
+    assert run("plan", "--regions", REGION, "--action", "require-v2", "--out", str(path)).code == 0
+    r = run("rollout", "start", str(path), "--waves", "1,100%", "--soak", "0s", "--yes")
+    assert r.code == 0, r.stderr
+    return ids
+
+
 def refused(account, instance_id, n=3.0):
     """MetadataNoTokenRejected after the change, the way EC2 would report it."""
     cw = account.client("cloudwatch", REGION)
@@ -146,15 +160,8 @@ def test_bad_rollout_input(run, account, tmp_path):
 
 
 def test_kill9_during_a_wave_then_advance_finishes_it_without_resending(run, account, tmp_path):
-    ec2 = account.client("ec2", REGION)
-    ids = fleet.launch(ec2, 40)  # one group: one canary, then 39
-    fleet.put_metrics(account, ids, region=REGION)
-    assert run("scan", "--regions", REGION).code == 0
-    path = tmp_path / "plan.json"
-    assert run("plan", "--regions", REGION, "--action", "require-v2", "--out", str(path)).code == 0
-    r = run("rollout", "start", str(path), "--waves", "1,100%", "--soak", "0s", "--yes", "--format", "json")
-    assert r.code == 0, r.stderr
-    rid = r.json()["rollout_id"]
+    ids = one_group_rollout(run, account, tmp_path, 40)
+    rid = 1
 
     with AwsProxy(conftest.ENDPOINT, slow(0.3)) as proxy:
         proc = popen(run, "rollout", "advance", str(rid), "--yes", "--rate", "40", endpoint=proxy.url)
@@ -243,13 +250,7 @@ def test_watch_steps_through_short_soaks_to_the_end(run, account, tmp_path):
 
 
 def test_a_wave_cut_short_is_finished_by_the_next_advance_and_abort_overrides_it(run, account, tmp_path):
-    ec2 = account.client("ec2", REGION)
-    ids = fleet.launch(ec2, 12)  # one group: a canary, then 11
-    fleet.put_metrics(account, ids, region=REGION)
-    assert run("scan", "--regions", REGION).code == 0
-    path = tmp_path / "plan.json"
-    assert run("plan", "--regions", REGION, "--action", "require-v2", "--out", str(path)).code == 0
-    assert run("rollout", "start", str(path), "--waves", "1,100%", "--soak", "0s", "--yes").code == 0
+    ids = one_group_rollout(run, account, tmp_path, 12)
 
     stale = account.access_key
     passed = [0]
@@ -290,13 +291,7 @@ def test_a_wave_cut_short_is_finished_by_the_next_advance_and_abort_overrides_it
 
 
 def test_abort_overrides_a_decision_an_interrupted_step_left_open(run, account, tmp_path):
-    ec2 = account.client("ec2", REGION)
-    ids = fleet.launch(ec2, 6)
-    fleet.put_metrics(account, ids, region=REGION)
-    assert run("scan", "--regions", REGION).code == 0
-    path = tmp_path / "plan.json"
-    assert run("plan", "--regions", REGION, "--action", "require-v2", "--out", str(path)).code == 0
-    assert run("rollout", "start", str(path), "--waves", "1,100%", "--soak", "0s", "--yes").code == 0
+    ids = one_group_rollout(run, account, tmp_path, 6)
 
     def refuse_modify(req):
         if req.action == "ModifyInstanceMetadataOptions":
