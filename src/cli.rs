@@ -17,6 +17,7 @@ Exit codes:
   1  an error, or a partial result (some account or region failed, or some change was not
      applied: failed, pending, skipped because it changed, not sent; the rest is reported)
   2  bad arguments or input (nothing was changed)
+  3  scan --fail-on: a finding at or above that severity exists
   130  an apply or rollback stopped by Ctrl-C (resume it with `apply --resume RUN`)
 
 Credentials come from the AWS SDK's default chain: environment variables,
@@ -31,6 +32,7 @@ Examples:
   imdsguard scan --input-file instances.csv --format csv --out scan.csv
   imdsguard scan --no-usage --format json | jq '.summary.total'
   imdsguard scan --org --role-name OrganizationAccountAccessRole
+  imdsguard scan --no-usage --fail-on medium --format sarif --out imds.sarif   (CI gate)
 
 Readiness verdicts:
   compliant     IMDSv2 required, no refused v1 calls in the window
@@ -40,7 +42,13 @@ Readiness verdicts:
   in-use        allows v1 and made v1 calls: fix the software first
   unknown       allows v1 and no metric data (stopped, new, --no-usage): not proven safe
 
-Exit codes: 0 success, 1 error or partial result, 2 bad arguments or input.";
+Sources of new instances (skip with --no-sources): each launch template's $Default and
+$Latest, each Auto Scaling group's next launch, each region's account default and the
+AMIs behind instances that allow v1, resolved as EC2 does at launch (template or launch
+configuration > account default > AMI ImdsSupport=v2.0 > EC2's default).
+
+Exit codes: 0 success, 1 error or partial result, 2 bad arguments or input,
+3 a finding at or above --fail-on.";
 
 /// Take an AWS estate from IMDSv1 to IMDSv2 safely.
 ///
@@ -70,8 +78,10 @@ pub enum Command {
     /// measures IMDSv1 calls per instance from CloudWatch (`MetadataNoToken`,
     /// `MetadataNoTokenRejected`; 250 instances per call) and gives each
     /// instance a readiness verdict: compliant, rejecting-v1, disabled, ready,
-    /// in-use or unknown. Prints the summary per region and the instances that
-    /// still allow IMDSv1, and saves the scan in the database.
+    /// in-use or unknown. Reads what the next launch gets from each launch
+    /// template, Auto Scaling group and account default. Prints the summary
+    /// per region and the instances that still allow IMDSv1, and saves the
+    /// scan in the database.
     #[command(after_help = SCAN_EXAMPLES)]
     Scan(ScanArgs),
 
@@ -1024,6 +1034,20 @@ pub struct ScanArgs {
     #[arg(long, help_heading = "Scan options", conflicts_with = "days")]
     pub no_usage: bool,
 
+    /// Skip the sources of new instances: launch templates, Auto Scaling
+    /// groups, account defaults and AMIs (3 to 5 calls per region fewer).
+    #[arg(long, help_heading = "Scan options")]
+    pub no_sources: bool,
+
+    /// Exit 3 when a finding at or above this severity exists (for CI).
+    #[arg(
+        long,
+        help_heading = "Scan options",
+        value_enum,
+        value_name = "SEVERITY"
+    )]
+    pub fail_on: Option<SeverityArg>,
+
     /// Tag key(s) naming an instance's owner, tried in order, case-insensitive.
     #[arg(
         help_heading = "Scan options",
@@ -1036,6 +1060,14 @@ pub struct ScanArgs {
 
     #[command(flatten)]
     pub output: ScanOutput,
+}
+
+/// A finding's severity, for `--fail-on`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SeverityArg {
+    Low,
+    Medium,
+    High,
 }
 
 /// A value parser's error: what is wrong, and a `help:` line, as every

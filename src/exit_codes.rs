@@ -7,6 +7,8 @@ pub enum ExitCode {
     Failure = 1,
     /// Bad arguments or input; nothing was changed.
     Usage = 2,
+    /// `scan --fail-on`: a finding at or above the threshold exists.
+    Findings = 3,
     /// Stopped by Ctrl-C (the run can be resumed).
     Interrupted = 130,
 }

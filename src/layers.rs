@@ -17,6 +17,8 @@ pub const LAYERS: &[(&str, u8)] = &[
     ("readiness", 2),
     ("container", 2),
     ("filter", 2),
+    ("launch", 2),
+    ("sources", 2),
     // 3 store: SQLite (scans, the journal, leases).
     ("store", 3),
     // 4 engine: the work (reads AWS, computes, writes the journal).

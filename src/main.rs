@@ -16,6 +16,7 @@ mod fanout;
 mod filter;
 mod findings;
 mod groups;
+mod launch;
 #[cfg(test)]
 mod layers;
 mod markdown;
@@ -33,6 +34,7 @@ mod rollout;
 mod runs;
 mod scan;
 mod settings;
+mod sources;
 mod store;
 mod text;
 mod usage;
@@ -82,7 +84,14 @@ async fn dispatch(command: Command, session: &Session, p: &Printer) -> Result<Ex
     let db = session.db.as_path();
     match command {
         Command::Scan(a) => {
-            let request = s::scan_request(&a.filters, &a.owner_tag, a.days, a.no_usage)?;
+            let request = s::scan_request(
+                &a.filters,
+                &a.owner_tag,
+                a.days,
+                a.no_usage,
+                !a.no_sources,
+                a.fail_on,
+            )?;
             commands::scan::run(session, p, request, s::scan_format(a.output.format)).await
         }
         Command::Show(ShowCommand::Instances(a)) => {

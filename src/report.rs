@@ -144,6 +144,8 @@ pub struct ScanReport {
     pub warnings: Vec<String>,
     /// The usage window in days, when usage was measured.
     pub usage_days: Option<u32>,
+    /// Where new instances come from (templates, groups, defaults, AMIs).
+    pub sources: crate::sources::Sources,
 }
 
 impl ScanReport {

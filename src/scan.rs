@@ -17,6 +17,7 @@ use crate::model::{Instance, InstanceProfile};
 use crate::progress::Reporter;
 use crate::readiness;
 use crate::report::{Failure, InstanceRecord, RegionSummary};
+use crate::sources::{self, RegionInput, Sources};
 use crate::usage::{self, InstanceUsage, Window};
 
 pub use crate::fanout::FanoutError as ScanError;
@@ -32,6 +33,9 @@ pub struct ScanSettings {
     pub usage: Option<Window>,
     /// Regions in flight across all accounts scanned at once (`--concurrency`).
     pub permits: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Also read the sources of new instances (templates, groups, account
+    /// defaults, AMIs): `false` for `--no-sources`.
+    pub sources: bool,
 }
 
 /// One account's inventory.
@@ -43,6 +47,7 @@ pub struct AccountInventory {
     pub records: Vec<InstanceRecord>,
     pub failures: Vec<Failure>,
     pub warnings: Vec<String>,
+    pub sources: Sources,
 }
 
 /// Scans one account: who it is and its regions (see
@@ -99,6 +104,7 @@ pub async fn scan_account(
         };
         match result {
             Ok(listing) => {
+                let first = inv.records.len();
                 let (mut usage, usage_error) = match listing.usage {
                     Some(Ok(u)) => (u, None),
                     Some(Err(e)) => (HashMap::new(), Some(e)),
@@ -128,6 +134,13 @@ pub async fn scan_account(
                 if let Some(error) = usage_error {
                     inv.failures
                         .push(Failure::new(Some(&account_id), Some(&region), error));
+                }
+                if let Some((input, warnings)) = listing.launch {
+                    let here: Vec<&InstanceRecord> = inv.records[first..].iter().collect();
+                    inv.sources
+                        .extend(sources::assess(&account_id, &region, &input, &here));
+                    inv.warnings
+                        .extend(warnings.into_iter().map(|w| format!("{region}: {w}")));
                 }
             }
             Err(error) => {
@@ -173,6 +186,8 @@ struct RegionListing {
     instances: Vec<Instance>,
     /// `None` when usage is not measured; an error leaves the inventory intact.
     usage: Option<Result<HashMap<String, InstanceUsage>, AwsError>>,
+    /// The region's launch paths, and what could not be read of them.
+    launch: Option<(RegionInput, Vec<String>)>,
 }
 
 /// Lists a region, applies the selection, then measures usage of the
@@ -192,18 +207,108 @@ async fn scan_region(
     .into_iter()
     .filter(|i| settings.selection.matches(account_id, region, i))
     .collect();
-    let usage = match &settings.usage {
-        Some(window) => {
-            let ids: Vec<String> = instances
-                .iter()
-                .filter(|i| i.metadata.posture() != crate::model::Posture::Disabled)
-                .map(|i| i.instance_id.clone())
-                .collect();
-            Some(usage::measure(apis.cloudwatch.as_ref(), region, &ids, window).await)
+    let usage = async {
+        match &settings.usage {
+            Some(window) => {
+                let ids: Vec<String> = instances
+                    .iter()
+                    .filter(|i| i.metadata.posture() != crate::model::Posture::Disabled)
+                    .map(|i| i.instance_id.clone())
+                    .collect();
+                Some(usage::measure(apis.cloudwatch.as_ref(), region, &ids, window).await)
+            }
+            None => None,
         }
-        None => None,
     };
-    Ok(RegionListing { instances, usage })
+    let launch = async {
+        match settings.sources {
+            true => Some(launch_input(apis, region, &instances).await),
+            false => None,
+        }
+    };
+    let (usage, launch) = futures::join!(usage, launch);
+    Ok(RegionListing {
+        instances,
+        usage,
+        launch,
+    })
+}
+
+/// A region's launch paths: one paginated listing each of template
+/// versions (`$Default` and `$Latest`), Auto Scaling groups and (only when
+/// a group uses one) launch configurations; the account default; one more
+/// template listing per template that groups pin to an older version; and
+/// the AMIs involved, 200 per `DescribeImages`. A listing that fails leaves
+/// its part unknown (a warning), never the region's instances.
+async fn launch_input(
+    apis: &AccountApis,
+    region: &str,
+    instances: &[Instance],
+) -> (RegionInput, Vec<String>) {
+    let mut warnings = Vec::new();
+    let mut note = |what: &str, e: AwsError| {
+        warnings.push(format!("{what} unknown: {e} (help: {})", e.hint()));
+    };
+    let versions = all_pages(|token| async move {
+        let page = apis.ec2.template_versions(region, token).await?;
+        Ok((page.versions, page.next_token))
+    });
+    let groups = all_pages(|token| async move {
+        let page = apis.autoscaling.describe_groups(region, token).await?;
+        Ok((page.groups, page.next_token))
+    });
+    let defaults = apis.ec2.metadata_defaults(region);
+    let (versions, groups, defaults) = futures::join!(versions, groups, defaults);
+    let mut input = RegionInput::default();
+    input.versions = versions.map_err(|e| note("launch templates", e)).ok();
+    input.groups = groups.map_err(|e| note("Auto Scaling groups", e)).ok();
+    input.defaults = defaults.map_err(|e| note("account defaults", e)).ok();
+
+    let groups = input.groups.as_deref().unwrap_or_default();
+    if groups
+        .iter()
+        .any(|g| matches!(g.launch, crate::aws::GroupLaunchSpec::Configuration { .. }))
+    {
+        let listed = all_pages(|token| async move {
+            let page = apis
+                .autoscaling
+                .describe_configurations(region, token)
+                .await?;
+            Ok((page.configurations, page.next_token))
+        })
+        .await;
+        match listed {
+            Ok(c) => input.configurations = c,
+            Err(e) => note("launch configurations", e),
+        }
+    }
+    if let Some(versions) = input.versions.as_mut() {
+        for (id, numbers) in sources::pinned_versions(versions, groups) {
+            match apis.ec2.template_versions_of(region, &id, &numbers).await {
+                Ok(found) => versions.extend(found),
+                Err(e) => note(&format!("pinned versions of {id}"), e),
+            }
+        }
+    }
+    let wanted = sources::wanted_images(
+        input.versions.as_deref().unwrap_or_default(),
+        &input.configurations,
+        instances.iter(),
+    );
+    let mut images = HashMap::new();
+    let mut images_known = true;
+    for chunk in wanted.chunks(crate::aws::IMAGE_BATCH) {
+        match apis.ec2.describe_images(region, chunk).await {
+            Ok(found) => images.extend(found.into_iter().map(|i| (i.image_id, i.imds_v2))),
+            Err(e) => {
+                note("AMI IMDS support", e);
+                images_known = false;
+                break;
+            }
+        }
+    }
+    input.images = images_known.then_some(images);
+    (input, warnings)
 }
 
 async fn list_profiles(apis: &AccountApis) -> Result<Vec<InstanceProfile>, AwsError> {
@@ -315,6 +420,7 @@ mod tests {
             owner_tags: vec!["owner".into()],
             usage: None,
             permits: std::sync::Arc::new(tokio::sync::Semaphore::new(4)),
+            sources: true,
         }
     }
 

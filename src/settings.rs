@@ -196,6 +196,8 @@ pub fn scan_request(
     owner_tag: &[String],
     days: u32,
     no_usage: bool,
+    sources: bool,
+    fail_on: Option<crate::cli::SeverityArg>,
 ) -> Result<ScanRequest, Error> {
     let owner_tags = owner_tag
         .iter()
@@ -221,6 +223,12 @@ pub fn scan_request(
         selection: selection(filters)?,
         owner_tags,
         window,
+        sources,
+        fail_on: fail_on.map(|s| match s {
+            crate::cli::SeverityArg::Low => crate::findings::Severity::Low,
+            crate::cli::SeverityArg::Medium => crate::findings::Severity::Medium,
+            crate::cli::SeverityArg::High => crate::findings::Severity::High,
+        }),
     })
 }
 
@@ -325,6 +333,9 @@ pub fn plan_request(
             &opts.owner_tag,
             opts.days,
             opts.no_usage,
+            // A plan needs the instances only.
+            false,
+            None,
         )?),
     };
     Ok((request, source))

@@ -63,6 +63,20 @@ pub struct FakeEc2 {
     pub modify_log: Mutex<Vec<String>>,
     /// Regions whose `GetInstanceMetadataDefaults` fails with this error.
     pub defaults_error: HashMap<String, AwsError>,
+    /// Each region's account defaults (absent: no preference).
+    pub defaults: HashMap<String, MetadataDefaults>,
+    /// Every launch template version, per region.
+    pub templates: HashMap<String, Vec<super::TemplateVersion>>,
+    /// AMI id → `ImdsSupport=v2.0`.
+    pub images: HashMap<String, bool>,
+    /// The launch-path calls, in order (`DescribeImages us-east-1`, ...).
+    pub launch_log: Mutex<Vec<String>>,
+}
+
+impl FakeEc2 {
+    fn log(&self, entry: String) {
+        self.launch_log.lock().unwrap().push(entry);
+    }
 }
 
 #[async_trait]
@@ -180,18 +194,194 @@ impl Ec2Api for FakeEc2 {
     }
 
     async fn metadata_defaults(&self, region: &str) -> Result<MetadataDefaults, AwsError> {
+        self.log(format!("GetInstanceMetadataDefaults {region}"));
         match self.defaults_error.get(region) {
             Some(e) => Err(e.clone()),
-            None => Ok(MetadataDefaults::default()),
+            None => Ok(self.defaults.get(region).cloned().unwrap_or_default()),
         }
     }
 
     async fn template_versions(
         &self,
-        _region: &str,
-        _next_token: Option<String>,
+        region: &str,
+        next_token: Option<String>,
     ) -> Result<super::TemplatePage, AwsError> {
-        Ok(super::TemplatePage::default())
+        self.log(format!("DescribeLaunchTemplateVersions {region}"));
+        // $Default and $Latest of every template, two templates per page.
+        let all = self.templates.get(region).cloned().unwrap_or_default();
+        let mut wanted: Vec<super::TemplateVersion> = Vec::new();
+        let mut ids: Vec<&str> = all.iter().map(|v| v.template_id.as_str()).collect();
+        ids.dedup();
+        for id in &ids {
+            let of: Vec<_> = all.iter().filter(|v| v.template_id == *id).collect();
+            let latest = of.iter().map(|v| v.version).max().unwrap_or(0);
+            wanted.extend(
+                of.into_iter()
+                    .filter(|v| v.is_default || v.version == latest)
+                    .cloned(),
+            );
+        }
+        let start: usize = next_token.map_or(0, |t| t.parse().unwrap());
+        let end = (start + 2).min(wanted.len());
+        Ok(super::TemplatePage {
+            versions: wanted[start..end].to_vec(),
+            next_token: (end < wanted.len()).then(|| end.to_string()),
+        })
+    }
+
+    async fn template_versions_of(
+        &self,
+        region: &str,
+        template_id: &str,
+        versions: &[i64],
+    ) -> Result<Vec<super::TemplateVersion>, AwsError> {
+        self.log(format!(
+            "DescribeLaunchTemplateVersions {region} {template_id}"
+        ));
+        Ok(self
+            .templates
+            .get(region)
+            .into_iter()
+            .flatten()
+            .filter(|v| v.template_id == template_id && versions.contains(&v.version))
+            .cloned()
+            .collect())
+    }
+
+    async fn describe_images(
+        &self,
+        region: &str,
+        ids: &[String],
+    ) -> Result<Vec<super::ImageInfo>, AwsError> {
+        assert!(ids.len() <= super::IMAGE_BATCH, "EC2 caps filter values");
+        self.log(format!("DescribeImages {region}"));
+        Ok(ids
+            .iter()
+            .filter_map(|id| {
+                self.images.get(id).map(|v2| super::ImageInfo {
+                    image_id: id.clone(),
+                    imds_v2: *v2,
+                })
+            })
+            .collect())
+    }
+
+    async fn create_template_version(
+        &self,
+        region: &str,
+        template_id: &str,
+        source_version: i64,
+        _target: &super::TemplateTarget,
+        _client_token: &str,
+    ) -> Result<i64, AwsError> {
+        self.log(format!(
+            "CreateLaunchTemplateVersion {region} {template_id} from {source_version}"
+        ));
+        Ok(source_version + 100)
+    }
+
+    async fn set_default_version(
+        &self,
+        region: &str,
+        template_id: &str,
+        version: i64,
+    ) -> Result<(), AwsError> {
+        self.log(format!(
+            "ModifyLaunchTemplate {region} {template_id} {version}"
+        ));
+        Ok(())
+    }
+
+    async fn create_template(
+        &self,
+        region: &str,
+        name: &str,
+        _data: super::TemplateData,
+        _client_token: &str,
+    ) -> Result<super::CreatedTemplate, AwsError> {
+        self.log(format!("CreateLaunchTemplate {region} {name}"));
+        Ok(super::CreatedTemplate {
+            template_id: format!("lt-{name}"),
+            version: 1,
+        })
+    }
+
+    async fn modify_metadata_defaults(
+        &self,
+        region: &str,
+        target: &super::DefaultsTarget,
+    ) -> Result<(), AwsError> {
+        self.log(format!(
+            "ModifyInstanceMetadataDefaults {region} {target:?}"
+        ));
+        Ok(())
+    }
+}
+
+/// Auto Scaling groups and launch configurations, per region.
+#[derive(Default)]
+pub struct FakeAutoScaling {
+    pub groups: HashMap<String, Vec<super::AutoScalingGroup>>,
+    pub configurations: HashMap<String, Vec<super::LaunchConfiguration>>,
+    pub log: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl super::AutoScalingApi for FakeAutoScaling {
+    async fn describe_groups(
+        &self,
+        region: &str,
+        next_token: Option<String>,
+    ) -> Result<super::GroupPage, AwsError> {
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("DescribeAutoScalingGroups {region}"));
+        let all = self.groups.get(region).cloned().unwrap_or_default();
+        let start: usize = next_token.map_or(0, |t| t.parse().unwrap());
+        let end = (start + 2).min(all.len());
+        Ok(super::GroupPage {
+            groups: all[start..end].to_vec(),
+            next_token: (end < all.len()).then(|| end.to_string()),
+        })
+    }
+
+    async fn describe_configurations(
+        &self,
+        region: &str,
+        _next_token: Option<String>,
+    ) -> Result<super::ConfigurationPage, AwsError> {
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("DescribeLaunchConfigurations {region}"));
+        Ok(super::ConfigurationPage {
+            configurations: self.configurations.get(region).cloned().unwrap_or_default(),
+            next_token: None,
+        })
+    }
+
+    async fn configuration_data(
+        &self,
+        _region: &str,
+        name: &str,
+        _http_tokens: HttpTokens,
+        _hop_limit: Option<i32>,
+    ) -> Result<super::TemplateData, AwsError> {
+        Ok(super::TemplateData(Box::new(name.to_owned())))
+    }
+
+    async fn update_group(
+        &self,
+        region: &str,
+        name: &str,
+        target: &super::GroupTarget,
+    ) -> Result<(), AwsError> {
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("UpdateAutoScalingGroup {region} {name} {target:?}"));
+        Ok(())
     }
 }
 
@@ -268,6 +458,7 @@ pub struct FakeAccount {
     pub ec2: FakeEc2,
     pub iam: FakeIam,
     pub cloudwatch: FakeCloudWatch,
+    pub autoscaling: FakeAutoScaling,
     pub sts_fail: Option<AwsError>,
     pub calls: std::sync::Arc<Calls>,
 }
@@ -292,6 +483,7 @@ impl FakeAccount {
                 ..Default::default()
             },
             cloudwatch: FakeCloudWatch::default(),
+            autoscaling: FakeAutoScaling::default(),
             sts_fail: None,
             calls,
         }
@@ -318,6 +510,7 @@ impl FakeAccount {
             ec2: Box::new(self.ec2),
             iam: Box::new(self.iam),
             cloudwatch: Box::new(self.cloudwatch),
+            autoscaling: Box::new(self.autoscaling),
             home_region: home,
         }
     }

@@ -12,6 +12,8 @@ pub mod error;
 #[cfg(test)]
 pub mod fake;
 pub mod sdk;
+mod sdk_launch;
+pub mod template_data;
 
 use async_trait::async_trait;
 
@@ -134,6 +136,244 @@ pub trait Ec2Api: Send + Sync {
         region: &str,
         next_token: Option<String>,
     ) -> Result<TemplatePage, AwsError>;
+
+    /// Numbered versions of one template (`DescribeLaunchTemplateVersions`
+    /// with its id): what a group pinned to an older version launches.
+    async fn template_versions_of(
+        &self,
+        region: &str,
+        template_id: &str,
+        versions: &[i64],
+    ) -> Result<Vec<TemplateVersion>, AwsError>;
+
+    /// `DescribeImages` of up to [`IMAGE_BATCH`] ids, as an `image-id`
+    /// filter (ids that are gone or not visible are left out, not an error).
+    async fn describe_images(
+        &self,
+        region: &str,
+        ids: &[String],
+    ) -> Result<Vec<ImageInfo>, AwsError>;
+
+    /// A new version of `template_id` that copies `source_version`'s data
+    /// field by field (never relying on `SourceVersion` inheritance) with
+    /// `target`'s metadata options. Two requests: the source version's data
+    /// (`DescribeLaunchTemplateVersions`), then `CreateLaunchTemplateVersion`
+    /// with `client_token`, so a re-send after a lost answer creates nothing new.
+    async fn create_template_version(
+        &self,
+        region: &str,
+        template_id: &str,
+        source_version: i64,
+        target: &TemplateTarget,
+        client_token: &str,
+    ) -> Result<i64, AwsError>;
+
+    /// `ModifyLaunchTemplate`: makes `version` the template's default.
+    async fn set_default_version(
+        &self,
+        region: &str,
+        template_id: &str,
+        version: i64,
+    ) -> Result<(), AwsError>;
+
+    /// `CreateLaunchTemplate` named `name` from launch template data that
+    /// the Auto Scaling side converted from a launch configuration.
+    async fn create_template(
+        &self,
+        region: &str,
+        name: &str,
+        data: TemplateData,
+        client_token: &str,
+    ) -> Result<CreatedTemplate, AwsError>;
+
+    /// `ModifyInstanceMetadataDefaults`: every field explicit, so the
+    /// account default becomes exactly `target` (rollback sends the old one).
+    async fn modify_metadata_defaults(
+        &self,
+        region: &str,
+        target: &DefaultsTarget,
+    ) -> Result<(), AwsError>;
+}
+
+/// Image ids per `DescribeImages` (EC2 caps a filter's values at 200).
+pub const IMAGE_BATCH: usize = 200;
+
+/// One AMI, as far as IMDS is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    pub image_id: String,
+    /// `ImdsSupport=v2.0`: instances launched from it require tokens
+    /// unless something above the AMI says otherwise.
+    pub imds_v2: bool,
+}
+
+/// The metadata options a fixed launch template version gets.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TemplateTarget {
+    pub http_tokens: HttpTokens,
+    /// `None` keeps the source version's hop limit (or its absence).
+    pub hop_limit: Option<i32>,
+    /// Shown in the console and by `describe-launch-template-versions`.
+    pub description: String,
+}
+
+/// A template the Auto Scaling side made from a launch configuration.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CreatedTemplate {
+    pub template_id: String,
+    pub version: i64,
+}
+
+/// Launch template data converted by the SDK layer, opaque to the engine:
+/// it passes from [`AutoScalingApi::configuration_data`] to
+/// [`Ec2Api::create_template`] without being looked at (it holds user data,
+/// which imdsguard never prints or stores).
+pub struct TemplateData(pub Box<dyn std::any::Any + Send + Sync>);
+
+impl std::fmt::Debug for TemplateData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TemplateData(..)")
+    }
+}
+
+/// A region's account default as `ModifyInstanceMetadataDefaults` takes it:
+/// `None` is sent as `no-preference` (or hop limit -1), clearing the value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DefaultsTarget {
+    pub http_tokens: Option<HttpTokens>,
+    pub hop_limit: Option<i32>,
+    pub http_endpoint: Option<Toggle>,
+    pub instance_metadata_tags: Option<Toggle>,
+    /// `HttpTokensEnforced`: `None` leaves it as it is (EC2 reads an
+    /// omitted field as unchanged); rollback sends the old value.
+    pub http_tokens_enforced: Option<Toggle>,
+}
+
+impl DefaultsTarget {
+    /// The values a region has now, as a target that restores them.
+    pub fn restoring(d: &MetadataDefaults) -> DefaultsTarget {
+        DefaultsTarget {
+            http_tokens: d.http_tokens,
+            hop_limit: d.hop_limit.filter(|h| *h > 0),
+            http_endpoint: d.http_endpoint,
+            instance_metadata_tags: d.instance_metadata_tags,
+            http_tokens_enforced: Some(d.http_tokens_enforced.unwrap_or(Toggle::Disabled)),
+        }
+    }
+}
+
+/// A launch template as a group names it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TemplateRef {
+    pub template_id: Option<String>,
+    pub template_name: Option<String>,
+    /// `$Default`, `$Latest` or a number; `None` means `$Default`.
+    pub version: Option<String>,
+}
+
+/// How a group launches.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum GroupLaunchSpec {
+    Template {
+        template: TemplateRef,
+    },
+    /// A mixed instances policy: its template, and the templates its
+    /// overrides name (instance types launched from another template).
+    Mixed {
+        template: TemplateRef,
+        overrides: Vec<TemplateRef>,
+    },
+    Configuration {
+        name: String,
+    },
+    /// Nothing we know how to read.
+    Unknown,
+}
+
+/// One Auto Scaling group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutoScalingGroup {
+    pub name: String,
+    pub arn: Option<String>,
+    pub launch: GroupLaunchSpec,
+    pub instance_ids: Vec<String>,
+}
+
+/// One page of `DescribeAutoScalingGroups`.
+#[derive(Debug, Clone, Default)]
+pub struct GroupPage {
+    pub groups: Vec<AutoScalingGroup>,
+    pub next_token: Option<String>,
+}
+
+/// One launch configuration, as far as IMDS is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchConfiguration {
+    pub name: String,
+    pub image_id: Option<String>,
+    pub http_tokens: Option<HttpTokens>,
+    pub http_endpoint: Option<Toggle>,
+    pub hop_limit: Option<i32>,
+}
+
+/// One page of `DescribeLaunchConfigurations`.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigurationPage {
+    pub configurations: Vec<LaunchConfiguration>,
+    pub next_token: Option<String>,
+}
+
+/// What `UpdateAutoScalingGroup` points a group at.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum GroupTarget {
+    Template {
+        template_id: String,
+        version: String,
+    },
+    Configuration {
+        name: String,
+    },
+}
+
+/// The Auto Scaling calls we make. Regional.
+#[async_trait]
+pub trait AutoScalingApi: Send + Sync {
+    /// One page of `DescribeAutoScalingGroups`.
+    async fn describe_groups(
+        &self,
+        region: &str,
+        next_token: Option<String>,
+    ) -> Result<GroupPage, AwsError>;
+
+    /// One page of `DescribeLaunchConfigurations` (all of them: the names
+    /// are few, and one listing costs less than a call per group).
+    async fn describe_configurations(
+        &self,
+        region: &str,
+        next_token: Option<String>,
+    ) -> Result<ConfigurationPage, AwsError>;
+
+    /// The launch template data equivalent to launch configuration `name`,
+    /// with `http_tokens` and `hop_limit` set (`DescribeLaunchConfigurations`
+    /// by name, converted field by field).
+    async fn configuration_data(
+        &self,
+        region: &str,
+        name: &str,
+        http_tokens: HttpTokens,
+        hop_limit: Option<i32>,
+    ) -> Result<TemplateData, AwsError>;
+
+    /// `UpdateAutoScalingGroup`: launches from `target` from now on. No
+    /// instance is replaced (that is an instance refresh, never started here).
+    async fn update_group(
+        &self,
+        region: &str,
+        name: &str,
+        target: &GroupTarget,
+    ) -> Result<(), AwsError>;
 }
 
 /// What `ModifyInstanceMetadataOptions` answered.
@@ -145,7 +385,7 @@ pub struct ModifyOutcome {
 }
 
 /// Who manages a region's account-level IMDS defaults.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ManagedBy {
     /// The account itself (`ModifyInstanceMetadataDefaults`).
@@ -157,7 +397,7 @@ pub enum ManagedBy {
 /// The account-level IMDS defaults of a region (`GetInstanceMetadataDefaults`).
 /// `None` everywhere means no account-level preference (the AMI's or EC2's
 /// default applies); values EC2 may add later also read as `None`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MetadataDefaults {
     pub http_tokens: Option<HttpTokens>,
     /// `enabled` makes EC2 refuse any change back to `HttpTokens=optional`.
@@ -180,6 +420,9 @@ pub struct TemplateVersion {
     pub http_tokens: Option<HttpTokens>,
     pub http_endpoint: Option<Toggle>,
     pub hop_limit: Option<i32>,
+    /// The AMI the version launches (`None` also for `resolve:ssm:` ids,
+    /// which EC2 resolves only at launch).
+    pub image_id: Option<String>,
 }
 
 /// One page of `DescribeLaunchTemplateVersions`.
@@ -330,6 +573,7 @@ pub struct AccountApis {
     pub iam: Box<dyn IamApi>,
     pub sts: Box<dyn StsApi>,
     pub cloudwatch: Box<dyn CloudWatchApi>,
+    pub autoscaling: Box<dyn AutoScalingApi>,
     /// The region used for global and discovery calls (`DescribeRegions`).
     pub home_region: String,
 }

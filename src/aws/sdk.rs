@@ -386,12 +386,13 @@ fn account_apis(config: &SdkConfig) -> AccountApis {
         iam: Box::new(SdkIam(aws_sdk_iam::Client::new(config))),
         sts: Box::new(SdkSts(aws_sdk_sts::Client::new(config))),
         cloudwatch: Box::new(SdkCloudWatch::new(config.clone())),
+        autoscaling: Box::new(super::sdk_launch::SdkAutoScaling::new(config.clone())),
         home_region: home_region(config),
     }
 }
 
 /// Converts any SDK error into ours, keeping AWS's code and message verbatim.
-fn convert<E, R>(operation: Operation, err: SdkError<E, R>) -> AwsError
+pub(super) fn convert<E, R>(operation: Operation, err: SdkError<E, R>) -> AwsError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + 'static,
@@ -620,22 +621,7 @@ impl Ec2Api for SdkEc2 {
         let versions = out
             .launch_template_versions()
             .iter()
-            .filter_map(|v| {
-                let md = v.launch_template_data().and_then(|d| d.metadata_options());
-                Some(TemplateVersion {
-                    template_id: v.launch_template_id()?.to_owned(),
-                    template_name: v.launch_template_name().map(str::to_owned),
-                    version: v.version_number()?,
-                    is_default: v.default_version().unwrap_or(false),
-                    http_tokens: md
-                        .and_then(|m| m.http_tokens())
-                        .and_then(|t| tokens(t.as_str())),
-                    http_endpoint: md
-                        .and_then(|m| m.http_endpoint())
-                        .and_then(|t| toggle(t.as_str())),
-                    hop_limit: md.and_then(|m| m.http_put_response_hop_limit()),
-                })
-            })
+            .filter_map(super::sdk_launch::version)
             .collect();
         Ok(TemplatePage {
             versions,
@@ -676,6 +662,68 @@ impl Ec2Api for SdkEc2 {
                     _ => None,
                 }),
         })
+    }
+
+    async fn template_versions_of(
+        &self,
+        region: &str,
+        template_id: &str,
+        versions: &[i64],
+    ) -> Result<Vec<TemplateVersion>, AwsError> {
+        super::sdk_launch::versions_of(&self.client(region), template_id, versions).await
+    }
+
+    async fn describe_images(
+        &self,
+        region: &str,
+        ids: &[String],
+    ) -> Result<Vec<super::ImageInfo>, AwsError> {
+        super::sdk_launch::describe_images(&self.client(region), ids).await
+    }
+
+    async fn create_template_version(
+        &self,
+        region: &str,
+        template_id: &str,
+        source_version: i64,
+        target: &super::TemplateTarget,
+        client_token: &str,
+    ) -> Result<i64, AwsError> {
+        super::sdk_launch::create_version(
+            &self.client(region),
+            template_id,
+            source_version,
+            target,
+            client_token,
+        )
+        .await
+    }
+
+    async fn set_default_version(
+        &self,
+        region: &str,
+        template_id: &str,
+        version: i64,
+    ) -> Result<(), AwsError> {
+        super::sdk_launch::set_default(&self.client(region), template_id, version).await
+    }
+
+    async fn create_template(
+        &self,
+        region: &str,
+        name: &str,
+        data: super::TemplateData,
+        client_token: &str,
+    ) -> Result<super::CreatedTemplate, AwsError> {
+        super::sdk_launch::create_template(&self.client(region), name, data, client_token).await
+    }
+
+    async fn modify_metadata_defaults(
+        &self,
+        region: &str,
+        target: &super::DefaultsTarget,
+    ) -> Result<(), AwsError> {
+        super::sdk_launch::modify_defaults(&self.client(region), target).await
     }
 }
 

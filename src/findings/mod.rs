@@ -5,6 +5,7 @@
 //! resource and a remediation; renderers (JSON, SARIF) take only findings.
 
 mod container_hop_limit;
+mod launch_paths;
 mod v1_allowed;
 mod v1_in_use;
 mod v1_refused;
@@ -17,6 +18,7 @@ use crate::report::{InstanceRecord, ScanReport};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    Low,
     Medium,
     High,
 }
@@ -24,6 +26,7 @@ pub enum Severity {
 impl Severity {
     pub fn as_str(self) -> &'static str {
         match self {
+            Severity::Low => "low",
             Severity::Medium => "medium",
             Severity::High => "high",
         }
@@ -79,6 +82,29 @@ impl Finding {
             remediation: rule.remediation,
         }
     }
+
+    /// A finding on a resource that is not an instance (a template, a group,
+    /// a region's defaults, an AMI), named by its ARN.
+    pub fn for_resource(
+        rule: &Rule,
+        account_id: &str,
+        region: &str,
+        resource: String,
+        severity: Severity,
+        message: String,
+    ) -> Finding {
+        Finding {
+            rule: rule.id,
+            severity,
+            title: rule.title,
+            docs: rule.docs,
+            account_id: account_id.to_owned(),
+            region: region.to_owned(),
+            resource,
+            message,
+            remediation: rule.remediation,
+        }
+    }
 }
 
 pub fn instance_arn(r: &InstanceRecord) -> String {
@@ -113,6 +139,10 @@ pub trait Check: Sync {
     fn instance(&self, _r: &InstanceRecord) -> Option<Finding> {
         None
     }
+    /// Findings over the sources of new instances (templates, groups, ...).
+    fn sources(&self, _s: &crate::sources::Sources) -> Vec<Finding> {
+        Vec::new()
+    }
 }
 
 /// Every check, in a stable order (SARIF rule indexes follow it).
@@ -121,6 +151,10 @@ pub static REGISTRY: &[&dyn Check] = &[
     &v1_in_use::V1InUse,
     &v1_refused::V1Refused,
     &container_hop_limit::ContainerHopLimit,
+    &launch_paths::TemplateAllowsV1,
+    &launch_paths::GroupLaunchesV1,
+    &launch_paths::DefaultsAllowV1,
+    &launch_paths::ImageWithoutV2,
 ];
 
 /// Runs every check over a scan; most severe first.
@@ -130,6 +164,7 @@ pub fn run(report: &ScanReport) -> Vec<Finding> {
         .iter()
         .flat_map(|r| REGISTRY.iter().filter_map(move |c| c.instance(r)))
         .collect();
+    out.extend(REGISTRY.iter().flat_map(|c| c.sources(&report.sources)));
     out.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)

@@ -159,6 +159,7 @@ mod tests {
             http_tokens: tokens,
             http_endpoint: None,
             hop_limit: None,
+            image_id: None,
         }
     }
 

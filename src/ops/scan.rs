@@ -26,6 +26,10 @@ pub struct ScanRequest {
     pub owner_tags: Vec<String>,
     /// The usage window, or `None` for inventory only.
     pub window: Option<Window>,
+    /// Read templates, groups, account defaults and AMIs too.
+    pub sources: bool,
+    /// `--fail-on`: the severity from which a finding fails the command.
+    pub fail_on: Option<findings::Severity>,
 }
 
 /// A scan and what it found.
@@ -61,6 +65,7 @@ pub async fn scan(
         owner_tags: request.owner_tags,
         usage: request.window,
         permits: Arc::new(Semaphore::new(session.concurrency.max(1))),
+        sources: request.sources,
     };
     let settings = &settings;
     let results = fanout::visit_accounts(targets, session.concurrency, |t| async move {
@@ -98,6 +103,7 @@ pub async fn scan(
             report.instances.extend(inventory.records);
         }
         report.regions.extend(inventory.regions);
+        report.sources.extend(inventory.sources);
         report.failures.extend(inventory.failures);
         let prefix = if targets.len() > 1 {
             format!("{}: ", inventory.account_id)

@@ -58,6 +58,8 @@ fn request() -> ScanRequest {
         selection: Selection::default(),
         owner_tags: vec!["owner".into()],
         window: None,
+        sources: true,
+        fail_on: None,
     }
 }
 
@@ -90,8 +92,11 @@ async fn the_organization_is_scanned_account_by_account_through_the_role() {
         vec![(ME.into(), 1), (A.into(), 2), (B.into(), 3)]
     );
     assert!(scanned.report.failures.is_empty());
-    // Assessed once, when the scan was made.
-    assert_eq!(scanned.findings.len(), 6);
+    // Assessed once, when the scan was made: the six instances, and each
+    // account's one region whose default has no preference.
+    let rules = |id: &str| scanned.findings.iter().filter(|f| f.rule == id).count();
+    assert_eq!(scanned.findings.len(), 9);
+    assert_eq!(rules("account-default-allows-v1"), 3);
     assert!(scanned.report.id.is_some(), "saved");
 }
 

@@ -25,6 +25,69 @@ pub struct ScanDoc<'a> {
     pub warnings: &'a [String],
     /// Added in v1 without a version bump: fields are only ever added.
     pub findings: &'a [crate::findings::Finding],
+    /// Where new instances come from (added in v1).
+    pub sources: SourcesV1<'a>,
+}
+
+/// The sources of new instances, each row with its ARN and whether the
+/// next launch from it allows IMDSv1.
+#[derive(Serialize)]
+pub struct SourcesV1<'a> {
+    pub launch_templates: Vec<Flagged<'a, crate::sources::TemplateSource>>,
+    pub auto_scaling_groups: Vec<Flagged<'a, crate::sources::GroupSource>>,
+    pub account_defaults: Vec<Flagged<'a, crate::sources::DefaultsSource>>,
+    pub images: Vec<Flagged<'a, crate::sources::ImageSource>>,
+}
+
+#[derive(Serialize)]
+pub struct Flagged<'a, T> {
+    pub arn: String,
+    pub allows_v1: bool,
+    #[serde(flatten)]
+    pub row: &'a T,
+}
+
+impl<'a> SourcesV1<'a> {
+    pub fn new(s: &'a crate::sources::Sources) -> SourcesV1<'a> {
+        SourcesV1 {
+            launch_templates: s
+                .templates
+                .iter()
+                .map(|row| Flagged {
+                    arn: row.arn(),
+                    allows_v1: row.allows_v1(),
+                    row,
+                })
+                .collect(),
+            auto_scaling_groups: s
+                .groups
+                .iter()
+                .map(|row| Flagged {
+                    arn: row.arn(),
+                    allows_v1: row.allows_v1(),
+                    row,
+                })
+                .collect(),
+            account_defaults: s
+                .defaults
+                .iter()
+                .map(|row| Flagged {
+                    arn: row.arn(),
+                    allows_v1: !row.requires_v2(),
+                    row,
+                })
+                .collect(),
+            images: s
+                .images
+                .iter()
+                .map(|row| Flagged {
+                    arn: row.arn(),
+                    allows_v1: true,
+                    row,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// The instance records, serialized one at a time as they are written:
@@ -213,6 +276,7 @@ pub fn document<'a>(
             .collect(),
         warnings: &report.warnings,
         findings,
+        sources: SourcesV1::new(&report.sources),
     }
 }
 

@@ -21,6 +21,7 @@ fn level(s: Severity) -> &'static str {
     match s {
         Severity::High => "error",
         Severity::Medium => "warning",
+        Severity::Low => "note",
     }
 }
 
@@ -29,12 +30,13 @@ fn security_severity(s: Severity) -> &'static str {
     match s {
         Severity::High => "8.0",
         Severity::Medium => "5.5",
+        Severity::Low => "3.0",
     }
 }
 
 /// The resource's own id: the last part of its ARN (`i-0abc…` for an instance).
 fn resource_id(arn: &str) -> &str {
-    arn.rsplit('/').next().unwrap_or(arn)
+    arn.rsplit(['/', ':']).next().unwrap_or(arn)
 }
 
 /// One path segment of a valid URI reference whatever it holds: everything

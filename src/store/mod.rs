@@ -291,6 +291,67 @@ const MIGRATIONS: &[&str] = &[
         effect_json   TEXT NOT NULL
     );
     "#,
+    // 6: where new instances come from, per scan (see src/sources.rs):
+    // launch templates and Auto Scaling groups with what their next launch
+    // gets and which level decided, each region's account default, and
+    // the AMIs without ImdsSupport=v2.0 behind instances that allow v1.
+    // `row_json` is the whole typed row; the other columns are for SQL.
+    r#"
+    CREATE TABLE launch_templates (
+        scan_id             INTEGER NOT NULL REFERENCES scans(id) ON DELETE CASCADE,
+        account_id          TEXT NOT NULL,
+        region              TEXT NOT NULL,
+        template_id         TEXT NOT NULL,
+        name                TEXT,
+        default_version     INTEGER NOT NULL,
+        latest_version      INTEGER NOT NULL,
+        default_next_tokens TEXT NOT NULL,    -- what the next launch from $Default gets
+        latest_next_tokens  TEXT NOT NULL,
+        decided_by          TEXT NOT NULL,    -- the level that decided $Default's tokens
+        allows_v1           INTEGER NOT NULL, -- $Default or $Latest launches instances that allow v1
+        explanation         TEXT NOT NULL,
+        row_json            TEXT NOT NULL,
+        PRIMARY KEY (scan_id, account_id, region, template_id)
+    );
+    CREATE TABLE auto_scaling_groups (
+        scan_id               INTEGER NOT NULL REFERENCES scans(id) ON DELETE CASCADE,
+        account_id            TEXT NOT NULL,
+        region                TEXT NOT NULL,
+        name                  TEXT NOT NULL,
+        launch_kind           TEXT NOT NULL CHECK (launch_kind IN ('template', 'configuration', 'unknown')),
+        template_id           TEXT,
+        version_pin           TEXT,           -- $Default | $Latest | N
+        launch_configuration  TEXT,
+        next_tokens           TEXT,           -- NULL when the launch data was not found
+        decided_by            TEXT,
+        allows_v1             INTEGER NOT NULL,
+        instances             INTEGER NOT NULL,
+        instances_allowing_v1 INTEGER NOT NULL,
+        explanation           TEXT,
+        row_json              TEXT NOT NULL,
+        PRIMARY KEY (scan_id, account_id, region, name)
+    );
+    CREATE TABLE region_defaults (
+        scan_id                INTEGER NOT NULL REFERENCES scans(id) ON DELETE CASCADE,
+        account_id             TEXT NOT NULL,
+        region                 TEXT NOT NULL,
+        http_tokens            TEXT,          -- NULL: no preference
+        http_tokens_enforced   TEXT,
+        hop_limit              INTEGER,
+        http_endpoint          TEXT,
+        instance_metadata_tags TEXT,
+        managed_by             TEXT,          -- account | declarative-policy
+        PRIMARY KEY (scan_id, account_id, region)
+    );
+    CREATE TABLE images (
+        scan_id               INTEGER NOT NULL REFERENCES scans(id) ON DELETE CASCADE,
+        account_id            TEXT NOT NULL,
+        region                TEXT NOT NULL,
+        image_id              TEXT NOT NULL,  -- an AMI without ImdsSupport=v2.0
+        instances_allowing_v1 INTEGER NOT NULL,
+        PRIMARY KEY (scan_id, account_id, region, image_id)
+    );
+    "#,
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -378,6 +439,7 @@ pub mod journal;
 pub mod notices;
 pub mod query;
 pub mod rollouts;
+mod sources;
 
 /// The database. Its connection is private to this module and `journal`:
 /// everything else asks through methods, so SQL lives in one place.
@@ -638,6 +700,7 @@ impl Store {
                     ])?;
                 }
             }
+            sources::save(&tx, id, &report.sources)?;
         }
         tx.commit()?;
         Ok(id)
@@ -837,6 +900,7 @@ impl Store {
                 AwsError::from_code(operation, code.as_deref(), Some(&message), None),
             ));
         }
+        report.sources = sources::load(&self.conn, scan_id)?;
         Ok(report)
     }
 
