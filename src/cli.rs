@@ -183,9 +183,13 @@ pub enum Command {
     #[command(subcommand)]
     Policy(PolicyCommand),
 
-    /// Launch templates whose default version brings IMDSv1 back with every new instance.
+    /// Launch templates: what each launches (`show`), and making them require IMDSv2 (`fix`).
     #[command(subcommand)]
     Templates(TemplatesCommand),
+
+    /// Auto Scaling groups: what each launches next (`show`), and making it require IMDSv2 (`fix`).
+    #[command(subcommand)]
+    Asg(AsgCommand),
 
     /// Print the shell completion script for bash, zsh, fish or powershell.
     ///
@@ -347,9 +351,21 @@ pub struct ReportArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum TemplatesCommand {
-    /// Each launch template's default and latest version: tokens, endpoint, hop limit (Security Hub EC2.170).
+    /// Each launch template: what the next launch from its default and latest version gets, and which level decided (Security Hub EC2.170).
     #[command(after_help = AFTER_HELP)]
     Show(RowsOutput),
+
+    /// Make launch templates launch IMDSv2-only instances: a new version that copies the source
+    /// version's data field by field with HttpTokens=required, made the default.
+    ///
+    /// Reads the templates now (never a stale scan) and fixes those whose default or latest
+    /// version allows IMDSv1 (or the ones named with --template). The source is the default
+    /// version when it allows v1 (the new version becomes the default unless --no-set-default),
+    /// else the latest. The run is journaled: `imdsguard rollback RUN` makes each template's
+    /// previous default version the default again. Needs ec2:DescribeLaunchTemplateVersions,
+    /// ec2:CreateLaunchTemplateVersion and ec2:ModifyLaunchTemplate.
+    #[command(after_help = FIX_HELP)]
+    Fix(TemplatesFixArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -357,6 +373,112 @@ pub enum DefaultsCommand {
     /// Show the defaults of every selected account and region (`GetInstanceMetadataDefaults`).
     #[command(after_help = AFTER_HELP)]
     Show(RowsOutput),
+
+    /// Set the account-level default of every selected region to HttpTokens=required
+    /// (`ModifyInstanceMetadataDefaults`), journaled per account and region.
+    ///
+    /// New instances that leave tokens unset then require IMDSv2. --enforce also sets
+    /// HttpTokensEnforced=enabled: launches that ask for HttpTokens=optional are refused and no
+    /// instance can be set back to optional; imdsguard first shows what that would block, from
+    /// the latest scan. Regions managed by a declarative policy are refused (change the policy).
+    /// `imdsguard rollback RUN` restores every previous value.
+    #[command(after_help = FIX_HELP)]
+    Set(DefaultsSetArgs),
+}
+
+/// Auto Scaling groups: what their next launch gets, and making it IMDSv2-only.
+#[derive(Debug, Subcommand)]
+pub enum AsgCommand {
+    /// Each Auto Scaling group: the template version or launch configuration it launches from,
+    /// what the next instance gets, and its instances that allow IMDSv1 (Security Hub AutoScaling.3).
+    #[command(after_help = AFTER_HELP)]
+    Show(RowsOutput),
+
+    /// Make Auto Scaling groups launch IMDSv2-only instances, without replacing any instance.
+    ///
+    /// A group pinned to a version gets a fixed copy of that version and is pointed at it; a
+    /// group on a launch configuration gets an equivalent launch template (IMDSv2 required) and
+    /// is switched to it. Groups that follow $Default or $Latest are fixed by `templates fix`.
+    /// No instance refresh is started: the command that would start one is printed with the
+    /// number of instances that still allow IMDSv1. `imdsguard rollback RUN` points each group
+    /// back at its previous template version or launch configuration. Needs
+    /// autoscaling:UpdateAutoScalingGroup, ec2:CreateLaunchTemplateVersion,
+    /// ec2:CreateLaunchTemplate and autoscaling:DescribeLaunchConfigurations.
+    #[command(after_help = FIX_HELP)]
+    Fix(AsgFixArgs),
+}
+
+const FIX_HELP: &str = "\
+Examples:
+  imdsguard templates fix --dry-run                     what would change, nothing sent
+  imdsguard templates fix --template lt-0abc123 --hop-limit auto --yes
+  imdsguard asg fix --group web-prod
+  imdsguard defaults set --http-tokens required --regions us-east-1,eu-west-1
+  imdsguard rollback 12                                 undo any of them
+
+Exit codes: 0 success, 1 error or a change that failed, 2 bad arguments or input (nothing was
+changed), 130 stopped by Ctrl-C (resume with `apply --resume RUN`).";
+
+/// Confirmation and dry runs for the fix commands.
+#[derive(Debug, Args, Clone)]
+pub struct FixOpts {
+    /// Show the changes and send nothing.
+    #[arg(long, help_heading = "Execution")]
+    pub dry_run: bool,
+    /// Do not ask for confirmation (required when stdin is not a terminal).
+    #[arg(short = 'y', long, help_heading = "Execution")]
+    pub yes: bool,
+    #[command(flatten)]
+    pub output: TableOutput,
+}
+
+#[derive(Debug, Args)]
+pub struct TemplatesFixArgs {
+    /// Only these templates (repeat or comma-separate); default: every template that allows IMDSv1.
+    #[arg(long = "template", value_name = "lt-ID", value_delimiter = ',', value_parser = template_id)]
+    pub templates: Vec<String>,
+    /// Hop limit of the new version: `keep`, `auto` (2 when the latest scan shows container
+    /// hosts launched from the template), or a number 1-64.
+    #[arg(long, default_value = "keep", value_name = "keep|auto|N", value_parser = hop_limit)]
+    pub hop_limit: HopLimit,
+    /// Create the fixed version without making it the default.
+    #[arg(long)]
+    pub no_set_default: bool,
+    #[command(flatten)]
+    pub opts: FixOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct AsgFixArgs {
+    /// Only these groups (repeat); default: every group whose next launch allows IMDSv1.
+    #[arg(long = "group", value_name = "NAME", value_parser = group_name)]
+    pub groups: Vec<String>,
+    /// Hop limit of the fixed launch data: `keep`, `auto` (2 when the latest scan shows the
+    /// group's instances are container hosts), or a number 1-64.
+    #[arg(long, default_value = "keep", value_name = "keep|auto|N", value_parser = hop_limit)]
+    pub hop_limit: HopLimit,
+    #[command(flatten)]
+    pub opts: FixOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct DefaultsSetArgs {
+    /// The account default's HttpTokens (only `required` is offered: rollback restores the rest).
+    #[arg(long, value_enum)]
+    pub http_tokens: RequiredArg,
+    /// Also set the default hop limit (1-64).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..=64))]
+    pub hop_limit: Option<i32>,
+    /// Also set HttpTokensEnforced=enabled (shows what it would block first).
+    #[arg(long)]
+    pub enforce: bool,
+    #[command(flatten)]
+    pub opts: FixOpts,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RequiredArg {
+    Required,
 }
 
 const QUERY_EXAMPLES: &str = "\
@@ -1112,6 +1234,31 @@ fn role_arn(raw: &str) -> Result<String, String> {
             format!("`{raw}` is not an IAM role ARN"),
             "e.g. arn:aws:iam::*:role/imds-admins (wildcards allowed)",
         ))
+    }
+}
+
+fn template_id(raw: &str) -> Result<String, String> {
+    let ok =
+        raw.len() > 3 && raw.starts_with("lt-") && raw[3..].chars().all(|c| c.is_ascii_hexdigit());
+    if ok {
+        Ok(raw.to_owned())
+    } else {
+        Err(bad(
+            format!("`{}` is not a launch template id", raw.escape_debug()),
+            "launch template ids look like lt-0123456789abcdef0 (see `imdsguard templates show`)",
+        ))
+    }
+}
+
+fn group_name(raw: &str) -> Result<String, String> {
+    // Auto Scaling group names: 1-255 characters, no control characters.
+    if raw.is_empty() || raw.len() > 255 || raw.chars().any(char::is_control) {
+        Err(bad(
+            format!("`{}` is not an Auto Scaling group name", raw.escape_debug()),
+            "names are 1-255 printable characters (see `imdsguard asg show`)",
+        ))
+    } else {
+        Ok(raw.to_owned())
     }
 }
 

@@ -42,7 +42,8 @@ mod usage;
 use clap::{CommandFactory, Parser};
 
 use crate::cli::{
-    Cli, Command, DefaultsCommand, PolicyCommand, RolloutCommand, ShowCommand, TemplatesCommand,
+    AsgCommand, Cli, Command, DefaultsCommand, PolicyCommand, RolloutCommand, ShowCommand,
+    TemplatesCommand,
 };
 use crate::error::Error;
 use crate::exit_codes::ExitCode;
@@ -161,6 +162,18 @@ async fn dispatch(command: Command, session: &Session, p: &Printer) -> Result<Ex
         }
         Command::Templates(TemplatesCommand::Show(o)) => {
             commands::inventory::templates(session, p, s::rows_format(o.format)).await
+        }
+        Command::Templates(TemplatesCommand::Fix(a)) => {
+            commands::fix::run(session, p, s::templates_fix(&a), s::fix_flags(&a.opts)).await
+        }
+        Command::Asg(AsgCommand::Show(o)) => {
+            commands::inventory::groups(session, p, s::rows_format(o.format)).await
+        }
+        Command::Asg(AsgCommand::Fix(a)) => {
+            commands::fix::run(session, p, s::groups_fix(&a), s::fix_flags(&a.opts)).await
+        }
+        Command::Defaults(DefaultsCommand::Set(a)) => {
+            commands::fix::run(session, p, s::defaults_set(&a), s::fix_flags(&a.opts)).await
         }
         Command::Completions(a) => commands::completions::run(p, s::shell(a.shell), Cli::command()),
         Command::Man(a) => commands::man::run(p, Cli::command(), a.dir.as_deref()),

@@ -234,6 +234,13 @@ async fn scan_region(
     })
 }
 
+/// A region's sources of new instances, read on their own (for the fix
+/// commands, which must act on what is there now). AMIs of templates and
+/// configurations are described; no instance is listed.
+pub async fn read_sources(apis: &AccountApis, region: &str) -> (RegionInput, Vec<String>) {
+    launch_input(apis, region, &[]).await
+}
+
 /// A region's launch paths: one paginated listing each of template
 /// versions (`$Default` and `$Latest`), Auto Scaling groups and (only when
 /// a group uses one) launch configurations; the account default; one more
@@ -259,10 +266,12 @@ async fn launch_input(
     });
     let defaults = apis.ec2.metadata_defaults(region);
     let (versions, groups, defaults) = futures::join!(versions, groups, defaults);
-    let mut input = RegionInput::default();
-    input.versions = versions.map_err(|e| note("launch templates", e)).ok();
-    input.groups = groups.map_err(|e| note("Auto Scaling groups", e)).ok();
-    input.defaults = defaults.map_err(|e| note("account defaults", e)).ok();
+    let mut input = RegionInput {
+        versions: versions.map_err(|e| note("launch templates", e)).ok(),
+        groups: groups.map_err(|e| note("Auto Scaling groups", e)).ok(),
+        defaults: defaults.map_err(|e| note("account defaults", e)).ok(),
+        ..Default::default()
+    };
 
     let groups = input.groups.as_deref().unwrap_or_default();
     if groups

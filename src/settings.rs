@@ -136,6 +136,40 @@ pub fn format(f: TableFormatArg) -> Format {
     }
 }
 
+/// `templates fix`'s request.
+pub fn templates_fix(a: &crate::cli::TemplatesFixArgs) -> crate::ops::fix::FixRequest {
+    crate::ops::fix::FixRequest::Templates {
+        ids: a.templates.clone(),
+        hop_limit: a.hop_limit,
+        set_default: !a.no_set_default,
+    }
+}
+
+/// `asg fix`'s request.
+pub fn groups_fix(a: &crate::cli::AsgFixArgs) -> crate::ops::fix::FixRequest {
+    crate::ops::fix::FixRequest::Groups {
+        names: a.groups.clone(),
+        hop_limit: a.hop_limit,
+    }
+}
+
+/// `defaults set`'s request (`--http-tokens` offers `required` only).
+pub fn defaults_set(a: &crate::cli::DefaultsSetArgs) -> crate::ops::fix::FixRequest {
+    crate::ops::fix::FixRequest::Defaults {
+        hop_limit: a.hop_limit,
+        enforce: a.enforce,
+    }
+}
+
+/// The fix commands' confirmation, dry run and format.
+pub fn fix_flags(o: &crate::cli::FixOpts) -> crate::commands::fix::FixFlags {
+    crate::commands::fix::FixFlags {
+        dry_run: o.dry_run,
+        yes: o.yes,
+        format: format(o.output.format),
+    }
+}
+
 pub fn rows_format(f: RowsFormatArg) -> RowsFormat {
     match f {
         RowsFormatArg::Table => RowsFormat::Table,

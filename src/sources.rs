@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::aws::{
-    AutoScalingGroup, GroupLaunchSpec, LaunchConfiguration, MetadataDefaults, TemplateRef,
-    TemplateVersion,
+    AutoScalingGroup, CreatedTemplate, DefaultsTarget, GroupLaunchSpec, GroupTarget,
+    LaunchConfiguration, MetadataDefaults, TemplateRef, TemplateTarget, TemplateVersion,
 };
 use crate::launch::{self, Account, Ami, Effective, LaunchOptions};
 use crate::model::HttpTokens;
@@ -210,12 +210,207 @@ impl Sources {
         self.defaults.extend(other.defaults);
         self.images.extend(other.images);
     }
+}
 
-    pub fn is_empty(&self) -> bool {
-        self.templates.is_empty()
-            && self.groups.is_empty()
-            && self.defaults.is_empty()
-            && self.images.is_empty()
+/// One change to a source of new instances, journaled as a whole: what it
+/// does and everything its rollback restores. Steps run in order; the
+/// journal records how many are done, so a resumed run continues after the
+/// last one that landed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "change")]
+pub enum SourceChange {
+    /// `templates fix`: a new version of the template copied from
+    /// `source_version` with `target`'s options (step 1), made the default
+    /// (step 2) when `make_default`.
+    NewVersion {
+        template_id: String,
+        source_version: i64,
+        /// The template's latest version when planned: a version above it
+        /// with our description is ours (how a resume finds it).
+        latest_version: i64,
+        previous_default: i64,
+        make_default: bool,
+        target: TemplateTarget,
+    },
+    /// `asg fix` on a group pinned to a version: a fixed copy of that
+    /// version (step 1), then the group pointed at it (step 2).
+    PinGroup {
+        group: String,
+        template_id: String,
+        source_version: i64,
+        latest_version: i64,
+        previous: GroupTarget,
+        target: TemplateTarget,
+    },
+    /// `asg fix` on a group on a launch configuration: a launch template
+    /// copied from it with IMDSv2 required (step 1), then the group
+    /// switched to it (step 2).
+    ConvertGroup {
+        group: String,
+        configuration: String,
+        template_name: String,
+        hop_limit: Option<i32>,
+        previous: GroupTarget,
+    },
+    /// `defaults set`, and the rollback of any defaults change.
+    SetDefaults {
+        previous: DefaultsTarget,
+        target: DefaultsTarget,
+    },
+    /// Rollback of a template fix: the old default version back.
+    RestoreDefaultVersion { template_id: String, version: i64 },
+    /// Rollback of a group fix: the old template version or configuration back.
+    RestoreGroup { group: String, target: GroupTarget },
+}
+
+impl SourceChange {
+    /// Steps it takes.
+    pub fn steps(&self) -> i64 {
+        match self {
+            SourceChange::NewVersion { make_default, .. } => 1 + i64::from(*make_default),
+            SourceChange::PinGroup { .. } | SourceChange::ConvertGroup { .. } => 2,
+            _ => 1,
+        }
+    }
+
+    /// What it changes, for the journal's `resource` column and messages.
+    pub fn resource(&self) -> String {
+        match self {
+            SourceChange::NewVersion { template_id, .. }
+            | SourceChange::RestoreDefaultVersion { template_id, .. } => template_id.clone(),
+            SourceChange::PinGroup { group, .. }
+            | SourceChange::ConvertGroup { group, .. }
+            | SourceChange::RestoreGroup { group, .. } => group.clone(),
+            SourceChange::SetDefaults { .. } => "account default".into(),
+        }
+    }
+
+    pub fn kind(&self) -> SourceKind {
+        match self {
+            SourceChange::NewVersion { .. } | SourceChange::RestoreDefaultVersion { .. } => {
+                SourceKind::Template
+            }
+            SourceChange::PinGroup { .. }
+            | SourceChange::ConvertGroup { .. }
+            | SourceChange::RestoreGroup { .. } => SourceKind::Group,
+            SourceChange::SetDefaults { .. } => SourceKind::Defaults,
+        }
+    }
+
+    /// One line for people: "lt-0ab: new version from v3 (IMDSv2 required), made default".
+    pub fn describe(&self) -> String {
+        match self {
+            SourceChange::NewVersion {
+                template_id,
+                source_version,
+                make_default,
+                target,
+                ..
+            } => format!(
+                "{template_id}: new version copied from v{source_version}, HttpTokens={}{}{}",
+                target.http_tokens.as_str(),
+                target
+                    .hop_limit
+                    .map(|h| format!(", hop limit {h}"))
+                    .unwrap_or_default(),
+                if *make_default {
+                    ", made the default"
+                } else {
+                    ""
+                }
+            ),
+            SourceChange::PinGroup {
+                group,
+                template_id,
+                source_version,
+                ..
+            } => format!(
+                "group {group}: pinned {template_id} v{source_version} → a fixed copy of it (IMDSv2 required)"
+            ),
+            SourceChange::ConvertGroup {
+                group,
+                configuration,
+                template_name,
+                ..
+            } => format!(
+                "group {group}: launch configuration {configuration} → new launch template {template_name} (IMDSv2 required)"
+            ),
+            SourceChange::SetDefaults { previous, target } => format!(
+                "account default: {} → {}",
+                previous.describe(),
+                target.describe()
+            ),
+            SourceChange::RestoreDefaultVersion {
+                template_id,
+                version,
+            } => format!("{template_id}: default version back to v{version}"),
+            SourceChange::RestoreGroup { group, target } => {
+                format!("group {group}: back to {}", target.describe())
+            }
+        }
+    }
+
+    /// The change that undoes this one, given what it created.
+    pub fn undo(&self, result: &ChangeResult) -> Option<SourceChange> {
+        match self {
+            SourceChange::NewVersion {
+                template_id,
+                previous_default,
+                make_default: true,
+                ..
+            } => Some(SourceChange::RestoreDefaultVersion {
+                template_id: template_id.clone(),
+                version: *previous_default,
+            }),
+            // A version that was not made the default changed nothing that
+            // launches (except `$Latest`, see the README).
+            SourceChange::NewVersion { .. } => None,
+            SourceChange::PinGroup {
+                group, previous, ..
+            }
+            | SourceChange::ConvertGroup {
+                group, previous, ..
+            } => Some(SourceChange::RestoreGroup {
+                group: group.clone(),
+                target: previous.clone(),
+            }),
+            SourceChange::SetDefaults { previous, target } => Some(SourceChange::SetDefaults {
+                previous: *target,
+                target: *previous,
+            }),
+            SourceChange::RestoreDefaultVersion { .. } | SourceChange::RestoreGroup { .. } => {
+                let _ = result;
+                None
+            }
+        }
+    }
+}
+
+/// What a source change created, journaled after its first step.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeResult {
+    /// The launch template version made.
+    pub version: Option<i64>,
+    /// The launch template made from a launch configuration.
+    pub template: Option<CreatedTemplate>,
+}
+
+/// What a source change is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceKind {
+    Template,
+    Group,
+    Defaults,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Template => "template",
+            SourceKind::Group => "group",
+            SourceKind::Defaults => "defaults",
+        }
     }
 }
 
@@ -525,6 +720,7 @@ mod tests {
             http_endpoint: None,
             hop_limit: None,
             image_id: Some("ami-1".into()),
+            description: None,
         }
     }
 

@@ -248,6 +248,25 @@ impl Ec2Api for FakeEc2 {
             .collect())
     }
 
+    async fn template_versions_since(
+        &self,
+        region: &str,
+        template_id: &str,
+        min_version: i64,
+    ) -> Result<Vec<super::TemplateVersion>, AwsError> {
+        self.log(format!(
+            "DescribeLaunchTemplateVersions {region} {template_id} since {min_version}"
+        ));
+        Ok(self
+            .templates
+            .get(region)
+            .into_iter()
+            .flatten()
+            .filter(|v| v.template_id == template_id && v.version >= min_version)
+            .cloned()
+            .collect())
+    }
+
     async fn describe_images(
         &self,
         region: &str,

@@ -146,6 +146,15 @@ pub trait Ec2Api: Send + Sync {
         versions: &[i64],
     ) -> Result<Vec<TemplateVersion>, AwsError>;
 
+    /// The versions of one template above `min_version` (one page of up
+    /// to 200): where a resumed run looks for a version it made.
+    async fn template_versions_since(
+        &self,
+        region: &str,
+        template_id: &str,
+        min_version: i64,
+    ) -> Result<Vec<TemplateVersion>, AwsError>;
+
     /// `DescribeImages` of up to [`IMAGE_BATCH`] ids, as an `image-id`
     /// filter (ids that are gone or not visible are left out, not an error).
     async fn describe_images(
@@ -250,6 +259,24 @@ pub struct DefaultsTarget {
 }
 
 impl DefaultsTarget {
+    /// "tokens required, hop 2, enforced".
+    pub fn describe(&self) -> String {
+        let mut parts = vec![format!(
+            "tokens {}",
+            self.http_tokens.map_or("no-preference", HttpTokens::as_str)
+        )];
+        if let Some(h) = self.hop_limit {
+            parts.push(format!("hop {h}"));
+        }
+        if let Some(e) = self.http_endpoint {
+            parts.push(format!("endpoint {}", e.as_str()));
+        }
+        if self.http_tokens_enforced == Some(Toggle::Enabled) {
+            parts.push("enforced".into());
+        }
+        parts.join(", ")
+    }
+
     /// The values a region has now, as a target that restores them.
     pub fn restoring(d: &MetadataDefaults) -> DefaultsTarget {
         DefaultsTarget {
@@ -335,6 +362,18 @@ pub enum GroupTarget {
     Configuration {
         name: String,
     },
+}
+
+impl GroupTarget {
+    pub fn describe(&self) -> String {
+        match self {
+            GroupTarget::Template {
+                template_id,
+                version,
+            } => format!("{template_id} {version}"),
+            GroupTarget::Configuration { name } => format!("launch configuration {name}"),
+        }
+    }
 }
 
 /// The Auto Scaling calls we make. Regional.
@@ -423,6 +462,8 @@ pub struct TemplateVersion {
     /// The AMI the version launches (`None` also for `resolve:ssm:` ids,
     /// which EC2 resolves only at launch).
     pub image_id: Option<String>,
+    /// `VersionDescription`: how a resumed run recognises a version it made.
+    pub description: Option<String>,
 }
 
 /// One page of `DescribeLaunchTemplateVersions`.

@@ -673,6 +673,15 @@ impl Ec2Api for SdkEc2 {
         super::sdk_launch::versions_of(&self.client(region), template_id, versions).await
     }
 
+    async fn template_versions_since(
+        &self,
+        region: &str,
+        template_id: &str,
+        min_version: i64,
+    ) -> Result<Vec<TemplateVersion>, AwsError> {
+        super::sdk_launch::versions_since(&self.client(region), template_id, min_version).await
+    }
+
     async fn describe_images(
         &self,
         region: &str,

@@ -52,7 +52,29 @@ pub(super) fn version(v: &aws_sdk_ec2::types::LaunchTemplateVersion) -> Option<T
             .and_then(|d| d.image_id())
             .filter(|id| id.starts_with("ami-"))
             .map(str::to_owned),
+        description: v.version_description().map(str::to_owned),
     })
+}
+
+pub(super) async fn versions_since(
+    client: &aws_sdk_ec2::Client,
+    template_id: &str,
+    min_version: i64,
+) -> Result<Vec<TemplateVersion>, AwsError> {
+    let out = client
+        .describe_launch_template_versions()
+        .launch_template_id(template_id)
+        .min_version(min_version.to_string())
+        .max_results(200)
+        .send()
+        .await
+        .map_err(|e| convert(Operation::DescribeLaunchTemplateVersions, e))?;
+    Ok(out
+        .launch_template_versions()
+        .iter()
+        .filter_map(version)
+        .filter(|v| v.version >= min_version)
+        .collect())
 }
 
 pub(super) async fn versions_of(

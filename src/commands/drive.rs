@@ -79,7 +79,7 @@ pub async fn drive(
     Ok(finished)
 }
 
-async fn ctrl_c(printer: &Printer, interrupt: &AtomicBool, run: i64) {
+pub async fn ctrl_c(printer: &Printer, interrupt: &AtomicBool, run: i64) {
     if tokio::signal::ctrl_c().await.is_ok() {
         interrupt.store(true, Ordering::SeqCst);
         printer

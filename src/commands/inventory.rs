@@ -20,6 +20,16 @@ pub async fn templates(
     show(printer, "templates", &listing, format)
 }
 
+pub async fn groups(
+    session: &Session,
+    printer: &Printer,
+    format: RowsFormat,
+) -> Result<ExitCode, Error> {
+    let targets = ops::targets(session).await?;
+    let listing = ops::inventory::groups(session, &targets).await?;
+    show(printer, "auto-scaling-groups", &listing, format)
+}
+
 pub async fn defaults(
     session: &Session,
     printer: &Printer,

@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod completions;
 pub mod drive;
+pub mod fix;
 pub mod inventory;
 pub mod man;
 pub mod notify;

@@ -16,6 +16,9 @@ pub async fn run(
     format: Format,
 ) -> Result<ExitCode, Error> {
     let mut store = ops::store(session)?;
+    if store.is_source_run(run)? {
+        return crate::commands::fix::resume(session, printer, &mut store, run, format).await;
+    }
     let provider = ops::provider(session).await?;
     let (r, apis) = ops::apply::resume(session, provider.as_ref(), &mut store, run).await?;
     warn_taken_over(printer, &r.taken_over);

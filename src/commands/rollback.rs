@@ -22,6 +22,10 @@ pub async fn run(
     format: Format,
 ) -> Result<ExitCode, Error> {
     let mut store = ops::store(session)?;
+    if store.is_source_run(run)? {
+        return crate::commands::fix::rollback(session, printer, &mut store, run, exec.yes, format)
+            .await;
+    }
     let provider = ops::provider(session).await?;
     // Holds the parent's lease until this function returns.
     let prepared =

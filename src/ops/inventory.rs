@@ -1,17 +1,18 @@
 //! What the next instance launched will get, per account and region: the
-//! account-level IMDS defaults (`defaults show`) and the launch templates
-//! whose default version brings IMDSv1 back (`templates show`, Security Hub
-//! EC2.170). Typed rows; failures per account and region.
-
-use std::collections::BTreeMap;
+//! account-level IMDS defaults (`defaults show`), the launch templates
+//! (`templates show`, Security Hub EC2.170) and Auto Scaling groups
+//! (`asg show`, AutoScaling.3), each resolved as EC2 would at launch. Typed
+//! rows; failures per account and region.
 
 use serde::Serialize;
 
 use super::OpsError;
 use super::fleet::{Session, Target, each_region};
-use crate::aws::{AwsError, Ec2Api, MetadataDefaults, TemplateVersion};
+use crate::aws::MetadataDefaults;
+use crate::launch::Rung;
 use crate::model::{HttpTokens, Toggle};
 use crate::report::Failure;
+use crate::sources::{GroupLaunch, Sources};
 
 /// Rows, and what could not be read.
 pub struct Listing<R> {
@@ -58,8 +59,8 @@ pub async fn defaults(
     })
 }
 
-/// One launch template: its default version's settings, and whether its
-/// default and latest versions allow IMDSv1.
+/// One launch template: its default version's settings, and what the next
+/// launch from its default and latest versions gets (see `launch::resolve`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TemplateRow {
     pub account_id: String,
@@ -67,120 +68,123 @@ pub struct TemplateRow {
     pub template_id: String,
     pub name: Option<String>,
     pub default_version: i64,
-    pub latest_version: Option<i64>,
+    pub latest_version: i64,
+    /// What the default version sets itself (`None`: left to lower levels).
     pub http_tokens: Option<HttpTokens>,
     pub http_endpoint: Option<Toggle>,
     pub hop_limit: Option<i32>,
+    /// What the next launch from `$Default` gets.
+    pub next_http_tokens: HttpTokens,
+    /// The level that decided it.
+    pub decided_by: Rung,
     pub allows_v1: bool,
     pub latest_allows_v1: bool,
+    pub explanation: String,
 }
 
-/// The `$Default` and `$Latest` versions of every launch template in every
-/// region of every target (one listing per region).
+/// One Auto Scaling group and what its next launch gets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupRow {
+    pub account_id: String,
+    pub region: String,
+    pub name: String,
+    /// `lt-... $Default`, `lt-... 3`, `launch configuration NAME`.
+    pub launches_from: String,
+    pub next_http_tokens: Option<HttpTokens>,
+    pub decided_by: Option<Rung>,
+    pub allows_v1: bool,
+    pub instances: u64,
+    pub instances_allowing_v1: u64,
+    pub explanation: Option<String>,
+}
+
+/// The sources of every region of every target, read now.
+async fn sources(session: &Session, targets: &[Target]) -> Result<Listing<Sources>, OpsError> {
+    let v = each_region(session, targets, |apis, region| async move {
+        Ok(crate::scan::read_sources(apis, &region).await)
+    })
+    .await?;
+    let mut all = Sources::default();
+    let mut warnings = v.warnings;
+    for (account, region, (input, notes)) in v.answers {
+        all.extend(crate::sources::assess(&account, &region, &input, &[]));
+        warnings.extend(
+            notes
+                .into_iter()
+                .map(|w| format!("{account} {region}: {w}")),
+        );
+    }
+    Ok(Listing {
+        rows: vec![all],
+        failures: v.failures,
+        warnings,
+    })
+}
+
+/// Every launch template of every region of every target (one listing per
+/// region, plus what resolving needs: groups, the account default, AMIs).
 pub async fn templates(
     session: &Session,
     targets: &[Target],
 ) -> Result<Listing<TemplateRow>, OpsError> {
-    let v = each_region(session, targets, |apis, region| async move {
-        list(apis.ec2.as_ref(), &region).await
-    })
-    .await?;
-    let rows = v
-        .answers
+    let read = sources(session, targets).await?;
+    let rows = read
+        .rows
         .into_iter()
-        .flat_map(|(account, region, versions)| summarize(&account, &region, versions))
+        .flat_map(|s| s.templates)
+        .map(|t| TemplateRow {
+            allows_v1: t.default_next.allows_v1(),
+            latest_allows_v1: t.latest_next.allows_v1(),
+            next_http_tokens: t.default_next.http_tokens,
+            decided_by: t.default_next.decided_by,
+            explanation: t.default_next.explanation,
+            account_id: t.account_id,
+            region: t.region,
+            template_id: t.template_id,
+            name: t.name,
+            default_version: t.default_version,
+            latest_version: t.latest_version,
+            http_tokens: t.default_options.http_tokens,
+            http_endpoint: t.default_options.http_endpoint,
+            hop_limit: t.default_options.hop_limit,
+        })
         .collect();
     Ok(Listing {
         rows,
-        failures: v.failures,
-        warnings: v.warnings,
+        failures: read.failures,
+        warnings: read.warnings,
     })
 }
 
-async fn list(ec2: &dyn Ec2Api, region: &str) -> Result<Vec<TemplateVersion>, AwsError> {
-    crate::aws::all_pages(|token| async move {
-        let page = ec2.template_versions(region, token).await?;
-        Ok((page.versions, page.next_token))
-    })
-    .await
-}
-
-/// A version allows IMDSv1 unless it requires tokens (unset inherits the
-/// AMI's or the account's default, which is not a guarantee).
-fn allows_v1(v: &TemplateVersion) -> bool {
-    v.http_tokens != Some(HttpTokens::Required) && v.http_endpoint != Some(Toggle::Disabled)
-}
-
-/// One row per template: its default version's settings, and whether its
-/// latest allows v1.
-fn summarize(account: &str, region: &str, versions: Vec<TemplateVersion>) -> Vec<TemplateRow> {
-    let mut by_template: BTreeMap<String, (Option<TemplateVersion>, Option<TemplateVersion>)> =
-        BTreeMap::new();
-    for v in versions {
-        let entry = by_template.entry(v.template_id.clone()).or_default();
-        if v.is_default {
-            entry.0 = Some(v.clone());
-        }
-        if entry.1.as_ref().is_none_or(|l| v.version > l.version) {
-            entry.1 = Some(v);
-        }
-    }
-    by_template
+/// Every Auto Scaling group of every region of every target.
+pub async fn groups(session: &Session, targets: &[Target]) -> Result<Listing<GroupRow>, OpsError> {
+    let read = sources(session, targets).await?;
+    let rows = read
+        .rows
         .into_iter()
-        .filter_map(|(id, (default, latest))| {
-            let d = default.or_else(|| latest.clone())?;
-            Some(TemplateRow {
-                account_id: account.to_owned(),
-                region: region.to_owned(),
-                template_id: id,
-                name: d.template_name.clone(),
-                default_version: d.version,
-                latest_version: latest.as_ref().map(|l| l.version),
-                http_tokens: d.http_tokens,
-                http_endpoint: d.http_endpoint,
-                hop_limit: d.hop_limit,
-                allows_v1: allows_v1(&d),
-                latest_allows_v1: latest.as_ref().is_some_and(allows_v1),
-            })
+        .flat_map(|s| s.groups)
+        .map(|g| GroupRow {
+            launches_from: match &g.launch {
+                GroupLaunch::Template {
+                    template_id, pin, ..
+                } => format!("{template_id} {}", pin.as_api()),
+                GroupLaunch::Configuration { name } => format!("launch configuration {name}"),
+                GroupLaunch::Unknown { detail } => detail.clone(),
+            },
+            allows_v1: g.allows_v1(),
+            next_http_tokens: g.next.as_ref().map(|n| n.http_tokens),
+            decided_by: g.next.as_ref().map(|n| n.decided_by),
+            explanation: g.next.map(|n| n.explanation),
+            account_id: g.account_id,
+            region: g.region,
+            name: g.name,
+            instances: g.instances,
+            instances_allowing_v1: g.instances_allowing_v1,
         })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn v(id: &str, version: i64, default: bool, tokens: Option<HttpTokens>) -> TemplateVersion {
-        TemplateVersion {
-            template_id: id.into(),
-            template_name: Some(format!("{id}-name")),
-            version,
-            is_default: default,
-            http_tokens: tokens,
-            http_endpoint: None,
-            hop_limit: None,
-            image_id: None,
-        }
-    }
-
-    #[test]
-    fn default_and_latest_per_template() {
-        let rows = summarize(
-            "1",
-            "r",
-            vec![
-                v("lt-a", 1, true, Some(HttpTokens::Required)),
-                v("lt-a", 3, false, None),
-                v("lt-b", 2, true, None),
-                v("lt-b", 2, true, None),
-            ],
-        );
-        assert_eq!(rows.len(), 2);
-        assert_eq!(
-            (rows[0].default_version, rows[0].latest_version),
-            (1, Some(3))
-        );
-        assert_eq!((rows[0].allows_v1, rows[0].latest_allows_v1), (false, true));
-        assert!(rows[1].allows_v1, "unset tokens: not a guarantee");
-    }
+        .collect();
+    Ok(Listing {
+        rows,
+        failures: read.failures,
+        warnings: read.warnings,
+    })
 }

@@ -16,6 +16,7 @@
 
 pub mod apply;
 pub mod effect;
+pub mod fix;
 pub mod fleet;
 pub mod inventory;
 pub mod notify;

@@ -4,6 +4,7 @@
 
 pub mod csv;
 pub mod effect;
+pub mod fix;
 pub mod html;
 pub mod json;
 pub mod markdown;

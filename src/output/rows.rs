@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::groups::{OwnerRow, RoleRow, Tally};
 use crate::model::{HttpTokens, Toggle};
-use crate::ops::inventory::{DefaultsRow, TemplateRow};
+use crate::ops::inventory::{DefaultsRow, GroupRow, TemplateRow};
 use crate::output::json::SCHEMA;
 use crate::output::markdown;
 use crate::output::table::{Cell, cell, write_table};
@@ -393,8 +393,11 @@ impl Row for TemplateRow {
         "http_tokens",
         "http_endpoint",
         "hop_limit",
+        "next_http_tokens",
+        "decided_by",
         "allows_v1",
         "latest_allows_v1",
+        "explanation",
     ];
     fn values(&self) -> Vec<Value<'_>> {
         vec![
@@ -407,8 +410,40 @@ impl Row for TemplateRow {
             self.http_tokens.into(),
             self.http_endpoint.into(),
             self.hop_limit.into(),
+            self.next_http_tokens.into(),
+            self.decided_by.as_str().into(),
             self.allows_v1.into(),
             self.latest_allows_v1.into(),
+            (&self.explanation).into(),
+        ]
+    }
+}
+
+impl Row for GroupRow {
+    const COLUMNS: &'static [&'static str] = &[
+        "account_id",
+        "region",
+        "name",
+        "launches_from",
+        "next_http_tokens",
+        "decided_by",
+        "allows_v1",
+        "instances",
+        "instances_allowing_v1",
+        "explanation",
+    ];
+    fn values(&self) -> Vec<Value<'_>> {
+        vec![
+            (&self.account_id).into(),
+            (&self.region).into(),
+            (&self.name).into(),
+            (&self.launches_from).into(),
+            self.next_http_tokens.into(),
+            self.decided_by.map(|r| r.as_str()).into(),
+            self.allows_v1.into(),
+            self.instances.into(),
+            self.instances_allowing_v1.into(),
+            self.explanation.as_ref().into(),
         ]
     }
 }
@@ -465,12 +500,27 @@ mod tests {
             template_id: "lt-1".into(),
             name: None,
             default_version: 1,
-            latest_version: None,
+            latest_version: 1,
             http_tokens: None,
             http_endpoint: None,
             hop_limit: None,
+            next_http_tokens: HttpTokens::Optional,
+            decided_by: crate::launch::Rung::Ec2Default,
             allows_v1: true,
             latest_allows_v1: true,
+            explanation: "e".into(),
+        });
+        keys_match(GroupRow {
+            account_id: "a".into(),
+            region: "r".into(),
+            name: "g".into(),
+            launches_from: "lt-1 $Default".into(),
+            next_http_tokens: None,
+            decided_by: None,
+            allows_v1: false,
+            instances: 0,
+            instances_allowing_v1: 0,
+            explanation: None,
         });
     }
 }

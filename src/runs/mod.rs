@@ -19,6 +19,7 @@ pub mod ledger;
 pub mod observe;
 pub mod resume;
 pub mod rollback;
+pub mod sources;
 pub mod status;
 #[cfg(test)]
 mod tests;

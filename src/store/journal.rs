@@ -587,9 +587,11 @@ impl Store {
             .conn
             .prepare(&format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY id DESC"))?;
         let runs: Vec<Run> = stmt.query_map([], read_run)?.collect::<Result<_, _>>()?;
-        let mut counts = self
-            .conn
-            .prepare("SELECT status, COUNT(*) FROM changes WHERE run_id = ?1 GROUP BY status")?;
+        let mut counts = self.conn.prepare(
+            "SELECT status, COUNT(*) FROM changes WHERE run_id = ?1 GROUP BY status
+                 UNION ALL
+                 SELECT status, COUNT(*) FROM source_changes WHERE run_id = ?1 GROUP BY status",
+        )?;
         let mut out = Vec::new();
         for run in runs {
             let mut c = Vec::new();
@@ -692,7 +694,7 @@ pub fn test_run(store: &mut Store, changes: &[NewChange], holder: &Holder) -> i6
         .unwrap()
 }
 
-fn insert_lease(
+pub(super) fn insert_lease(
     conn: &rusqlite::Connection,
     run: i64,
     holder: &Holder,

@@ -351,6 +351,28 @@ const MIGRATIONS: &[&str] = &[
         instances_allowing_v1 INTEGER NOT NULL,
         PRIMARY KEY (scan_id, account_id, region, image_id)
     );
+    -- Runs that change sources (templates fix, asg fix, defaults set, their
+    -- rollbacks) are runs like the others (ids, leases, statuses); their
+    -- changes are in source_changes, not changes.
+    ALTER TABLE runs ADD COLUMN scope TEXT NOT NULL DEFAULT 'instances'
+        CHECK (scope IN ('instances', 'sources'));
+    CREATE TABLE source_changes (
+        run_id       INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        seq          INTEGER NOT NULL,
+        account_id   TEXT NOT NULL,
+        region       TEXT NOT NULL,
+        kind         TEXT NOT NULL CHECK (kind IN ('template', 'group', 'defaults')),
+        resource     TEXT NOT NULL,           -- lt-..., the group's name, or 'account default'
+        change_json  TEXT NOT NULL,           -- the typed change, with all its rollback needs
+        status       TEXT NOT NULL CHECK (status IN ('planned', 'issued', 'applied', 'failed', 'skipped')),
+        steps_done   INTEGER NOT NULL DEFAULT 0,
+        result_json  TEXT,                    -- what AWS made (a version, a template)
+        issued_at    TEXT,                    -- intent: written before each step's call
+        finished_at  TEXT,
+        error_code   TEXT,
+        message      TEXT,
+        PRIMARY KEY (run_id, seq)
+    );
     "#,
 ];
 
@@ -439,6 +461,7 @@ pub mod journal;
 pub mod notices;
 pub mod query;
 pub mod rollouts;
+pub mod source_runs;
 mod sources;
 
 /// The database. Its connection is private to this module and `journal`:

@@ -32,7 +32,9 @@ def test_html_report(run, account):
     sarif = run.tmp / "report.sarif"
     r = run("report", "--format", "sarif", "--out", str(sarif))
     assert r.code == 0, r.stderr
-    assert len(json.loads(sarif.read_text())["runs"][0]["results"]) == 2
+    results = json.loads(sarif.read_text())["runs"][0]["results"]
+    assert sorted(r["ruleId"] for r in results) == [
+        "ami-without-imdsv2-support", "imdsv1-allowed", "imdsv1-allowed"]
 
     r = run("scan", "--regions", "us-east-1", "--format", "html")
     # Each command takes only its own formats: an impossible one is clap's error.
@@ -67,7 +69,7 @@ def test_sarif_is_schema_valid_and_github_ready(run, account):
     scan = r.json()
 
     allowing = {i for i, (_, g) in seeded.instances.items() if g.endpoint == "enabled" and g.tokens == "optional"}
-    uri = re.compile(rf"aws/{account.account_id}/([a-z0-9-]+)/(i-[0-9a-f]+)")
+    uri = re.compile(rf"aws/{account.account_id}/([a-z0-9-]+)/((?:i|ami|lt)-[0-9a-f]+|instance-metadata-defaults)")
     fingerprints = []
     for doc in (report, scan):
         assert sarif_errors(doc) == []
@@ -86,15 +88,19 @@ def test_sarif_is_schema_valid_and_github_ready(run, account):
             m = uri.fullmatch(physical["artifactLocation"]["uri"])
             assert m, physical
             region, iid = m.groups()
-            assert seeded.instances[iid][0] == region
             assert physical["region"]["startLine"] == 1
-            arn = f"arn:aws:ec2:{region}:{account.account_id}:instance/{iid}"
+            if iid.startswith("i-"):
+                assert seeded.instances[iid][0] == region
+                arn = f"arn:aws:ec2:{region}:{account.account_id}:instance/{iid}"
+            else:  # a source of new instances: the AMI behind them
+                assert res["ruleId"] == "ami-without-imdsv2-support"
+                arn = f"arn:aws:ec2:{region}::image/{iid}"
             assert location["logicalLocations"][0]["fullyQualifiedName"] == arn
             line_hash = res["partialFingerprints"]["primaryLocationLineHash"]
             assert re.fullmatch(r"[0-9a-f]{16}:1", line_hash), line_hash
-            seen[(res["ruleId"], iid)] = line_hash
+            seen[(res["ruleId"], region, iid)] = line_hash
         assert len(set(seen.values())) == len(seen) == len(results)  # one alert per rule and resource
-        assert {iid for rule, iid in seen if rule == "imdsv1-allowed"} == allowing
+        assert {iid for rule, _, iid in seen if rule == "imdsv1-allowed"} == allowing
         fingerprints.append(seen)
     assert fingerprints[0] == fingerprints[1]  # alerts stay the same alerts across runs
 

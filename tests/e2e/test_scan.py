@@ -227,8 +227,18 @@ def test_no_per_instance_calls_for_2500_instances(run, account):
             "DescribeInstances",
             "ListInstanceProfiles",
             "GetMetricData",
+            # The sources of new instances: one listing each, and the AMIs
+            # of 2,500 instances in one DescribeImages.
+            "DescribeLaunchTemplateVersions",
+            "DescribeAutoScalingGroups",
+            "GetInstanceMetadataDefaults",
+            "DescribeImages",
         }
-        assert proxy.total() <= 6 + 10
+        for source in ("DescribeLaunchTemplateVersions", "DescribeAutoScalingGroups", "DescribeImages"):
+            assert proxy.count(source) == 1, source
+        # moto answers GetInstanceMetadataDefaults with a 500, which the SDK retries.
+        assert proxy.count("GetInstanceMetadataDefaults") <= 3
+        assert proxy.total() <= 6 + 10 + 3 + 3
 
 
 def test_color_flags(run, account):
