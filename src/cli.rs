@@ -319,6 +319,16 @@ pub struct DeclarativeArgs {
         value_parser = exception_message
     )]
     pub exception_message: String,
+    /// `policy`: the document to attach; `json`: imdsguard's document with the
+    /// policy and its impact on the latest stored scan.
+    #[arg(long, help_heading = "Output", value_enum, default_value_t = PolicyFormatArg::Policy)]
+    pub format: PolicyFormatArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PolicyFormatArg {
+    Policy,
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -337,6 +347,10 @@ pub struct PolicyArgs {
     /// now the default.
     #[arg(long, hide = true, conflicts_with = "deny_v1_credentials")]
     pub allow_v1_credentials: bool,
+    /// `policy`: the document to attach; `json`: imdsguard's document with the
+    /// policy and its impact on the latest stored scan.
+    #[arg(long, help_heading = "Output", value_enum, default_value_t = PolicyFormatArg::Policy)]
+    pub format: PolicyFormatArg,
 }
 
 #[derive(Debug, Args)]

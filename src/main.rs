@@ -151,12 +151,21 @@ async fn dispatch(command: Command, session: &Session, p: &Printer) -> Result<Ex
             let request = s::notify_request(&a)?;
             commands::notify::run(session, p, &request, a.yes, s::format(a.output.format)).await
         }
-        Command::Policy(PolicyCommand::Declarative(a)) => {
-            commands::policy::declarative(p, a.hop_limit, &a.exception_message)
-        }
-        Command::Policy(PolicyCommand::Scp(a)) => {
-            commands::policy::scp(p, &a.admin_role_arn, a.max_hop_limit, a.deny_v1_credentials)
-        }
+        Command::Policy(PolicyCommand::Declarative(a)) => commands::policy::declarative(
+            db,
+            p,
+            a.hop_limit,
+            &a.exception_message,
+            a.format == cli::PolicyFormatArg::Json,
+        ),
+        Command::Policy(PolicyCommand::Scp(a)) => commands::policy::scp(
+            db,
+            p,
+            &a.admin_role_arn,
+            a.max_hop_limit,
+            a.deny_v1_credentials,
+            a.format == cli::PolicyFormatArg::Json,
+        ),
         Command::Defaults(DefaultsCommand::Show(o)) => {
             commands::inventory::defaults(session, p, s::rows_format(o.format)).await
         }

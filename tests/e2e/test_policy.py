@@ -45,3 +45,59 @@ def test_policy_declarative(run, tmp_path):
     assert r.code == 2 and "control characters" in r.stderr
     r = run("policy", "declarative", "--hop-limit", "65", creds=False)
     assert r.code == 2
+
+
+def test_policy_impact_on_the_latest_scan(run, account):
+    """Each policy says, from the latest stored scan, what attaching it would
+    break: the exact launch paths, the instances and the region defaults."""
+    import conftest
+    import fleet
+    import launchpaths
+    from awsproxy import AwsProxy
+    from launchpaths import REGION
+
+    r = run("policy", "scp", creds=False)
+    assert "no stored scan" in r.stderr
+
+    seeded = launchpaths.seed(account)
+    t = seeded.templates
+    iam = account.client("iam")
+    iam.create_role(RoleName="app-role", AssumeRolePolicyDocument="{}")
+    profile = iam.create_instance_profile(InstanceProfileName="app-profile")["InstanceProfile"]["Arn"]
+    iam.add_role_to_instance_profile(InstanceProfileName="app-profile", RoleName="app-role")
+    [in_use] = fleet.launch(account.client("ec2", REGION), 1, profile=profile)
+    fleet.put_metrics(account, [in_use], value=5.0, region=REGION)
+    extras = launchpaths.Ec2Extras(defaults={REGION: {"httpTokens": "optional"}})
+    with AwsProxy(conftest.ENDPOINT, extras.fault, after=extras.after) as proxy:
+        assert run("scan", "--regions", REGION, endpoint=proxy.url).code == 0
+
+    r = run("policy", "scp", "--deny-v1-credentials", "--format", "json", creds=False)
+    assert r.code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["kind"] == "policy" and doc["policy"]["Version"] == "2012-10-17"
+    denied = {h["resource"] for h in doc["impact"]["launch_paths"]}
+    assert denied == {
+        f"launch template {t['unset']} ($Default v1)",
+        f"launch template {t['unset-v2ami']} ($Default v1)",  # required only through the AMI
+        f"launch template {t['optional']} ($Default v1)",
+        f"launch template {t['mixed']} ($Latest v2)",
+        "Auto Scaling group g-default", "Auto Scaling group g-latest", "Auto Scaling group g-old",
+        "Auto Scaling group g-lc",
+    }
+    assert [h["resource"] for h in doc["impact"]["instances"]] == [in_use]
+    assert "app-role" in doc["impact"]["instances"][0]["why"]
+    assert "would affect 8 launch path(s), 1 instance(s) and 0 region default(s)" in r.stderr, r.stderr
+    # The default output is still the document to attach.
+    r = run("policy", "scp", creds=False)
+    assert "Statement" in json.loads(r.stdout) and "would affect" in r.stderr
+
+    r = run("policy", "declarative", "--format", "json", creds=False)
+    assert r.code == 0, r.stderr
+    impact = json.loads(r.stdout)["impact"]
+    # Only paths whose tokens come from the (overridden) account default change.
+    assert {h["resource"] for h in impact["launch_paths"]} == {
+        f"launch template {t['unset']} ($Default v1)",
+        f"launch template {t['unset-v2ami']} ($Default v1)",
+        "Auto Scaling group g-default", "Auto Scaling group g-lc",
+    }
+    assert [(h["region"], h["resource"]) for h in impact["regions"]] == [(REGION, "account default")]
