@@ -32,7 +32,16 @@ It implements exactly what imdsguard sends:
   ec2        DescribeInstances               MaxResults/NextToken, InstanceId.N,
                                              Filter.N.Name/Value.M (instance-id,
                                              instance-state-name, tag:KEY, tag-key)
-  ec2        GetInstanceMetadataDefaults     no account-level defaults
+  ec2        GetInstanceMetadataDefaults     no account-level defaults (an empty <accountLevel/>)
+  ec2        DescribeLaunchTemplateVersions  no launch templates: an empty set; without a template
+                                             only $Default/$Latest, MaxResults 1..200, NextToken;
+                                             a LaunchTemplateId/Name is not found
+  ec2        DescribeImages                  ImageId.N and/or Filter image-id: one image per id
+                                             asked; the fleet's even-numbered AMIs have
+                                             ImdsSupport=v2.0, the odd ones none (other ids:
+                                             by a CRC of the id)
+  autoscaling DescribeAutoScalingGroups      awsQuery; no groups (MaxRecords <= 100, NextToken)
+  autoscaling DescribeLaunchConfigurations   awsQuery; none (never called while there are no groups)
   ec2        ModifyInstanceMetadataOptions   behind a token bucket per region
                                              (burst 100, refill 5/s by default);
                                              empty bucket: HTTP 503 RequestLimitExceeded
@@ -41,6 +50,8 @@ It implements exactly what imdsguard sends:
 Every AWS call is counted by (service, region, action, account), where
 service and region come from the SigV4 credential scope and account from its
 access key id, and delayed by a fixed latency (--latency-ms, default 50).
+Only ModifyInstanceMetadataOptions is throttled; every read call (the source
+listings above included) is only delayed.
 Bench endpoints (never counted, never delayed):
 
   GET  /_bench/stats     counters, throttles, busy time, modifications (JSON)
@@ -97,6 +108,7 @@ ACCOUNT = "123456789012"  # the management account: the base credentials' accoun
 ORG_ID = "o-bench0000001"
 STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
+AUTOSCALING_NS = "http://autoscaling.amazonaws.com/doc/2011-01-01/"
 DAY = 86_400
 
 # Regions DescribeRegions lists besides the fleet's; a few are opt-in and not opted in.
@@ -137,12 +149,21 @@ OPTIONAL = {OPT_INUSE, OPT_READY, OPT_STOPPED}
 DISABLED = {DIS_RUNNING, DIS_STOPPED}
 
 AMIS = [f"ami-0{zlib.crc32(f'ami{i}'.encode()):08x}{i:08x}" for i in range(8)]
+AMI_INDEX = {ami: i for i, ami in enumerate(AMIS)}
 TEAMS = ["payments", "search", "platform", "data", "identity", "growth", "ml", "edge"]
 PROFILE_COUNT = 25
 
 
 def utc(ts: float) -> str:
     return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def imds_v2_image(image_id: str) -> bool:
+    """Whether DescribeImages says ImdsSupport=v2.0 for this AMI: the fleet's
+    even-numbered AMIs do and the odd ones do not (half of them); any other id
+    by the parity of its CRC. Fixed per AMI, whatever else a call asks for."""
+    i = AMI_INDEX.get(image_id)
+    return (i if i is not None else zlib.crc32(image_id.encode())) % 2 == 0
 
 
 def quotas(n: int, shares: argparse.Namespace) -> list[int]:
@@ -192,6 +213,8 @@ class Region:
         # The token bucket for mutating calls.
         self.tokens = float(shares.burst)
         self.refilled = time.monotonic()
+        # AMI -> instances allowing IMDSv1 that run it (Fleet.v1_images), computed once.
+        self.v1_images: dict[str, int] | None = None
 
 
 class Account:
@@ -285,6 +308,22 @@ class Fleet:
         return region, idx
 
     # ---- attributes ----------------------------------------------------------------
+    def image_id(self, number: int, idx: int) -> str:
+        return AMIS[self.hash(number, idx) % len(AMIS)]
+
+    def v1_image_counts(self, region: Region) -> dict[str, int]:
+        """AMI -> generated instances of the region that allow IMDSv1 (HttpTokens
+        optional, endpoint enabled: the OPTIONAL classes) and run it: the AMIs a
+        scan asks DescribeImages about (the fleet has no launch templates or
+        configurations). Before any ModifyInstanceMetadataOptions."""
+        if region.v1_images is None:
+            counts: collections.Counter = collections.Counter()
+            for idx in range(region.size):
+                if region.classes[idx] in OPTIONAL:
+                    counts[self.image_id(region.number, idx)] += 1
+            region.v1_images = dict(sorted(counts.items()))
+        return region.v1_images
+
     def options(self, region: Region, idx: int, instance_id: str) -> dict:
         cls = region.classes[idx]
         h = self.hash(region.number, idx)
@@ -344,7 +383,7 @@ class Fleet:
         launch = utc(self.epoch - (h % (3 * 365 * DAY)))
         az = region.name + "abc"[h % 3]
         return (
-            f"<item><instanceId>{instance_id}</instanceId><imageId>{AMIS[h % 8]}</imageId>"
+            f"<item><instanceId>{instance_id}</instanceId><imageId>{AMIS[h % len(AMIS)]}</imageId>"
             f"<instanceState>{state}</instanceState>"
             f"<privateDnsName>ip-10-{(h >> 8) % 256}-{h % 256}-1.ec2.internal</privateDnsName>"
             f"<dnsName/><reason/><amiLaunchIndex>0</amiLaunchIndex><productCodes/>"
@@ -465,6 +504,12 @@ class Fleet:
                     "ready": 0,
                     "in-use": 0,
                     "unknown": optional,
+                },
+                # The distinct AMIs of the instances that allow IMDSv1, with how
+                # many of them run each and whether DescribeImages says v2.0.
+                "v1_amis": {
+                    ami: {"instances": n, "imds_v2": imds_v2_image(ami)}
+                    for ami, n in self.v1_image_counts(r).items()
                 },
             }
         return regions
@@ -696,9 +741,17 @@ class FakeAws:
                     return self.modify_metadata_options(account, region, params)
                 if action == "GetInstanceMetadataDefaults":
                     return self.metadata_defaults()
+                if action == "DescribeLaunchTemplateVersions":
+                    return self.describe_launch_template_versions(params)
+                if action == "DescribeImages":
+                    return self.describe_images(account, region, params)
                 return ec2_error("InvalidAction", f"The action {action} is not valid for this web service.", 400)
             if service == "monitoring" and action == "GetMetricData":
                 return self.get_metric_data(account, body)
+            if service == "autoscaling" and action == "DescribeAutoScalingGroups":
+                return self.describe_autoscaling("DescribeAutoScalingGroups", "AutoScalingGroups", params)
+            if service == "autoscaling" and action == "DescribeLaunchConfigurations":
+                return self.describe_autoscaling("DescribeLaunchConfigurations", "LaunchConfigurations", params)
             if service == "organizations":
                 return json_error("InvalidInputException", f"fakeaws does not implement {service}:{action}")
             return query_error("InvalidAction", f"fakeaws does not implement {service}:{action}", 400)
@@ -967,6 +1020,82 @@ class FakeAws:
         return xml_ok(
             f'<GetInstanceMetadataDefaultsResponse xmlns="{EC2_NS}"><requestId>{request_id()}</requestId>'
             "<accountLevel/></GetInstanceMetadataDefaultsResponse>"
+        )
+
+    def describe_launch_template_versions(self, params: dict):
+        """The fleet has no launch templates: every listing is empty, and a
+        template asked for by id or name does not exist."""
+        max_results = params.get("MaxResults")
+        if max_results is not None and not (max_results.isdigit() and 1 <= int(max_results) <= 200):
+            raise BadRequest("InvalidParameterValue", f"Value ( {max_results} ) for parameter maxResults is invalid.")
+        if params.get("LaunchTemplateId"):
+            raise BadRequest("InvalidLaunchTemplateId.NotFound",
+                             f"The specified launch template, with template ID {params['LaunchTemplateId']}, "
+                             "does not exist.")
+        if params.get("LaunchTemplateName"):
+            raise BadRequest("InvalidLaunchTemplateName.NotFoundException",
+                             "At least one of the launch templates specified in the request does not exist.")
+        versions = ec2_list(params, "LaunchTemplateVersion")
+        if any(v not in ("$Default", "$Latest") for v in versions):
+            raise BadRequest("InvalidParameterValue",
+                             "Without a launch template id or name, versions must be $Latest or $Default.")
+        if params.get("NextToken"):
+            decode_token(params["NextToken"])
+        return xml_ok(
+            f'<DescribeLaunchTemplateVersionsResponse xmlns="{EC2_NS}"><requestId>{request_id()}</requestId>'
+            "<launchTemplateVersionSet/></DescribeLaunchTemplateVersionsResponse>"
+        )
+
+    def describe_images(self, account: str, region_name: str, params: dict):
+        """One image per id asked (ImageId.N, the image-id filter, or both:
+        their intersection); every well-formed ami- id exists. Half of the
+        fleet's AMIs have ImdsSupport=v2.0 (imds_v2_image)."""
+        ids = ec2_list(params, "ImageId")
+        wanted = None
+        for name, values in ec2_filters(params):
+            if name != "image-id":
+                raise BadRequest("InvalidParameterValue", f"The filter '{name}' is invalid")
+            wanted = set(values) if wanted is None else wanted & set(values)
+        if ids:
+            bad = [i for i in ids if not re.fullmatch(r"ami-[0-9a-f]{8,17}", i)]
+            if bad:
+                raise BadRequest("InvalidAMIID.Malformed", f"Invalid id: \"{bad[0]}\"")
+            chosen = [i for i in dict.fromkeys(ids) if wanted is None or i in wanted]
+        else:
+            chosen = sorted(wanted or ())
+        items = []
+        for image_id in chosen:
+            if not re.fullmatch(r"ami-[0-9a-f]{8,17}", image_id):
+                continue  # a filter value that is no AMI id matches nothing
+            n = AMI_INDEX.get(image_id, 99)
+            imds = "<imdsSupport>v2.0</imdsSupport>" if imds_v2_image(image_id) else ""
+            items.append(
+                f"<item><imageId>{image_id}</imageId>"
+                f"<imageLocation>{account}/bench-image-{n}</imageLocation><imageState>available</imageState>"
+                f"<imageOwnerId>{account}</imageOwnerId><creationDate>{utc(self.fleet.epoch - 400 * DAY)}</creationDate>"
+                f"<isPublic>false</isPublic><architecture>x86_64</architecture><imageType>machine</imageType>"
+                f"<name>bench-image-{n}</name><rootDeviceType>ebs</rootDeviceType>"
+                f"<rootDeviceName>/dev/xvda</rootDeviceName><blockDeviceMapping/>"
+                f"<virtualizationType>hvm</virtualizationType><hypervisor>xen</hypervisor>{imds}</item>"
+            )
+        return xml_ok(
+            f'<DescribeImagesResponse xmlns="{EC2_NS}"><requestId>{request_id()}</requestId>'
+            f"<imagesSet>{''.join(items)}</imagesSet></DescribeImagesResponse>"
+        )
+
+    def describe_autoscaling(self, action: str, member: str, params: dict):
+        """Auto Scaling (awsQuery): the fleet has no groups and no launch
+        configurations, so every page is empty."""
+        max_records = params.get("MaxRecords")
+        if max_records is not None and not (max_records.isdigit() and 1 <= int(max_records) <= 100):
+            raise BadRequest("ValidationError", f"1 validation error detected: Value '{max_records}' at "
+                             "'maxRecords' failed to satisfy constraint: Member must have value less than or "
+                             "equal to 100")
+        if params.get("NextToken"):
+            decode_token(params["NextToken"])
+        return xml_ok(
+            f'<{action}Response xmlns="{AUTOSCALING_NS}"><{action}Result><{member}/></{action}Result>'
+            f"<ResponseMetadata><RequestId>{request_id()}</RequestId></ResponseMetadata></{action}Response>"
         )
 
     def get_metric_data(self, account: str, body: bytes):

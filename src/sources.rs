@@ -194,6 +194,22 @@ impl ImageSource {
     }
 }
 
+/// How the reports explain the "decided by" column.
+pub const PRECEDENCE_NOTE: &str = "What the next launch gets, decided as EC2 does: the launch \
+     template or configuration, then the region's account default, then the AMI's ImdsSupport, \
+     then EC2's default.";
+
+/// One source that brings IMDSv1 back, as the reports list it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceLine {
+    pub kind: &'static str,
+    pub account_id: String,
+    pub region: String,
+    pub resource: String,
+    pub decided_by: &'static str,
+    pub detail: String,
+}
+
 /// Every source a scan found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sources {
@@ -204,6 +220,91 @@ pub struct Sources {
 }
 
 impl Sources {
+    /// The sources that bring IMDSv1 back: templates and groups whose next
+    /// launch allows it (with the level that decided), region defaults that
+    /// do not require IMDSv2, AMIs without `ImdsSupport=v2.0` behind
+    /// instances that allow it.
+    pub fn lines(&self) -> Vec<SourceLine> {
+        let mut out = Vec::new();
+        for t in self.templates.iter().filter(|t| t.allows_v1()) {
+            let next = if t.default_next.allows_v1() {
+                &t.default_next
+            } else {
+                &t.latest_next
+            };
+            out.push(SourceLine {
+                kind: "launch template",
+                account_id: t.account_id.clone(),
+                region: t.region.clone(),
+                resource: match &t.name {
+                    Some(n) => format!("{} ({n})", t.template_id),
+                    None => t.template_id.clone(),
+                },
+                decided_by: next.decided_by.as_str(),
+                detail: next.explanation.clone(),
+            });
+        }
+        for g in self.groups.iter() {
+            let Some(next) = g.next.as_ref().filter(|n| n.allows_v1()) else {
+                continue;
+            };
+            out.push(SourceLine {
+                kind: "Auto Scaling group",
+                account_id: g.account_id.clone(),
+                region: g.region.clone(),
+                resource: g.name.clone(),
+                decided_by: next.decided_by.as_str(),
+                detail: format!(
+                    "{} ({} of {} instances allow IMDSv1 now)",
+                    next.explanation, g.instances_allowing_v1, g.instances
+                ),
+            });
+        }
+        for d in self.defaults.iter().filter(|d| !d.requires_v2()) {
+            let policy = d.defaults.managed_by == Some(crate::aws::ManagedBy::DeclarativePolicy);
+            out.push(SourceLine {
+                kind: "account default",
+                account_id: d.account_id.clone(),
+                region: d.region.clone(),
+                resource: "instance metadata defaults".into(),
+                decided_by: if policy {
+                    "declarative-policy"
+                } else {
+                    "account-default"
+                },
+                detail: format!(
+                    "HttpTokens={}",
+                    d.defaults
+                        .http_tokens
+                        .map_or("no preference", |t| t.as_str())
+                ),
+            });
+        }
+        for i in &self.images {
+            out.push(SourceLine {
+                kind: "AMI",
+                account_id: i.account_id.clone(),
+                region: i.region.clone(),
+                resource: i.image_id.clone(),
+                decided_by: "ami",
+                detail: format!(
+                    "no ImdsSupport=v2.0; {} running instance(s) allow IMDSv1",
+                    i.instances_allowing_v1
+                ),
+            });
+        }
+        out
+    }
+
+    /// What the reports say when no source brings IMDSv1 back.
+    pub fn none_note(&self) -> &'static str {
+        if self.templates.is_empty() && self.groups.is_empty() && self.defaults.is_empty() {
+            "Not read by this scan (--no-sources, or a scan made before imdsguard read them)."
+        } else {
+            "Every launch template, Auto Scaling group and account default read launches IMDSv2-only instances."
+        }
+    }
+
     pub fn extend(&mut self, other: Sources) {
         self.templates.extend(other.templates);
         self.groups.extend(other.groups);

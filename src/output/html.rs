@@ -453,6 +453,39 @@ fn effect_chart(n: usize, subject: &str, measured_at: &str, e: &Effect) -> Strin
     svg
 }
 
+/// Where new IMDSv1 instances come from (see `Sources::lines`).
+fn sources_section(h: &mut String, s: &crate::sources::Sources) {
+    let lines = s.lines();
+    let _ = write!(
+        h,
+        "<h2>Sources of new IMDSv1 instances ({})</h2>",
+        lines.len()
+    );
+    if lines.is_empty() {
+        let _ = write!(h, "<p class=\"muted\">{}</p>", esc(s.none_note()));
+        return;
+    }
+    let _ = write!(
+        h,
+        "<p class=\"muted\">{}</p>",
+        esc(crate::sources::PRECEDENCE_NOTE)
+    );
+    h.push_str("<table><tr><th>kind</th><th>account</th><th>region</th><th>resource</th><th>decided by</th><th>next launch</th></tr>");
+    for l in lines {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            l.kind,
+            esc(&l.account_id),
+            esc(&l.region),
+            esc(&l.resource),
+            l.decided_by,
+            esc(&l.detail)
+        );
+    }
+    h.push_str("</table>");
+}
+
 pub fn render(data: &ReportData, out: &mut dyn Write) -> std::io::Result<()> {
     let report = &data.usage.report;
     let (fleet, owners, findings) = (&data.usage.fleet, &data.owners, &data.findings);
@@ -593,7 +626,7 @@ pub fn render(data: &ReportData, out: &mut dyn Write) -> std::io::Result<()> {
                 .or_default() += 1;
         }
         h.push_str(
-            "<table><tr><th>rule</th><th>title</th><th>severity</th><th class=n>instances</th></tr>",
+            "<table><tr><th>rule</th><th>title</th><th>severity</th><th class=n>resources</th></tr>",
         );
         for ((rule, title, sev), n) in by_rule {
             let _ = write!(
@@ -604,6 +637,8 @@ pub fn render(data: &ReportData, out: &mut dyn Write) -> std::io::Result<()> {
         }
         h.push_str("</table>");
     }
+
+    sources_section(&mut h, &report.sources);
 
     let v1: Vec<_> = report.allowing_v1().collect();
     let _ = write!(h, "<h2>Instances that allow IMDSv1 ({})</h2>", v1.len());

@@ -280,8 +280,42 @@ pub fn render_report(data: &ReportData, out: &mut dyn Write) -> std::io::Result<
             .collect();
         table(
             &mut m,
-            &["rule", "title", "severity", "instances"],
+            &["rule", "title", "severity", "resources"],
             &[false, false, false, true],
+            &rows,
+        );
+    }
+
+    let lines = report.sources.lines();
+    let _ = writeln!(m, "## Sources of new IMDSv1 instances ({})\n", lines.len());
+    if lines.is_empty() {
+        let _ = writeln!(m, "{}\n", text(report.sources.none_note()));
+    } else {
+        let _ = writeln!(m, "{}\n", text(crate::sources::PRECEDENCE_NOTE));
+        let rows: Vec<Vec<String>> = lines
+            .into_iter()
+            .map(|l| {
+                vec![
+                    l.kind.to_owned(),
+                    text(&l.account_id),
+                    text(&l.region),
+                    text(&l.resource),
+                    l.decided_by.to_owned(),
+                    text(&l.detail),
+                ]
+            })
+            .collect();
+        table(
+            &mut m,
+            &[
+                "kind",
+                "account",
+                "region",
+                "resource",
+                "decided by",
+                "next launch",
+            ],
+            &[false; 6],
             &rows,
         );
     }

@@ -5,6 +5,7 @@ at one listing per region and type."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import conftest
@@ -133,3 +134,26 @@ def test_a_denied_source_listing_is_a_warning_not_a_failed_scan(run, account):
     doc = r.json()
     assert doc["sources"]["auto_scaling_groups"] == []
     assert doc["sources"]["launch_templates"], "the rest is still read"
+
+
+def test_reports_list_the_sources_of_new_v1_instances(run, account):
+    seeded = launchpaths.seed(account)
+    t = seeded.templates
+    extras = launchpaths.Ec2Extras()
+    with AwsProxy(conftest.ENDPOINT, extras.fault, after=extras.after) as proxy:
+        assert scan(run, proxy).code == 0
+    # 3 templates, 4 groups, the region's default, one AMI.
+    html = run("report", "--format", "html").stdout
+    assert "<h2>Sources of new IMDSv1 instances (9)</h2>" in html
+    assert f"<td>{t['unset']} (unset)</td><td>ec2-default</td>" in html
+    assert "<td>g-lc</td><td>ec2-default</td>" in html
+    md = run("report", "--format", "markdown").stdout
+    assert "## Sources of new IMDSv1 instances (9)" in md
+    [line] = [x for x in md.splitlines() if x.startswith("| launch template |") and t["optional"] in x]
+    assert f"| {account.account_id} | {REGION} |" in line and "| launch |" in line
+    sarif = json.loads(run("report", "--format", "sarif").stdout)
+    rules = {r["ruleId"] for r in sarif["runs"][0]["results"]}
+    assert {"launch-template-allows-v1", "asg-launches-v1", "account-default-allows-v1",
+            "ami-without-imdsv2-support"} <= rules
+    doc = run("report", "--format", "json").json()
+    assert len(doc["sources"]["auto_scaling_groups"]) == 6
