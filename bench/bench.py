@@ -40,6 +40,7 @@ DAYS = 14
 DESCRIBE_PAGE = 1_000  # EC2's largest DescribeInstances page
 METRIC_QUERIES = 500  # CloudWatch's cap on queries per GetMetricData
 ORG_PAGE = 20  # Organizations' largest ListAccounts page
+IMAGE_BATCH = 200  # AMI ids per DescribeImages (imdsguard's image-id filter batch)
 CONCURRENCY = 8  # imdsguard's default --concurrency: regions in flight across all accounts
 # Many accounts: an organization of MULTI_ACCOUNTS active accounts (the
 # management account, whose credentials the scan runs with, and the members,
@@ -236,13 +237,29 @@ def scanned_accounts(expected: dict, mode: str) -> dict[str, dict]:
 
 
 def account_minimum(regions: dict, usage: bool) -> dict[str, int]:
-    """The physical minimum of one account's own calls."""
+    """The physical minimum of one account's own calls: one GetCallerIdentity,
+    DescribeRegions and ListInstanceProfiles (25 profiles: one page); per
+    region the DescribeInstances pages, the GetMetricData batches (2 queries
+    per instance with the endpoint enabled, with usage) and the sources of new
+    instances: one page each of DescribeLaunchTemplateVersions ($Default and
+    $Latest of every template; the fake has none), DescribeAutoScalingGroups
+    (no groups, so no DescribeLaunchConfigurations and no pinned-version
+    DescribeLaunchTemplateVersions) and GetInstanceMetadataDefaults, and
+    ceil(distinct AMIs / 200) DescribeImages, the AMIs being those of the
+    instances that allow IMDSv1 (no template or configuration adds one); none
+    in a region without such instances."""
     out = {
         "GetCallerIdentity": 1,
         "DescribeRegions": 1,
         "ListInstanceProfiles": 1,  # 25 profiles: one page
         "DescribeInstances": sum(max(1, math.ceil(r["instances"] / DESCRIBE_PAGE)) for r in regions.values()),
         "GetMetricData": 0,
+        "DescribeLaunchTemplateVersions": len(regions),
+        "DescribeAutoScalingGroups": len(regions),
+        "GetInstanceMetadataDefaults": len(regions),
+        # The fleet gives every instance one of 8 AMIs (fakeaws.AMIS): one call
+        # per region with instances allowing v1; the fake says which exactly.
+        "DescribeImages": sum(math.ceil(len(r["v1_amis"]) / IMAGE_BATCH) for r in regions.values()),
     }
     if usage:
         out["GetMetricData"] = sum(math.ceil(2 * r["endpoint_enabled"] / METRIC_QUERIES) for r in regions.values())
@@ -252,8 +269,12 @@ def account_minimum(regions: dict, usage: bool) -> dict[str, int]:
 def minimum_calls(expected: dict, usage: bool, mode: str = "") -> dict[str, int]:
     """The physical minimum: nothing can be saved below this. Per account one
     GetCallerIdentity, DescribeRegions and ListInstanceProfiles and the
-    regions' pages and metric batches; with many accounts also one AssumeRole
-    per account other than the caller's, and ListAccounts' pages for --org."""
+    regions' pages and metric batches, and per region one
+    DescribeLaunchTemplateVersions, DescribeAutoScalingGroups and
+    GetInstanceMetadataDefaults and ceil(distinct AMIs of the instances that
+    allow v1 / 200) DescribeImages (account_minimum); with many accounts also
+    one AssumeRole per account other than the caller's, and ListAccounts'
+    pages for --org."""
     out: dict[str, int] = {}
     accounts = scanned_accounts(expected, mode)
     for regions in accounts.values():
@@ -288,33 +309,78 @@ def calls_by_account(stats: dict) -> dict[str, dict[str, int]]:
     return out
 
 
-def calls_by_region(stats: dict) -> dict[tuple[str, str], int]:
-    out: dict[tuple[str, str], int] = {}
+# The sources of new instances, read per region alongside the usage measurement.
+SOURCE_ACTIONS = (
+    "DescribeLaunchTemplateVersions", "DescribeAutoScalingGroups", "DescribeLaunchConfigurations",
+    "GetInstanceMetadataDefaults", "DescribeImages",
+)
+REGION_ACTIONS = ("DescribeInstances", "GetMetricData") + SOURCE_ACTIONS
+
+
+def calls_by_region(stats: dict) -> dict[tuple[str, str], dict[str, int]]:
+    """(account, region) -> action -> calls, for the calls a region's own work makes."""
+    out: dict[tuple[str, str], dict[str, int]] = {}
     for c in stats["calls"]:
-        if c["region"] in BENCH_REGIONS and c["action"] in ("DescribeInstances", "GetMetricData"):
-            key = (c.get("account", ""), c["region"])
-            out[key] = out.get(key, 0) + c["count"]
+        if c["region"] in BENCH_REGIONS and c["action"] in REGION_ACTIONS:
+            per = out.setdefault((c.get("account", ""), c["region"]), {})
+            per[c["action"]] = per.get(c["action"], 0) + c["count"]
     return out
+
+
+def region_path(calls: dict[str, int]) -> int:
+    """Latencies a region's calls take one after another at the least, in
+    imdsguard's order (scan.rs scan_region / launch_input): the
+    DescribeInstances pages; then, at the same time, the GetMetricData
+    batches (sequential) and the sources of new instances. The sources are
+    one round of the template, group and account-default listings side by
+    side (their pages each sequential), then the launch configurations (only
+    after the groups), the pinned template versions (after both listings)
+    and the DescribeImages batches (after everything), each sequential. From
+    counts alone, templates' listing and pinned calls are one chain, so the
+    chain is at least max(templates, groups, defaults) + configurations +
+    images (exact for the fake: 1 + 0 + 1 where an instance allows v1)."""
+    g = calls.get
+    sources = 0
+    if any(g(a, 0) for a in SOURCE_ACTIONS):
+        sources = (max(g("DescribeLaunchTemplateVersions", 0), g("DescribeAutoScalingGroups", 0),
+                       g("GetInstanceMetadataDefaults", 0))
+                   + g("DescribeLaunchConfigurations", 0) + g("DescribeImages", 0))
+    return g("DescribeInstances", 0) + max(g("GetMetricData", 0), sources)
 
 
 def latency_floor(stats: dict, mode: str = "") -> float:
     """Time the scan cannot avoid waiting with this latency: the account-level
     calls that precede the regions (GetCallerIdentity, DescribeRegions) plus
     the busiest region's sequential calls (regions run concurrently; within a
-    region pages and metric batches are sequential). ListInstanceProfiles runs
-    alongside the regions, so it is not on the critical path.
+    region pages and metric batches are sequential, and the sources of new
+    instances are read alongside the metric batches: region_path).
+    ListInstanceProfiles runs alongside the regions, so it is not on the
+    critical path.
+
+    The sources changed the floor, not only the call count: adding them as
+    sequential calls would overstate it (they overlap GetMetricData), but
+    leaving them out understates it wherever a region's sources chain (2
+    latencies in the fake: the three listings side by side, then
+    DescribeImages) is longer than its metric batches: every region with
+    --no-usage, and a region with one batch (≤ 250 instances measured), which
+    is every region of the many-account fleet. So the per-region figure is
+    DescribeInstances + max(GetMetricData, sources chain). (The listings do
+    not depend on the instances and could in principle overlap
+    DescribeInstances; only DescribeImages needs the instances' AMIs. The
+    floor follows imdsguard's order, as it follows its --concurrency.)
 
     With many accounts, ListAccounts (--org) comes first too, and at most
-    CONCURRENCY regions are in flight across all accounts, so the regions'
-    calls take at least ceil(Σ calls / CONCURRENCY) latencies; the members'
-    AssumeRole overlaps the management account's regions."""
+    CONCURRENCY regions are in flight across all accounts, each holding its
+    slot for its whole path, so the regions take at least
+    ceil(Σ region paths / CONCURRENCY) latencies; the members' AssumeRole
+    overlaps the management account's regions."""
     lat = stats["latency_per_call_seconds"]
-    per_region = calls_by_region(stats)
-    busiest = max(per_region.values()) if per_region else 0
+    paths = [region_path(calls) for calls in calls_by_region(stats).values()]
+    busiest = max(paths) if paths else 0
     if not mode:
         return lat * (2 + busiest)
     pre = 2 + (1 if mode == "org" else 0)
-    spread = math.ceil(sum(per_region.values()) / CONCURRENCY)
+    spread = math.ceil(sum(paths) / CONCURRENCY)
     return lat * (pre + max(busiest, spread))
 
 
@@ -358,10 +424,40 @@ def check_totals(doc: dict, expected: dict, usage: bool, mode: str = "") -> list
         problems.append(f"{acct} {name} in the summary, but not in the fleet scanned")
     if len(doc.get("instances", [])) != want_total["instances"]:
         problems.append(f"{len(doc.get('instances', []))} instance records, fleet has {want_total['instances']}")
+    problems += check_sources(doc, want, mode)
     if doc.get("failures"):
         problems.append(f"failures: {doc['failures'][:3]}")
     if not doc["scan"].get("complete", False):
         problems.append("scan.complete is false")
+    return problems
+
+
+def check_sources(doc: dict, want: dict, mode: str) -> list[str]:
+    """The sources of new instances against the fleet: no warnings (a source
+    listing that fails is only a warning), no templates or groups (the fake
+    has none), one account-default row per (account, region), and per
+    (account, region) exactly the AMIs without ImdsSupport=v2.0 behind
+    instances that allow v1, each with its count of such instances."""
+    problems = []
+    if doc.get("warnings"):
+        problems.append(f"warnings: {doc['warnings'][:2]}")
+    src = doc.get("sources")
+    if not isinstance(src, dict):
+        return problems + ["no `sources` in the scan JSON"]
+    for kind in ("launch_templates", "auto_scaling_groups"):
+        if src.get(kind):
+            problems.append(f"{len(src[kind])} {kind} in sources, the fake has none")
+    defaults = sorted((d.get("account_id"), d.get("region")) for d in src.get("account_defaults") or [])
+    if defaults != sorted(want):
+        problems.append(f"{len(defaults)} account_defaults rows, expected one per account and region ({len(want)})")
+    got_images = {(i.get("account_id"), i.get("region"), i.get("image_id")): i.get("instances_allowing_v1")
+                  for i in src.get("images") or []}
+    want_images = {(a, name, ami): v["instances"] for (a, name), r in want.items()
+                   for ami, v in r["v1_amis"].items() if not v["imds_v2"]}
+    if got_images != want_images:
+        wrong = sorted(set(got_images.items()) ^ set(want_images.items()))[:2]
+        problems.append(f"sources.images: {len(got_images)} AMI rows, fleet has {len(want_images)}"
+                        + (f" (differ: {wrong})" if wrong else ""))
     return problems
 
 
@@ -677,16 +773,22 @@ def binary_info(binary: Path) -> str:
 ACTIONS = [
     "DescribeInstances", "GetMetricData", "GetCallerIdentity", "DescribeRegions", "ListInstanceProfiles",
     "AssumeRole", "ListAccounts",
+    # The sources of new instances (per region). DescribeLaunchConfigurations
+    # is not a column: the fake has no groups, so its minimum is 0 and any
+    # call shows (bold) under `other`.
+    "DescribeLaunchTemplateVersions", "DescribeAutoScalingGroups", "GetInstanceMetadataDefaults", "DescribeImages",
 ]
 
 
 def call_cells(calls: dict[str, int], minimum: dict[str, int]) -> list[str]:
-    """One cell per action in ACTIONS (bold where it differs from its minimum), then `other`."""
+    """One cell per action in ACTIONS (bold where it differs from its minimum),
+    then `other` (bold when not 0: every action the minimum has is a column)."""
     cells = []
     for a in ACTIONS:
         got, want = calls.get(a, 0), minimum.get(a, 0)
         cells.append(f"{got}" if got == want else f"**{got}** (min {want})")
-    cells.append(str(sum(v for k, v in calls.items() if k not in ACTIONS)))
+    other = sum(v for k, v in calls.items() if k not in ACTIONS)
+    cells.append(f"**{other}**" if other else "0")
     return cells
 
 
@@ -780,9 +882,14 @@ def write_results(path: Path, args, binary: str, scans: list[ScanResult], multi:
         "* **minimum** (the physical minimum per account): Σ ceil(N_r / 1000) `DescribeInstances` + "
         "Σ ceil(2 · N_r,enabled / 500) `GetMetricData` (instances with the metadata endpoint disabled are not "
         "measured) + 1 `GetCallerIdentity` + 1 `DescribeRegions` + 1 `ListInstanceProfiles` (the fake has 25 "
-        "profiles: one page); with many accounts, summed over the accounts, + 1 `AssumeRole` per account other "
+        "profiles: one page) + per region the sources of new instances: 1 `DescribeLaunchTemplateVersions` "
+        "(`$Default` and `$Latest`; the fake has no templates), 1 `DescribeAutoScalingGroups` (no groups: no "
+        "`DescribeLaunchConfigurations`, no pinned versions), 1 `GetInstanceMetadataDefaults` and "
+        "ceil(distinct AMIs of the instances allowing IMDSv1 / 200) `DescribeImages` (the fleet uses 8 AMIs: 1 "
+        "per region); with many accounts, summed over the accounts, + 1 `AssumeRole` per account other "
         "than the caller's (credentials last an hour: no refresh in a run) and, for `--org`, "
-        "ceil(accounts listed / 20) `ListAccounts`. A bold cell differs from its minimum.",
+        "ceil(accounts listed / 20) `ListAccounts`. A bold cell differs from its minimum; `other` is every "
+        "other action (minimum 0).",
         "* **waiting on fake**: measured by the fake: the time during which at least one AWS call of the run was "
         "in flight (request received → response written, i.e. the injected latency plus the fake's own work, "
         "union over concurrent calls), divided by wall time. The rest is imdsguard's own work (start-up, "
@@ -790,15 +897,22 @@ def write_results(path: Path, args, binary: str, scans: list[ScanResult], multi:
         "* **latency floor**: what the injected latency alone forces: the two account-level calls that come "
         "before the regions (`GetCallerIdentity`, `DescribeRegions`) plus the busiest region's sequential calls "
         "(regions run concurrently, `--concurrency` 8 ≥ 4 regions; pages and metric batches within a region are "
-        "sequential; `ListInstanceProfiles` overlaps the regions), × latency. With many accounts: `ListAccounts` "
-        "(`--org`) + the same two calls + the larger of the busiest region's calls and "
-        f"ceil(Σ regions' calls / {CONCURRENCY}) (at most `--concurrency` {CONCURRENCY} regions are in flight across "
-        "all accounts; the members' `AssumeRole` overlaps the caller's regions), × latency. The simpler estimate "
+        "sequential; `ListInstanceProfiles` overlaps the regions): a region's `DescribeInstances` pages, then the "
+        "longer of its `GetMetricData` batches and its sources of new instances, which are read alongside them "
+        "(the template, group and default listings side by side, then `DescribeImages`: 2 calls in the fake), "
+        "× latency. With many accounts: `ListAccounts` "
+        "(`--org`) + the same two calls + the larger of the busiest region's sequential calls and "
+        f"ceil(Σ regions' sequential calls / {CONCURRENCY}) (at most `--concurrency` {CONCURRENCY} regions are in "
+        "flight across all accounts; the members' `AssumeRole` overlaps the caller's regions), × latency. "
+        "The simpler estimate "
         "Σ latency / regions-in-parallel gives "
         + ", ".join(f"{r.latency_sum / min(r.accounts * r.regions, CONCURRENCY):.2f} s ({r.label})" for r in all_scans)
         + ".",
         "* **totals = fleet**: the scan's JSON `summary` (total and per region: instances, required, optional, "
-        "disabled, every readiness count) and its instance count equal the generated fleet, no failures, exit 0. "
+        "disabled, every readiness count) and its instance count equal the generated fleet, no failures, no "
+        "warnings, exit 0; its `sources`: no templates or groups, one account-defaults row per account and "
+        "region, and per region exactly the AMIs without `ImdsSupport=v2.0` (half of the fleet's 8) behind "
+        "instances allowing IMDSv1, with their instance counts. "
         "With many accounts, per account and region (`summary.regions[]` by `account_id` and `region`; no entry "
         "for an account outside the fleet, such as the suspended one), every instance record names the account "
         "and region that own it, and each account's identity is its own (`user/bench` for the caller, "

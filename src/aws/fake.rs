@@ -69,8 +69,9 @@ pub struct FakeEc2 {
     pub templates: HashMap<String, Vec<super::TemplateVersion>>,
     /// AMI id → `ImdsSupport=v2.0`.
     pub images: HashMap<String, bool>,
-    /// The launch-path calls, in order (`DescribeImages us-east-1`, ...).
-    pub launch_log: Mutex<Vec<String>>,
+    /// The launch-path calls, in order (`DescribeImages us-east-1`, ...);
+    /// shared, so a test can read it after the fake is boxed.
+    pub launch_log: std::sync::Arc<Mutex<Vec<String>>>,
 }
 
 impl FakeEc2 {

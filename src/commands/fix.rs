@@ -17,6 +17,7 @@ use crate::printer::Printer;
 use crate::runs::sources::Outcome;
 use crate::store::Store;
 use crate::store::journal::{ChangeStatus, Named};
+
 use crate::store::source_runs::SourceRun;
 
 /// What a fix command was asked to do besides its request.
@@ -177,6 +178,27 @@ fn rows(run: &SourceRun) -> Vec<ChangeRow> {
             )
         })
         .collect()
+}
+
+/// `runs RUN` of a source run: its changes as journaled.
+pub fn show(printer: &Printer, run: &SourceRun, format: Format) -> Result<(), Error> {
+    if format == Format::Table {
+        printer.note(&format!(
+            "run {} ({}, changes sources): {} since {}",
+            run.id,
+            run.kind.as_str(),
+            run.status.as_str(),
+            run.created_at
+        ));
+    }
+    emit(
+        printer,
+        &Proposal::default(),
+        Some(run.id),
+        false,
+        rows(run),
+        format,
+    )
 }
 
 fn finish(

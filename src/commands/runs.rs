@@ -15,6 +15,10 @@ pub fn run(
 ) -> Result<ExitCode, Error> {
     let store = views::open(db)?;
     match run {
+        Some(id) if store.is_source_run(id)? => {
+            let run = store.load_source_run(id)?;
+            crate::commands::fix::show(printer, &run, format)?;
+        }
         Some(id) => {
             let (run, lease) = views::run(&store, id)?;
             let view = output::run::RunView {

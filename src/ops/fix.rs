@@ -527,9 +527,8 @@ pub async fn execute(
     Ok(crate::runs::sources::drive(store, run, &by_account, interrupt).await?)
 }
 
-/// The rollback of a source run: the undo of every change that landed (or
-/// that a crash may have landed: its undo restores what was there), newest
-/// first.
+/// The rollback of a source run (see `runs::sources::undo`); refused if
+/// the run was rolled back already.
 pub fn rollback_changes(parent: &SourceRun) -> Result<Vec<NewSourceChange>, OpsError> {
     if let Some(by) = parent.rolled_back_by {
         return Err(OpsError::Run(RunError::RolledBack {
@@ -538,19 +537,7 @@ pub fn rollback_changes(parent: &SourceRun) -> Result<Vec<NewSourceChange>, OpsE
             partly: false,
         }));
     }
-    Ok(parent
-        .changes
-        .iter()
-        .rev()
-        .filter(|c| c.steps_done > 0 || c.in_flight)
-        .filter_map(|c| {
-            c.change.undo(&c.result).map(|change| NewSourceChange {
-                account_id: c.account_id.clone(),
-                region: c.region.clone(),
-                change,
-            })
-        })
-        .collect())
+    Ok(crate::runs::sources::undo(parent))
 }
 
 /// Journals the rollback run of `parent`.

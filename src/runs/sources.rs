@@ -414,6 +414,27 @@ async fn landed(
     }
 }
 
+/// The changes that undo a source run: the undo of every change that
+/// landed, or that a crash may have landed (its undo restores what was
+/// there, which is harmless if it did not), newest first.
+pub fn undo(parent: &SourceRun) -> Vec<crate::store::source_runs::NewSourceChange> {
+    parent
+        .changes
+        .iter()
+        .rev()
+        .filter(|c| c.steps_done > 0 || c.in_flight)
+        .filter_map(|c| {
+            c.change
+                .undo(&c.result)
+                .map(|change| crate::store::source_runs::NewSourceChange {
+                    account_id: c.account_id.clone(),
+                    region: c.region.clone(),
+                    change,
+                })
+        })
+        .collect()
+}
+
 /// Whether `group` launches from `want` now (one group listing).
 async fn group_is(
     apis: &AccountApis,
@@ -463,4 +484,211 @@ pub fn defaults_are(now: &MetadataDefaults, target: &DefaultsTarget) -> bool {
         && now.http_endpoint == target.http_endpoint
         && now.instance_metadata_tags == target.instance_metadata_tags
         && enforced_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::AtomicBool;
+
+    use super::{drive, marker};
+    use crate::aws::fake::FakeAccount;
+    use crate::aws::{DefaultsTarget, TemplateTarget, TemplateVersion};
+    use crate::model::{HttpTokens, Toggle};
+    use crate::sources::SourceChange;
+    use crate::store::Store;
+    use crate::store::journal::{ChangeStatus, Holder, Purpose, RunKind};
+    use crate::store::source_runs::NewSourceChange;
+
+    const REGION: &str = "eu-west-1";
+
+    fn holder() -> Holder {
+        Holder {
+            pid: 1,
+            host: "h".into(),
+            process_start: None,
+            purpose: Purpose::Apply,
+        }
+    }
+
+    fn new_version() -> SourceChange {
+        SourceChange::NewVersion {
+            template_id: "lt-a".into(),
+            source_version: 3,
+            latest_version: 3,
+            previous_default: 3,
+            make_default: true,
+            target: TemplateTarget {
+                http_tokens: HttpTokens::Required,
+                hop_limit: None,
+                description: "fix".into(),
+            },
+        }
+    }
+
+    fn journal(store: &mut Store, change: SourceChange) -> i64 {
+        let change = NewSourceChange {
+            account_id: "111122223333".into(),
+            region: REGION.into(),
+            change,
+        };
+        store
+            .create_source_run(
+                RunKind::Apply,
+                None,
+                "2026-12-01T00:00:00Z",
+                &[change],
+                &holder(),
+            )
+            .unwrap()
+    }
+
+    async fn go(store: &Store, run: i64, account: FakeAccount) -> (super::Outcome, Vec<String>) {
+        let log = account.ec2.launch_log.clone();
+        let apis = account.into_apis();
+        let map = BTreeMap::from([("111122223333".to_owned(), &apis)]);
+        let outcome = drive(store, run, &map, &AtomicBool::new(false))
+            .await
+            .unwrap();
+        let log = log.lock().unwrap().clone();
+        (outcome, log)
+    }
+
+    #[tokio::test]
+    async fn a_template_fix_runs_its_steps_and_journals_what_it_made() {
+        let mut store = Store::in_memory();
+        let run = journal(&mut store, new_version());
+        let (outcome, log) = go(&store, run, FakeAccount::new(&[REGION])).await;
+        assert_eq!((outcome.applied, outcome.failed), (1, 0));
+        assert_eq!(
+            log,
+            vec![
+                format!("CreateLaunchTemplateVersion {REGION} lt-a from 3"),
+                format!("ModifyLaunchTemplate {REGION} lt-a 103"),
+            ]
+        );
+        let rec = &store.load_source_run(run).unwrap().changes[0];
+        assert_eq!(
+            (rec.status, rec.steps_done, rec.result.version),
+            (ChangeStatus::Applied, 2, Some(103))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_in_flight_create_that_landed_is_found_not_sent_again() {
+        let mut store = Store::in_memory();
+        let run = journal(&mut store, new_version());
+        store.source_step_issued(run, 0, "t").unwrap(); // then the process died
+        let mut account = FakeAccount::new(&[REGION]);
+        account.ec2.templates.insert(
+            REGION.into(),
+            vec![TemplateVersion {
+                template_id: "lt-a".into(),
+                template_name: None,
+                version: 4,
+                is_default: false,
+                http_tokens: Some(HttpTokens::Required),
+                http_endpoint: None,
+                hop_limit: None,
+                image_id: None,
+                description: Some(format!("fix ({})", marker(run, 0))),
+            }],
+        );
+        let (outcome, log) = go(&store, run, account).await;
+        assert_eq!((outcome.applied, outcome.found_landed), (1, 1));
+        assert!(
+            !log.iter()
+                .any(|l| l.starts_with("CreateLaunchTemplateVersion")),
+            "{log:?}"
+        );
+        assert!(log.contains(&format!("ModifyLaunchTemplate {REGION} lt-a 4")));
+    }
+
+    #[tokio::test]
+    async fn an_in_flight_create_that_did_not_land_is_sent_once() {
+        let mut store = Store::in_memory();
+        let run = journal(&mut store, new_version());
+        store.source_step_issued(run, 0, "t").unwrap();
+        let (outcome, log) = go(&store, run, FakeAccount::new(&[REGION])).await;
+        assert_eq!((outcome.applied, outcome.found_landed), (1, 0));
+        let creates = log
+            .iter()
+            .filter(|l| l.starts_with("CreateLaunchTemplateVersion"))
+            .count();
+        assert_eq!(creates, 1);
+    }
+
+    #[tokio::test]
+    async fn an_in_flight_defaults_change_already_in_place_is_not_sent_again() {
+        let mut store = Store::in_memory();
+        let target = DefaultsTarget {
+            http_tokens: Some(HttpTokens::Required),
+            http_tokens_enforced: Some(Toggle::Disabled),
+            ..Default::default()
+        };
+        let run = journal(
+            &mut store,
+            SourceChange::SetDefaults {
+                previous: DefaultsTarget::default(),
+                target,
+            },
+        );
+        store.source_step_issued(run, 0, "t").unwrap();
+        let mut account = FakeAccount::new(&[REGION]);
+        account.ec2.defaults.insert(
+            REGION.into(),
+            crate::aws::MetadataDefaults {
+                http_tokens: Some(HttpTokens::Required),
+                ..Default::default()
+            },
+        );
+        let (outcome, log) = go(&store, run, account).await;
+        assert_eq!(outcome.found_landed, 1);
+        assert!(
+            !log.iter()
+                .any(|l| l.starts_with("ModifyInstanceMetadataDefaults"))
+        );
+    }
+
+    #[test]
+    fn a_rollback_undoes_what_landed_newest_first_and_nothing_else() {
+        let mut store = Store::in_memory();
+        let defaults = SourceChange::SetDefaults {
+            previous: DefaultsTarget::default(),
+            target: DefaultsTarget {
+                http_tokens: Some(HttpTokens::Required),
+                ..Default::default()
+            },
+        };
+        let changes: Vec<NewSourceChange> = [new_version(), defaults, new_version()]
+            .into_iter()
+            .map(|change| NewSourceChange {
+                account_id: "1".into(),
+                region: REGION.into(),
+                change,
+            })
+            .collect();
+        let run = store
+            .create_source_run(RunKind::Apply, None, "t", &changes, &holder())
+            .unwrap();
+        let made = crate::sources::ChangeResult {
+            version: Some(9),
+            template: None,
+        };
+        store.source_step_done(run, 0, 2, true, &made, "t").unwrap();
+        store
+            .source_step_done(run, 1, 1, true, &Default::default(), "t")
+            .unwrap();
+        // Change 2 was never sent.
+        let undo = super::undo(&store.load_source_run(run).unwrap());
+        assert_eq!(undo.len(), 2);
+        assert!(matches!(
+            &undo[0].change,
+            SourceChange::SetDefaults { target, .. } if target.http_tokens.is_none()
+        ));
+        assert!(matches!(
+            &undo[1].change,
+            SourceChange::RestoreDefaultVersion { version: 3, .. }
+        ));
+    }
 }

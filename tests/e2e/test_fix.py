@@ -73,6 +73,9 @@ def test_templates_fix_then_rollback(run, account):
         assert proxy.count("CreateLaunchTemplateVersion") == 0
     assert default_version(ec2, t["unset"]) == 1 and default_version(ec2, t["optional"]) == 1
     assert default_version(ec2, t["mixed"]) == 1
+    shown = run("runs", "1", "--format", "json").json()
+    assert shown["run"] == 1 and {c["status"] for c in shown["changes"]} == {"applied"}
+    assert {c["version"] for c in shown["changes"]} == {2, 3}
     runs = run("runs", "--format", "json").json()
     statuses = {x["id"]: x["status"] for x in runs["runs"]}
     assert statuses == {1: "rolled-back", 2: "done"}
