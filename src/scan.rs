@@ -136,7 +136,8 @@ pub async fn scan_account(
                         .push(Failure::new(Some(&account_id), Some(&region), error));
                 }
                 if let Some((input, warnings)) = listing.launch {
-                    let here: Vec<&InstanceRecord> = inv.records[first..].iter().collect();
+                    let here: Vec<&Instance> =
+                        inv.records[first..].iter().map(|r| &r.instance).collect();
                     inv.sources
                         .extend(sources::assess(&account_id, &region, &input, &here));
                     inv.warnings

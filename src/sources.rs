@@ -17,7 +17,7 @@ use crate::aws::{
 };
 use crate::launch::{self, Account, Ami, Effective, LaunchOptions};
 use crate::model::HttpTokens;
-use crate::report::InstanceRecord;
+use crate::model::Instance;
 
 /// One region's listings, as the scan engine gathered them. `None`: the
 /// listing failed (the failure is reported by the engine) or was not made.
@@ -630,12 +630,12 @@ fn options(v: &TemplateVersion) -> LaunchOptions {
     }
 }
 
-/// One region's rows. `instances` are the scan's records of that region.
+/// One region's rows. `instances` are the scan's instances of that region.
 pub fn assess(
     account_id: &str,
     region: &str,
     input: &RegionInput,
-    instances: &[&InstanceRecord],
+    instances: &[&Instance],
 ) -> Sources {
     let account = match &input.defaults {
         Some(d) => Account::Known(d.into()),
@@ -685,8 +685,8 @@ pub fn assess(
 
     let allowing: BTreeSet<&str> = instances
         .iter()
-        .filter(|r| r.instance.metadata.allows_v1())
-        .map(|r| r.instance.instance_id.as_str())
+        .filter(|i| i.metadata.allows_v1())
+        .map(|i| i.instance_id.as_str())
         .collect();
     let configurations: HashMap<&str, &LaunchConfiguration> = input
         .configurations
@@ -786,8 +786,8 @@ pub fn assess(
 
     if let Some(images) = &input.images {
         let mut behind: BTreeMap<&str, u64> = BTreeMap::new();
-        for r in instances.iter().filter(|r| r.instance.metadata.allows_v1()) {
-            if let Some(id) = r.instance.image_id.as_deref()
+        for i in instances.iter().filter(|i| i.metadata.allows_v1()) {
+            if let Some(id) = i.image_id.as_deref()
                 && images.get(id) == Some(&false)
             {
                 *behind.entry(id).or_default() += 1;
@@ -972,14 +972,13 @@ mod tests {
 
     #[test]
     fn images_without_v2_support_count_their_v1_instances() {
-        use crate::readiness::Readiness;
-        use crate::report::test_support::record;
-        let mut a = record(1, HttpTokens::Optional, Readiness::Ready);
-        a.instance.image_id = Some("ami-1".into());
-        let mut b = record(2, HttpTokens::Required, Readiness::Compliant);
-        b.instance.image_id = Some("ami-1".into());
-        let mut c = record(3, HttpTokens::Optional, Readiness::Ready);
-        c.instance.image_id = Some("ami-2".into());
+        use crate::aws::fake::instance;
+        let mut a = instance(1, HttpTokens::Optional);
+        a.image_id = Some("ami-1".into());
+        let mut b = instance(2, HttpTokens::Required);
+        b.image_id = Some("ami-1".into());
+        let mut c = instance(3, HttpTokens::Optional);
+        c.image_id = Some("ami-2".into());
         let s = assess("1", "r", &input(), &[&a, &b, &c]);
         assert_eq!(s.images.len(), 1, "ami-2 has ImdsSupport=v2.0");
         assert_eq!(

@@ -12,6 +12,7 @@ pub mod error;
 #[cfg(test)]
 pub mod fake;
 pub mod sdk;
+mod sdk_error;
 mod sdk_launch;
 pub mod template_data;
 

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use aws_config::SdkConfig;
 
 use super::error::Operation;
-use super::sdk::convert;
+use super::sdk_error::convert;
 use super::template_data;
 use super::{
     AutoScalingApi, AutoScalingGroup, AwsError, AwsErrorKind, ConfigurationPage, CreatedTemplate,
