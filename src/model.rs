@@ -38,6 +38,15 @@ pub enum MetadataState {
 }
 
 impl HttpTokens {
+    /// As EC2 spells it; a value EC2 may add later reads as `None`.
+    pub fn from_api(s: &str) -> Option<HttpTokens> {
+        match s {
+            "required" => Some(HttpTokens::Required),
+            "optional" => Some(HttpTokens::Optional),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             HttpTokens::Required => "required",
@@ -47,6 +56,15 @@ impl HttpTokens {
 }
 
 impl Toggle {
+    /// As EC2 spells it; a value EC2 may add later reads as `None`.
+    pub fn from_api(s: &str) -> Option<Toggle> {
+        match s {
+            "enabled" => Some(Toggle::Enabled),
+            "disabled" => Some(Toggle::Disabled),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Toggle::Enabled => "enabled",

@@ -451,6 +451,25 @@ impl SourceChange {
         }
     }
 
+    /// Where a group fix points its group (its last step), once its first
+    /// step has made the version or template.
+    pub fn group_target(&self, result: &ChangeResult) -> Option<GroupTarget> {
+        match self {
+            SourceChange::PinGroup { template_id, .. } => Some(GroupTarget::Template {
+                template_id: template_id.clone(),
+                version: result.version?.to_string(),
+            }),
+            SourceChange::ConvertGroup { .. } => {
+                let t = result.template.as_ref()?;
+                Some(GroupTarget::Template {
+                    template_id: t.template_id.clone(),
+                    version: t.version.to_string(),
+                })
+            }
+            _ => None,
+        }
+    }
+
     /// The change that undoes this one, given what it created.
     pub fn undo(&self, result: &ChangeResult) -> Option<SourceChange> {
         match self {

@@ -716,11 +716,7 @@ fn convert_instance(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
 /// `HttpTokens` as EC2 spells it; anything else (`no-preference`, a value
 /// added later) is no value.
 fn tokens(s: &str) -> Option<HttpTokens> {
-    match s {
-        "required" => Some(HttpTokens::Required),
-        "optional" => Some(HttpTokens::Optional),
-        _ => None,
-    }
+    HttpTokens::from_api(s)
 }
 
 fn metadata_state(s: &str) -> Option<MetadataState> {
@@ -732,11 +728,7 @@ fn metadata_state(s: &str) -> Option<MetadataState> {
 }
 
 fn toggle(s: &str) -> Option<Toggle> {
-    match s {
-        "enabled" => Some(Toggle::Enabled),
-        "disabled" => Some(Toggle::Disabled),
-        _ => None,
-    }
+    Toggle::from_api(s)
 }
 
 pub struct SdkIam(aws_sdk_iam::Client);

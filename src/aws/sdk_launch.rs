@@ -17,19 +17,11 @@ use super::{
 use crate::model::{HttpTokens, Toggle};
 
 fn tokens(s: &str) -> Option<HttpTokens> {
-    match s {
-        "required" => Some(HttpTokens::Required),
-        "optional" => Some(HttpTokens::Optional),
-        _ => None,
-    }
+    HttpTokens::from_api(s)
 }
 
 fn toggle(s: &str) -> Option<Toggle> {
-    match s {
-        "enabled" => Some(Toggle::Enabled),
-        "disabled" => Some(Toggle::Disabled),
-        _ => None,
-    }
+    Toggle::from_api(s)
 }
 
 /// One launch template version, converted.

@@ -18,7 +18,7 @@ use crate::runs::sources::Outcome;
 use crate::store::Store;
 use crate::store::journal::{ChangeStatus, Named};
 
-use crate::store::source_runs::SourceRun;
+use crate::store::source_runs::{NewSourceChange, SourceRun};
 
 /// What a fix command was asked to do besides its request.
 pub struct FixFlags {
@@ -51,20 +51,7 @@ pub async fn run(
              (run `imdsguard scan` first to see it)",
         );
     }
-    let planned: Vec<ChangeRow> = proposal
-        .changes
-        .iter()
-        .map(|c| {
-            ChangeRow::new(
-                &c.account_id,
-                &c.region,
-                &c.change,
-                "planned",
-                &Default::default(),
-                None,
-            )
-        })
-        .collect();
+    let planned = planned(&proposal.changes);
     if flags.dry_run || proposal.changes.is_empty() {
         emit(
             printer,
@@ -164,6 +151,23 @@ fn emit(
     Ok(())
 }
 
+/// Changes not journaled yet, as rows.
+fn planned(changes: &[NewSourceChange]) -> Vec<ChangeRow> {
+    changes
+        .iter()
+        .map(|c| {
+            ChangeRow::new(
+                &c.account_id,
+                &c.region,
+                &c.change,
+                "planned",
+                &Default::default(),
+                None,
+            )
+        })
+        .collect()
+}
+
 fn rows(run: &SourceRun) -> Vec<ChangeRow> {
     run.changes
         .iter()
@@ -255,19 +259,7 @@ pub async fn rollback(
         ));
         return Ok(ExitCode::Success);
     }
-    let planned = changes
-        .iter()
-        .map(|c| {
-            ChangeRow::new(
-                &c.account_id,
-                &c.region,
-                &c.change,
-                "planned",
-                &Default::default(),
-                None,
-            )
-        })
-        .collect();
+    let planned = planned(&changes);
     if format == Format::Table {
         emit(printer, &empty, None, false, planned, Format::Table)?;
     }

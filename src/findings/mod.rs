@@ -70,17 +70,14 @@ impl Finding {
         severity: Severity,
         message: String,
     ) -> Finding {
-        Finding {
-            rule: rule.id,
+        Finding::for_resource(
+            rule,
+            &r.account_id,
+            &r.region,
+            instance_arn(r),
             severity,
-            title: rule.title,
-            docs: rule.docs,
-            account_id: r.account_id.clone(),
-            region: r.region.clone(),
-            resource: instance_arn(r),
             message,
-            remediation: rule.remediation,
-        }
+        )
     }
 
     /// A finding on a resource that is not an instance (a template, a group,

@@ -229,15 +229,17 @@ async fn send(
                 .await?;
         }
         (
-            SourceChange::PinGroup {
-                group, template_id, ..
-            },
+            change @ (SourceChange::PinGroup { group, .. }
+            | SourceChange::ConvertGroup { group, .. }),
             1,
         ) => {
-            let target = GroupTarget::Template {
-                template_id: template_id.clone(),
-                version: made(result, "version")?.to_string(),
-            };
+            let target = change.group_target(result).ok_or_else(|| {
+                AwsError::local(
+                    crate::aws::Operation::UpdateAutoScalingGroup,
+                    AwsErrorKind::Other,
+                    "the journal lost the version or template this change made",
+                )
+            })?;
             apis.autoscaling
                 .update_group(region, group, &target)
                 .await?;
@@ -260,22 +262,6 @@ async fn send(
                     .create_template(region, template_name, data, &token)
                     .await?,
             );
-        }
-        (SourceChange::ConvertGroup { group, .. }, 1) => {
-            let created = result.template.as_ref().ok_or_else(|| {
-                AwsError::local(
-                    crate::aws::Operation::CreateLaunchTemplate,
-                    AwsErrorKind::Other,
-                    "the journal lost the template this change made",
-                )
-            })?;
-            let target = GroupTarget::Template {
-                template_id: created.template_id.clone(),
-                version: created.version.to_string(),
-            };
-            apis.autoscaling
-                .update_group(region, group, &target)
-                .await?;
         }
         (SourceChange::SetDefaults { target, .. }, 0) => {
             apis.ec2.modify_metadata_defaults(region, target).await?;
@@ -382,27 +368,13 @@ async fn landed(
                 }))
         }
         (
-            SourceChange::PinGroup {
-                group, template_id, ..
-            },
+            change @ (SourceChange::PinGroup { group, .. }
+            | SourceChange::ConvertGroup { group, .. }),
             1,
-        ) => {
-            let want = GroupTarget::Template {
-                template_id: template_id.clone(),
-                version: made(result, "version")?.to_string(),
-            };
-            Ok(group_is(apis, region, group, &want).await?.then_some(out))
-        }
-        (SourceChange::ConvertGroup { group, .. }, 1) => {
-            let Some(t) = &result.template else {
-                return Ok(None);
-            };
-            let want = GroupTarget::Template {
-                template_id: t.template_id.clone(),
-                version: t.version.to_string(),
-            };
-            Ok(group_is(apis, region, group, &want).await?.then_some(out))
-        }
+        ) => match change.group_target(result) {
+            Some(want) => Ok(group_is(apis, region, group, &want).await?.then_some(out)),
+            None => Ok(None),
+        },
         (SourceChange::RestoreGroup { group, target }, 0) => {
             Ok(group_is(apis, region, group, target).await?.then_some(out))
         }
