@@ -11,6 +11,7 @@
 pub mod error;
 #[cfg(test)]
 pub mod fake;
+mod regional;
 pub mod sdk;
 mod sdk_error;
 mod sdk_launch;

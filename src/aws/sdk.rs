@@ -6,9 +6,6 @@
 //! instance roles), as do `AWS_ENDPOINT_URL` and `AWS_MAX_ATTEMPTS`. Retries
 //! are the SDK's (one retry budget, in one place); we only expose its knobs.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use async_trait::async_trait;
 use aws_config::imds::client::error::ImdsError;
 use aws_config::retry::RetryConfig;
@@ -19,6 +16,7 @@ use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::operation::RequestId;
 
 use super::error::Operation;
+use super::regional::PerRegion;
 use super::sdk_error::{convert, error_chain};
 use super::{
     AccountApis, AwsError, AwsErrorKind, CloudWatchApi, Ec2Api, Filter, IamApi, InstancePage,
@@ -382,47 +380,37 @@ fn account_apis(config: &SdkConfig) -> AccountApis {
 /// (clients are cheap handles over one HTTP connection pool).
 pub struct SdkEc2 {
     config: SdkConfig,
-    clients: Mutex<HashMap<String, aws_sdk_ec2::Client>>,
+    clients: PerRegion<aws_sdk_ec2::Client>,
     /// Clients for mutating calls: SDK retries off, because the executor
     /// owns the retry budget and journals every attempt.
-    once_clients: Mutex<HashMap<String, aws_sdk_ec2::Client>>,
+    once_clients: PerRegion<aws_sdk_ec2::Client>,
 }
 
 impl SdkEc2 {
     pub fn new(config: SdkConfig) -> Self {
         SdkEc2 {
             config,
-            clients: Mutex::new(HashMap::new()),
-            once_clients: Mutex::new(HashMap::new()),
+            clients: PerRegion::new(),
+            once_clients: PerRegion::new(),
         }
     }
 
     fn client(&self, region: &str) -> aws_sdk_ec2::Client {
-        Self::cached(&self.config, &self.clients, region, false)
+        self.clients
+            .get(region, |r| Self::make(&self.config, r, false))
     }
 
     fn once_client(&self, region: &str) -> aws_sdk_ec2::Client {
-        Self::cached(&self.config, &self.once_clients, region, true)
+        self.once_clients
+            .get(region, |r| Self::make(&self.config, r, true))
     }
 
-    fn cached(
-        config: &SdkConfig,
-        cache: &Mutex<HashMap<String, aws_sdk_ec2::Client>>,
-        region: &str,
-        no_retry: bool,
-    ) -> aws_sdk_ec2::Client {
-        let mut clients = cache.lock().expect("client cache poisoned");
-        clients
-            .entry(region.to_owned())
-            .or_insert_with(|| {
-                let mut conf = aws_sdk_ec2::config::Builder::from(config)
-                    .region(aws_config::Region::new(region.to_owned()));
-                if no_retry {
-                    conf = conf.retry_config(RetryConfig::disabled());
-                }
-                aws_sdk_ec2::Client::from_conf(conf.build())
-            })
-            .clone()
+    fn make(config: &SdkConfig, region: aws_config::Region, no_retry: bool) -> aws_sdk_ec2::Client {
+        let mut conf = aws_sdk_ec2::config::Builder::from(config).region(region);
+        if no_retry {
+            conf = conf.retry_config(RetryConfig::disabled());
+        }
+        aws_sdk_ec2::Client::from_conf(conf.build())
     }
 }
 
@@ -788,28 +776,24 @@ impl StsApi for SdkSts {
 /// CloudWatch, with one client per region (metrics are regional).
 pub struct SdkCloudWatch {
     config: SdkConfig,
-    clients: Mutex<HashMap<String, aws_sdk_cloudwatch::Client>>,
+    clients: PerRegion<aws_sdk_cloudwatch::Client>,
 }
 
 impl SdkCloudWatch {
     pub fn new(config: SdkConfig) -> Self {
         SdkCloudWatch {
             config,
-            clients: Mutex::new(HashMap::new()),
+            clients: PerRegion::new(),
         }
     }
 
     fn client(&self, region: &str) -> aws_sdk_cloudwatch::Client {
-        let mut clients = self.clients.lock().expect("client cache poisoned");
-        clients
-            .entry(region.to_owned())
-            .or_insert_with(|| {
-                let conf = aws_sdk_cloudwatch::config::Builder::from(&self.config)
-                    .region(aws_config::Region::new(region.to_owned()))
-                    .build();
-                aws_sdk_cloudwatch::Client::from_conf(conf)
-            })
-            .clone()
+        self.clients.get(region, |r| {
+            let conf = aws_sdk_cloudwatch::config::Builder::from(&self.config)
+                .region(r)
+                .build();
+            aws_sdk_cloudwatch::Client::from_conf(conf)
+        })
     }
 }
 

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use aws_config::SdkConfig;
 
 use super::error::Operation;
+use super::regional::PerRegion;
 use super::sdk_error::convert;
 use super::template_data;
 use super::{
@@ -281,31 +282,27 @@ pub(super) async fn modify_defaults(
     Ok(())
 }
 
-/// Auto Scaling, one client per region, made on first use.
+/// Auto Scaling, one client per region.
 pub struct SdkAutoScaling {
     config: SdkConfig,
-    clients: std::sync::Mutex<std::collections::HashMap<String, aws_sdk_autoscaling::Client>>,
+    clients: PerRegion<aws_sdk_autoscaling::Client>,
 }
 
 impl SdkAutoScaling {
     pub fn new(config: SdkConfig) -> Self {
         SdkAutoScaling {
             config,
-            clients: Default::default(),
+            clients: PerRegion::new(),
         }
     }
 
     fn client(&self, region: &str) -> aws_sdk_autoscaling::Client {
-        let mut clients = self.clients.lock().expect("client cache poisoned");
-        clients
-            .entry(region.to_owned())
-            .or_insert_with(|| {
-                let conf = aws_sdk_autoscaling::config::Builder::from(&self.config)
-                    .region(aws_config::Region::new(region.to_owned()))
-                    .build();
-                aws_sdk_autoscaling::Client::from_conf(conf)
-            })
-            .clone()
+        self.clients.get(region, |r| {
+            let conf = aws_sdk_autoscaling::config::Builder::from(&self.config)
+                .region(r)
+                .build();
+            aws_sdk_autoscaling::Client::from_conf(conf)
+        })
     }
 }
 
