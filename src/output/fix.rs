@@ -121,11 +121,12 @@ pub fn render(
                 )?;
             }
             for l in view.left_alone {
-                writeln!(
-                    out,
+                // Names come from AWS (anyone who can name a group chooses them).
+                let line = format!(
                     "left alone: {} {} {}: {}",
                     l.account_id, l.region, l.resource, l.why
-                )?;
+                );
+                writeln!(out, "{}", crate::output::sanitize::terminal(&line))?;
             }
             Ok(())
         }

@@ -250,3 +250,25 @@ def test_a_killed_create_is_found_on_resume_not_sent_again(run, account):
     assert "found, not sent again" in r.stderr
     [change] = r.json()["changes"]
     assert (change["status"], change["version"]) == ("applied", 2)
+
+
+def test_hostile_group_names_stay_inert(run, account):
+    asg = account.client("autoscaling", REGION)
+    asg.create_launch_configuration(LaunchConfigurationName="lc-x", ImageId=fleet.AMI, InstanceType="t3.micro")
+    # XML cannot carry ESC (moto sends it raw and the SDK rightly refuses
+    # the answer), so: shell metacharacters and a bidi override.
+    evil = "web'; rm -rf / #\u202e"
+    asg.create_auto_scaling_group(AutoScalingGroupName=evil, MinSize=1, MaxSize=1, DesiredCapacity=1,
+                                  AvailabilityZones=[f"{REGION}a"], LaunchConfigurationName="lc-x")
+    extras = launchpaths.Ec2Extras()
+    with AwsProxy(conftest.ENDPOINT, extras.fault, after=extras.after) as proxy:
+        r = run("asg", "fix", "--regions", REGION, "--yes", endpoint=proxy.url)
+        assert r.code == 0, r.stderr
+        r2 = run("asg", "show", "--regions", REGION, endpoint=proxy.url)
+    for text in (r.stdout, r.stderr, r2.stdout):
+        assert "\u202e" not in text
+    # The refresh command quotes the name as one shell word (the bidi
+    # control shown escaped).
+    assert "--auto-scaling-group-name 'web'\\''; rm -rf / #\\u{202e}'" in r.stderr
+    made = [c for c in r.stdout.splitlines() if "imdsguard-web" in c]
+    assert made, r.stdout
