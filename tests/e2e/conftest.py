@@ -30,11 +30,27 @@ ENDPOINT = ""
 SHIM: AwsProxy | None = None
 
 
+def no_account_defaults(req):
+    """moto answers GetInstanceMetadataDefaults with a 500 (it lacks it);
+    EC2 answers an account without defaults with an empty accountLevel.
+    Tests that need defaults (or a failure) answer it in their own proxy,
+    which sits in front of this one."""
+    if req.action != "GetInstanceMetadataDefaults":
+        return None
+    from awsproxy import Reply
+
+    body = (
+        '<GetInstanceMetadataDefaultsResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">'
+        "<requestId>shim-1</requestId><accountLevel/></GetInstanceMetadataDefaultsResponse>"
+    )
+    return Reply(200, body.encode(), {"Content-Type": "text/xml"})
+
+
 def pytest_configure(config):
     global ENDPOINT, SHIM
     if not MOTO or not BIN:
         raise pytest.UsageError("run the end-to-end tests through scripts/test (it starts moto and builds imdsguard)")
-    SHIM = AwsProxy(MOTO, cbor_shim=True).__enter__()
+    SHIM = AwsProxy(MOTO, fault=no_account_defaults, cbor_shim=True).__enter__()
     ENDPOINT = SHIM.url
 
 

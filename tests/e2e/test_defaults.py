@@ -1,11 +1,11 @@
 """`defaults show`: account-level IMDS defaults per region. moto does not
 implement GetInstanceMetadataDefaults, so the proxy answers it as EC2 would
-for two regions; the third is left to moto, whose 500 must be reported."""
+for two regions and refuses it in a third, which must be reported."""
 
 from __future__ import annotations
 
 import conftest
-from awsproxy import AwsProxy, Reply
+from awsproxy import AwsProxy, Reply, ec2_error
 
 
 def defaults_xml(level: str) -> bytes:
@@ -31,7 +31,7 @@ def fault(req):
         )
     if req.region == "eu-west-1":
         return Reply(200, defaults_xml(""), {"Content-Type": "text/xml"})
-    return None
+    return ec2_error("UnauthorizedOperation", "You are not authorized to perform this operation.")
 
 
 def test_defaults_show(run):

@@ -34,7 +34,7 @@ def test_html_report(run, account):
     assert r.code == 0, r.stderr
     results = json.loads(sarif.read_text())["runs"][0]["results"]
     assert sorted(r["ruleId"] for r in results) == [
-        "ami-without-imdsv2-support", "imdsv1-allowed", "imdsv1-allowed"]
+        "account-default-allows-v1", "ami-without-imdsv2-support", "imdsv1-allowed", "imdsv1-allowed"]
 
     r = run("scan", "--regions", "us-east-1", "--format", "html")
     # Each command takes only its own formats: an impossible one is clap's error.
@@ -92,6 +92,9 @@ def test_sarif_is_schema_valid_and_github_ready(run, account):
             if iid.startswith("i-"):
                 assert seeded.instances[iid][0] == region
                 arn = f"arn:aws:ec2:{region}:{account.account_id}:instance/{iid}"
+            elif iid == "instance-metadata-defaults":  # the region's account default
+                assert res["ruleId"] == "account-default-allows-v1"
+                arn = f"arn:aws:ec2:{region}:{account.account_id}:instance-metadata-defaults"
             else:  # a source of new instances: the AMI behind them
                 assert res["ruleId"] == "ami-without-imdsv2-support"
                 arn = f"arn:aws:ec2:{region}::image/{iid}"

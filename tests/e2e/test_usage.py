@@ -4,6 +4,8 @@ through GetMetricData (CBOR, via the shim in awsproxy.py)."""
 
 from __future__ import annotations
 
+import re
+
 import time
 from dataclasses import dataclass, field
 
@@ -120,7 +122,7 @@ def test_usage_and_verdicts(urun, world, days):
     # Findings follow the verdicts.
     rules = {}
     for f in doc["findings"]:
-        rules.setdefault(f["rule"], set()).add(f["resource"].rsplit("/", 1)[1])
+        rules.setdefault(f["rule"], set()).add(re.split("[/:]", f["resource"])[-1])
     want_in_use = {ids[c.name] for c in CASES if verdict(c, days) == "in-use"}
     want_refused = {ids[c.name] for c in CASES if verdict(c, days) == "rejecting-v1"}
     assert rules.get("imdsv1-in-use", set()) == want_in_use
