@@ -191,6 +191,21 @@ pub enum Command {
     #[command(subcommand)]
     Asg(AsgCommand),
 
+    /// Name the software that still fetches role credentials over IMDSv1, from CloudTrail.
+    ///
+    /// Every API call made with role credentials an instance got over IMDSv1
+    /// is recorded by CloudTrail with `ec2RoleDelivery` 1.0, the instance id
+    /// as the role session name, and the caller's user agent. `trail` reads
+    /// a trail's log objects in S3 for the last --days (only the window's
+    /// date folders are listed, objects are fetched and parsed concurrently
+    /// and streamed), counts the calls per instance, parses each user agent
+    /// (SDK or tool and version) and says what to upgrade it to. Results are
+    /// saved (tables trail_runs, trail_instances, trail_agents) for `query`.
+    /// Needs s3:ListBucket and s3:GetObject on the bucket (and kms:Decrypt
+    /// where the trail is encrypted with KMS).
+    #[command(after_help = TRAIL_HELP)]
+    Trail(TrailArgs),
+
     /// Print the shell completion script for bash, zsh, fish or powershell.
     ///
     /// Completes subcommands, flags and their fixed values (`--format`,
@@ -420,6 +435,35 @@ pub enum AsgCommand {
     /// ec2:CreateLaunchTemplate and autoscaling:DescribeLaunchConfigurations.
     #[command(after_help = FIX_HELP)]
     Fix(AsgFixArgs),
+}
+
+const TRAIL_HELP: &str = "\
+Examples:
+  imdsguard trail --bucket my-org-trail --days 14
+  imdsguard trail --bucket logs --prefix cloudtrail --bucket-region eu-west-1 --format json
+
+Exit codes: 0 success, 1 error or an object that could not be read (the rest is reported),
+2 bad arguments.";
+
+#[derive(Debug, Args)]
+pub struct TrailArgs {
+    /// The S3 bucket the trail writes to (an organization trail's too).
+    #[arg(long, value_name = "NAME")]
+    pub bucket: String,
+    /// The trail's S3 key prefix, if it has one.
+    #[arg(long, default_value = "", value_name = "PREFIX")]
+    pub prefix: String,
+    /// The bucket's region (default: the session's region).
+    #[arg(long, value_name = "REGION")]
+    pub bucket_region: Option<String>,
+    /// Days of logs to read, up to today (1 to 90).
+    #[arg(long, default_value_t = 14, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=90))]
+    pub days: u32,
+    /// Log objects fetched and parsed at once.
+    #[arg(long = "objects-at-once", default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub objects_at_once: u16,
+    #[command(flatten)]
+    pub output: TableOutput,
 }
 
 const FIX_HELP: &str = "\

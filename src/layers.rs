@@ -18,6 +18,8 @@ pub const LAYERS: &[(&str, u8)] = &[
     ("container", 2),
     ("filter", 2),
     ("launch", 2),
+    ("agents", 2),
+    ("trail", 2),
     ("sources", 2),
     // 3 store: SQLite (scans, the journal, leases).
     ("store", 3),
@@ -25,6 +27,7 @@ pub const LAYERS: &[(&str, u8)] = &[
     ("fanout", 4),
     ("scan", 4),
     ("usage", 4),
+    ("cloudtrail", 4),
     ("findings", 4),
     ("plan", 4),
     ("groups", 4),

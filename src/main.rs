@@ -5,9 +5,11 @@
 //! (`commands`), print any error with its hint, and exit with a documented
 //! code (`exit_codes`).
 
+mod agents;
 mod aws;
 mod cli;
 mod clock;
+mod cloudtrail;
 mod commands;
 mod container;
 mod error;
@@ -37,6 +39,7 @@ mod settings;
 mod sources;
 mod store;
 mod text;
+mod trail;
 mod usage;
 
 use clap::{CommandFactory, Parser};
@@ -174,6 +177,10 @@ async fn dispatch(command: Command, session: &Session, p: &Printer) -> Result<Ex
         }
         Command::Templates(TemplatesCommand::Fix(a)) => {
             commands::fix::run(session, p, s::templates_fix(&a), s::fix_flags(&a.opts)).await
+        }
+        Command::Trail(a) => {
+            let request = s::trail_request(&a)?;
+            commands::trail::run(session, p, &request, s::format(a.output.format)).await
         }
         Command::Asg(AsgCommand::Show(o)) => {
             commands::inventory::groups(session, p, s::rows_format(o.format)).await

@@ -136,6 +136,38 @@ pub fn format(f: TableFormatArg) -> Format {
     }
 }
 
+/// `trail`'s request: the bucket name checked offline (S3's rules), the
+/// region as every region flag is.
+pub fn trail_request(a: &crate::cli::TrailArgs) -> Result<crate::ops::trail::TrailRequest, Error> {
+    let name = &a.bucket;
+    let valid = (3..=63).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if !valid {
+        return Err(Error::Usage {
+            message: format!("`{}` is not an S3 bucket name", name.escape_debug()),
+            hint: "bucket names are 3-63 lowercase letters, digits, dots and hyphens (the trail's S3 bucket, as `aws cloudtrail describe-trails` shows it)".into(),
+        });
+    }
+    if a.prefix.chars().any(char::is_control) {
+        return Err(Error::Usage {
+            message: "the --prefix has control characters".into(),
+            hint: "pass the trail's S3 key prefix as `aws cloudtrail describe-trails` shows it"
+                .into(),
+        });
+    }
+    Ok(crate::ops::trail::TrailRequest {
+        bucket: a.bucket.clone(),
+        prefix: a.prefix.clone(),
+        bucket_region: a.bucket_region.clone(),
+        days: a.days,
+        concurrency: usize::from(a.objects_at_once),
+    })
+}
+
 /// `templates fix`'s request.
 pub fn templates_fix(a: &crate::cli::TemplatesFixArgs) -> crate::ops::fix::FixRequest {
     crate::ops::fix::FixRequest::Templates {

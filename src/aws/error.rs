@@ -56,12 +56,15 @@ pub enum Operation {
     /// Owner notices (`imdsguard notify`).
     SnsPublish,
     SesSendEmail,
+    /// CloudTrail logs in S3 (`imdsguard trail`).
+    S3ListBucket,
+    S3GetObject,
     /// Finding or refreshing credentials (the SDK's default chain).
     Credentials,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 21] = [
+    pub const ALL: [Operation; 23] = [
         Operation::DescribeRegions,
         Operation::DescribeInstances,
         Operation::ModifyInstanceMetadataOptions,
@@ -82,6 +85,8 @@ impl Operation {
         Operation::GetMetricData,
         Operation::SnsPublish,
         Operation::SesSendEmail,
+        Operation::S3ListBucket,
+        Operation::S3GetObject,
         Operation::Credentials,
     ];
 
@@ -108,6 +113,8 @@ impl Operation {
             Operation::GetMetricData => "cloudwatch:GetMetricData",
             Operation::SnsPublish => "sns:Publish",
             Operation::SesSendEmail => "ses:SendEmail",
+            Operation::S3ListBucket => "s3:ListBucket",
+            Operation::S3GetObject => "s3:GetObject",
             Operation::Credentials => "credentials",
         }
     }

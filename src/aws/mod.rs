@@ -582,6 +582,32 @@ pub trait AwsProvider: Send + Sync {
     async fn organization_accounts(&self) -> Result<Vec<String>, AwsError>;
 }
 
+/// One page of `ListObjectsV2`: keys, or with a delimiter the folders.
+#[derive(Debug, Clone, Default)]
+pub struct ObjectPage {
+    pub keys: Vec<String>,
+    /// The `CommonPrefixes` (folders), with a `/` delimiter.
+    pub prefixes: Vec<String>,
+    pub next_token: Option<String>,
+}
+
+/// The S3 calls `imdsguard trail` makes on a trail's bucket, with the
+/// caller's own credentials, in the bucket's region.
+#[async_trait]
+pub trait ObjectApi: Send + Sync {
+    /// One page of `ListObjectsV2` under `prefix` (`delimiter`: `/`).
+    async fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: bool,
+        token: Option<String>,
+    ) -> Result<ObjectPage, AwsError>;
+
+    /// `GetObject`: the whole object.
+    async fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>, AwsError>;
+}
+
 /// The calls that deliver owner notices, made with the caller's own
 /// credentials. Each method is one request, sent once (a re-run of
 /// `notify` is the retry, guided by the notice journal).

@@ -260,6 +260,18 @@ impl SdkProvider {
 }
 
 impl SdkProvider {
+    /// S3 in `region` (the trail bucket's), with the caller's own
+    /// credentials. Path-style addressing when an endpoint is set (local
+    /// emulators), virtual-hosted otherwise, as S3 prefers.
+    pub fn objects(&self, region: Option<&str>) -> Box<dyn super::ObjectApi> {
+        let region = region.map_or_else(|| home_region(&self.base), str::to_owned);
+        let conf = aws_sdk_s3::config::Builder::from(&self.base)
+            .region(aws_config::Region::new(region))
+            .force_path_style(self.base.endpoint_url().is_some())
+            .build();
+        Box::new(SdkObjects(aws_sdk_s3::Client::from_conf(conf)))
+    }
+
     /// The notice calls, with the caller's own credentials; SES in the
     /// configured region, SNS in each topic's.
     pub fn notifier(&self) -> Box<dyn super::NotifyApi> {
@@ -267,6 +279,61 @@ impl SdkProvider {
             base: self.base.clone(),
             sesv2: aws_sdk_sesv2::Client::new(&self.base),
         })
+    }
+}
+
+struct SdkObjects(aws_sdk_s3::Client);
+
+#[async_trait]
+impl super::ObjectApi for SdkObjects {
+    async fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: bool,
+        token: Option<String>,
+    ) -> Result<super::ObjectPage, AwsError> {
+        let out = self
+            .0
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_delimiter(delimiter.then(|| "/".to_owned()))
+            .set_continuation_token(token)
+            .send()
+            .await
+            .map_err(|e| convert(Operation::S3ListBucket, e))?;
+        Ok(super::ObjectPage {
+            keys: out
+                .contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned))
+                .collect(),
+            prefixes: out
+                .common_prefixes()
+                .iter()
+                .filter_map(|p| p.prefix().map(str::to_owned))
+                .collect(),
+            next_token: out
+                .next_continuation_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned),
+        })
+    }
+
+    async fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>, AwsError> {
+        let out = self
+            .0
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| convert(Operation::S3GetObject, e))?;
+        let body = out.body.collect().await.map_err(|e| {
+            AwsError::local(Operation::S3GetObject, AwsErrorKind::Network, e.to_string())
+        })?;
+        Ok(body.into_bytes().to_vec())
     }
 }
 

@@ -21,6 +21,7 @@ pub mod rollout;
 pub mod runs;
 pub mod scan;
 pub mod show;
+pub mod trail;
 
 use crate::error::Error;
 use crate::exit_codes::ExitCode;

@@ -30,7 +30,14 @@ pub fn usage(
         if fleet {
             output::usage::render_fleet(&view.report, &view.fleet, format, style, w)
         } else {
-            output::usage::render_instances(&view.report, &view.days, format, style, w)
+            output::usage::render_instances(
+                &view.report,
+                &view.days,
+                view.callers.as_ref(),
+                format,
+                style,
+                w,
+            )
         }
     })?;
     Ok(ExitCode::Success)

@@ -26,6 +26,7 @@ pub mod rollout;
 pub mod scan;
 #[cfg(test)]
 mod tests;
+pub mod trail;
 pub mod views;
 
 use crate::aws::AwsError;
@@ -56,6 +57,17 @@ pub async fn notifier(session: &Session) -> Result<Box<dyn crate::aws::NotifyApi
     Ok(crate::aws::sdk::SdkProvider::load(&session.aws)
         .await?
         .notifier())
+}
+
+/// S3 with the session's own credentials, in `region` (default: the
+/// session's): where a trail's logs are.
+pub async fn objects(
+    session: &Session,
+    region: Option<&str>,
+) -> Result<Box<dyn crate::aws::ObjectApi>, OpsError> {
+    Ok(crate::aws::sdk::SdkProvider::load(&session.aws)
+        .await?
+        .objects(region))
 }
 
 /// The session's database, for writing (created and migrated as needed).

@@ -40,16 +40,21 @@ pub struct UsageView {
     pub days: Vec<i32>,
     /// The fleet's totals per day.
     pub fleet: Vec<FleetDay>,
+    /// What the latest `imdsguard trail` found, per (account, region,
+    /// instance); `None` when no trail was read.
+    pub callers: Option<crate::store::trails::CallerMap>,
 }
 
 pub fn usage(store: &Store, id: Option<i64>) -> Result<UsageView, OpsError> {
     let report = report_of(store, id)?;
     let days = usage::scan_days(&report);
     let fleet = usage::fleet_days(&report, &days);
+    let callers = store.latest_callers()?;
     Ok(UsageView {
         report,
         days,
         fleet,
+        callers,
     })
 }
 

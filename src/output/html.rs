@@ -643,11 +643,16 @@ pub fn render(data: &ReportData, out: &mut dyn Write) -> std::io::Result<()> {
     let v1: Vec<_> = report.allowing_v1().collect();
     let _ = write!(h, "<h2>Instances that allow IMDSv1 ({})</h2>", v1.len());
     if !v1.is_empty() {
-        h.push_str("<table><tr><th>account</th><th>region</th><th>instance</th><th>name</th><th>role</th><th>owner</th><th>readiness</th><th>reason</th></tr>");
+        let callers = data.usage.callers.as_ref();
+        h.push_str("<table><tr><th>account</th><th>region</th><th>instance</th><th>name</th><th>role</th><th>owner</th><th>readiness</th><th>reason</th>");
+        if callers.is_some() {
+            h.push_str("<th>v1 callers (CloudTrail)</th>");
+        }
+        h.push_str("</tr>");
         for r in v1.iter().take(MAX_ROWS) {
             let _ = write!(
                 h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
                 esc(&r.account_id),
                 esc(&r.region),
                 esc(&r.instance.instance_id),
@@ -657,6 +662,10 @@ pub fn render(data: &ReportData, out: &mut dyn Write) -> std::io::Result<()> {
                 r.readiness.as_str(),
                 esc(&r.reason)
             );
+            if let Some(c) = crate::output::usage::callers_of(callers, r) {
+                let _ = write!(h, "<td>{}</td>", esc(&c));
+            }
+            h.push_str("</tr>");
         }
         h.push_str("</table>");
         if v1.len() > MAX_ROWS {
@@ -685,6 +694,7 @@ mod tests {
         let data = ReportData {
             accounts: report.by_account(),
             usage: crate::ops::views::UsageView {
+                callers: None,
                 report,
                 days: Vec::new(),
                 fleet: Vec::new(),

@@ -18,6 +18,7 @@ pub mod sarif;
 pub mod table;
 #[cfg(test)]
 mod tests;
+pub mod trail;
 pub mod usage;
 
 use std::io::Write;

@@ -11,6 +11,7 @@ use crate::output::json::{InstanceV1, SCHEMA};
 use crate::output::table::{Cell, cell, num, painted, write_table};
 use crate::output::{Format, Paint, Style};
 use crate::report::{FleetDay, InstanceRecord, ScanReport};
+use crate::store::trails::CallerMap;
 
 /// Instances with usage, most v1 calls first.
 pub fn ranked(report: &ScanReport) -> Vec<&InstanceRecord> {
@@ -62,6 +63,11 @@ struct UsageDoc<'a> {
 struct UsageInstance<'a> {
     #[serde(flatten)]
     instance: InstanceV1<'a>,
+    /// From the latest `imdsguard trail`: the software that used
+    /// credentials delivered over IMDSv1, each with what to do; absent
+    /// when no trail was read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    v1_callers: Option<String>,
     /// `v1_calls` per day of the window, `null` for days without data.
     daily_v1_calls: Vec<Option<f64>>,
     daily_rejected_calls: Vec<Option<f64>>,
@@ -74,6 +80,24 @@ struct FleetDoc<'a> {
     scan_id: Option<i64>,
     window_days: Option<u32>,
     days: &'a [FleetDay],
+}
+
+/// What the latest trail read says about `r`'s IMDSv1 use: its callers, or
+/// that its v1 calls are not credential fetches.
+pub fn callers_of(callers: Option<&CallerMap>, r: &InstanceRecord) -> Option<String> {
+    let map = callers?;
+    let key = (
+        r.account_id.clone(),
+        r.region.clone(),
+        r.instance.instance_id.clone(),
+    );
+    Some(match map.get(&key) {
+        Some(c) if !c.agents.is_empty() => c.agents.join("; "),
+        _ if r.usage.as_ref().is_some_and(|u| u.v1_calls > 0) => {
+            "IMDSv1 use is not credential fetches (metadata reads)".to_owned()
+        }
+        _ => String::new(),
+    })
 }
 
 fn series(rec: &InstanceRecord, days: &[i32], rejected: bool) -> Vec<Option<f64>> {
@@ -94,6 +118,7 @@ fn series(rec: &InstanceRecord, days: &[i32], rejected: bool) -> Vec<Option<f64>
 pub fn render_instances(
     report: &ScanReport,
     days: &[i32],
+    callers: Option<&CallerMap>,
     format: Format,
     style: Style,
     out: &mut dyn Write,
@@ -111,6 +136,7 @@ pub fn render_instances(
                     .iter()
                     .map(|r| UsageInstance {
                         instance: InstanceV1::new(r),
+                        v1_callers: callers_of(callers, r),
                         daily_v1_calls: series(r, days, false),
                         daily_rejected_calls: series(r, days, true),
                     })
@@ -133,6 +159,9 @@ pub fn render_instances(
                 "rejected_calls",
                 "readiness",
             ];
+            if callers.is_some() {
+                header.push("v1_callers");
+            }
             let labels: Vec<String> = days.iter().map(|d| day_label(*d)).collect();
             header.extend(labels.iter().map(String::as_str));
             w.write_record(&header)?;
@@ -155,6 +184,9 @@ pub fn render_instances(
                     u.rejected_calls.to_string(),
                     r.readiness.as_str().to_owned(),
                 ];
+                if let Some(c) = callers_of(callers, r) {
+                    row.push(crate::output::sanitize::csv_cell(&c).into_owned());
+                }
                 row.extend(
                     series(r, days, false)
                         .into_iter()
@@ -191,7 +223,7 @@ pub fn render_instances(
                     if u.v1_calls > 0 {
                         calls.paint = Some(Paint::Red);
                     }
-                    vec![
+                    let mut row = vec![
                         cell(&r.account_id),
                         cell(&r.region),
                         cell(&r.instance.instance_id),
@@ -213,27 +245,30 @@ pub fn render_instances(
                         num(u.rejected_calls),
                         cell(r.readiness.as_str()),
                         cell(sparkline(&series(r, days, false))),
-                    ]
+                    ];
+                    if let Some(c) = callers_of(callers, r) {
+                        row.push(cell(if c.is_empty() { "-" } else { &c }));
+                    }
+                    row
                 })
                 .collect();
-            write_table(
-                out,
-                style,
-                &[
-                    "ACCOUNT",
-                    "REGION",
-                    "INSTANCE",
-                    "NAME",
-                    "TOKENS",
-                    "V1 CALLS",
-                    "LAST V1",
-                    "DATA",
-                    "REJECTED",
-                    "READINESS",
-                    "DAILY V1",
-                ],
-                &rows,
-            )
+            let mut header = vec![
+                "ACCOUNT",
+                "REGION",
+                "INSTANCE",
+                "NAME",
+                "TOKENS",
+                "V1 CALLS",
+                "LAST V1",
+                "DATA",
+                "REJECTED",
+                "READINESS",
+                "DAILY V1",
+            ];
+            if callers.is_some() {
+                header.push("V1 CALLERS (CLOUDTRAIL)");
+            }
+            write_table(out, style, &header, &rows)
         }
     }
 }

@@ -374,6 +374,50 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (run_id, seq)
     );
     "#,
+    // 7: CloudTrail attribution (`imdsguard trail`, see src/trail.rs): each
+    // read of a trail, the instances whose role credentials were delivered
+    // over IMDSv1 with their calls, and the user agents that made them with
+    // the verdict. Never an access key id or a source IP address.
+    r#"
+    CREATE TABLE trail_runs (
+        id              INTEGER PRIMARY KEY,
+        created_at      TEXT NOT NULL,
+        source          TEXT NOT NULL,        -- s3://bucket/prefix | lookup | athena:db.table
+        window_start    TEXT NOT NULL,
+        window_end      TEXT NOT NULL,
+        records         INTEGER NOT NULL,     -- records in the window
+        attributed      INTEGER NOT NULL,     -- credentials delivered over IMDSv1 to an instance
+        v2              INTEGER NOT NULL,     -- delivered over IMDSv2 (context)
+        v1_not_instance INTEGER NOT NULL,     -- over IMDSv1 to a session that is not an instance
+        malformed       INTEGER NOT NULL,
+        objects         INTEGER NOT NULL
+    );
+    CREATE TABLE trail_instances (
+        trail_run           INTEGER NOT NULL REFERENCES trail_runs(id) ON DELETE CASCADE,
+        account_id          TEXT NOT NULL,
+        region              TEXT NOT NULL,
+        instance_id         TEXT NOT NULL,
+        role_name           TEXT NOT NULL,
+        v1_credential_calls INTEGER NOT NULL,
+        first_seen          TEXT NOT NULL,
+        last_seen           TEXT NOT NULL,
+        events_json         TEXT NOT NULL,    -- {"source:name": calls}
+        PRIMARY KEY (trail_run, account_id, region, instance_id)
+    );
+    CREATE TABLE trail_agents (
+        trail_run   INTEGER NOT NULL REFERENCES trail_runs(id) ON DELETE CASCADE,
+        account_id  TEXT NOT NULL,
+        region      TEXT NOT NULL,
+        instance_id TEXT NOT NULL,
+        user_agent  TEXT NOT NULL,
+        calls       INTEGER NOT NULL,
+        tool        TEXT,
+        version     TEXT,
+        verdict     TEXT NOT NULL CHECK (verdict IN ('upgrade', 'supports-v2', 'unknown')),
+        advice      TEXT NOT NULL,
+        PRIMARY KEY (trail_run, account_id, region, instance_id, user_agent)
+    );
+    "#,
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -463,6 +507,7 @@ pub mod query;
 pub mod rollouts;
 pub mod source_runs;
 mod sources;
+pub mod trails;
 
 /// The database. Its connection is private to this module and `journal`:
 /// everything else asks through methods, so SQL lives in one place.
