@@ -196,13 +196,14 @@ pub enum Command {
     /// Every API call made with role credentials an instance got over IMDSv1
     /// is recorded by CloudTrail with `ec2RoleDelivery` 1.0, the instance id
     /// as the role session name, and the caller's user agent. `trail` reads
-    /// a trail's log objects in S3 for the last --days (only the window's
-    /// date folders are listed, objects are fetched and parsed concurrently
-    /// and streamed), counts the calls per instance, parses each user agent
-    /// (SDK or tool and version) and says what to upgrade it to. Results are
-    /// saved (tables trail_runs, trail_instances, trail_agents) for `query`.
-    /// Needs s3:ListBucket and s3:GetObject on the bucket (and kms:Decrypt
-    /// where the trail is encrypted with KMS).
+    /// the last --days of a trail from its log objects in S3 (--bucket: only
+    /// the window's date folders are listed, objects are fetched and parsed
+    /// concurrently and streamed), from CloudTrail's event history
+    /// (--lookup), or with one Athena query (--athena-table), counts the
+    /// calls per instance, parses each user agent (SDK or tool and version)
+    /// and says what to upgrade it to. Results are saved (trail_runs,
+    /// trail_instances, trail_agents) and shown by `show usage` and the HTML
+    /// report next to each instance's IMDSv1 calls.
     #[command(after_help = TRAIL_HELP)]
     Trail(TrailArgs),
 
@@ -441,25 +442,67 @@ const TRAIL_HELP: &str = "\
 Examples:
   imdsguard trail --bucket my-org-trail --days 14
   imdsguard trail --bucket logs --prefix cloudtrail --bucket-region eu-west-1 --format json
+  imdsguard trail --lookup --regions us-east-1,eu-west-1 --days 7
+  imdsguard trail --athena-table cloudtrail.org_trail --athena-output s3://athena-results/imdsguard/
+  imdsguard trail --athena-table cloudtrail.org_trail --print-sql
 
 Exit codes: 0 success, 1 error or an object that could not be read (the rest is reported),
 2 bad arguments.";
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("trail_source").required(true).args(["bucket", "lookup", "athena_table"])))]
 pub struct TrailArgs {
-    /// The S3 bucket the trail writes to (an organization trail's too).
-    #[arg(long, value_name = "NAME")]
-    pub bucket: String,
+    /// Read the trail's log objects in this S3 bucket (an organization trail's too).
+    #[arg(long, value_name = "NAME", help_heading = "Source")]
+    pub bucket: Option<String>,
     /// The trail's S3 key prefix, if it has one.
-    #[arg(long, default_value = "", value_name = "PREFIX")]
+    #[arg(
+        long,
+        default_value = "",
+        value_name = "PREFIX",
+        requires = "bucket",
+        help_heading = "Source"
+    )]
     pub prefix: String,
     /// The bucket's region (default: the session's region).
-    #[arg(long, value_name = "REGION")]
+    #[arg(
+        long,
+        value_name = "REGION",
+        requires = "bucket",
+        help_heading = "Source"
+    )]
     pub bucket_region: Option<String>,
-    /// Days of logs to read, up to today (1 to 90).
+    /// Read CloudTrail's event history (`LookupEvents`, management events, 90 days) in every
+    /// selected account and region, paced to 2 requests per second per account and region.
+    #[arg(long, help_heading = "Source")]
+    pub lookup: bool,
+    /// Run one Athena query over the trail's table (`DATABASE.TABLE`) that filters and
+    /// aggregates on AWS's side.
+    #[arg(long, value_name = "DB.TABLE", help_heading = "Source")]
+    pub athena_table: Option<String>,
+    /// Where Athena writes the query's results (`s3://bucket/prefix/`).
+    #[arg(
+        long,
+        value_name = "S3-URI",
+        requires = "athena_table",
+        help_heading = "Source"
+    )]
+    pub athena_output: Option<String>,
+    /// The Athena workgroup (default: the account's primary).
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "athena_table",
+        help_heading = "Source"
+    )]
+    pub athena_workgroup: Option<String>,
+    /// Print the Athena (or CloudTrail Lake) SQL for --athena-table and exit: nothing is run.
+    #[arg(long, requires = "athena_table")]
+    pub print_sql: bool,
+    /// Days of logs to read, up to now (1 to 90).
     #[arg(long, default_value_t = 14, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=90))]
     pub days: u32,
-    /// Log objects fetched and parsed at once.
+    /// Log objects fetched and parsed at once (--bucket).
     #[arg(long = "objects-at-once", default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub objects_at_once: u16,
     #[command(flatten)]

@@ -180,6 +180,9 @@ async fn dispatch(command: Command, session: &Session, p: &Printer) -> Result<Ex
         }
         Command::Trail(a) => {
             let request = s::trail_request(&a)?;
+            if a.print_sql {
+                return commands::trail::print_sql(p, &request);
+            }
             commands::trail::run(session, p, &request, s::format(a.output.format)).await
         }
         Command::Asg(AsgCommand::Show(o)) => {

@@ -136,35 +136,63 @@ pub fn format(f: TableFormatArg) -> Format {
     }
 }
 
-/// `trail`'s request: the bucket name checked offline (S3's rules), the
-/// region as every region flag is.
+/// `trail`'s request: the bucket name, prefix, Athena table and output
+/// checked offline.
 pub fn trail_request(a: &crate::cli::TrailArgs) -> Result<crate::ops::trail::TrailRequest, Error> {
-    let name = &a.bucket;
-    let valid = (3..=63).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
-    if !valid {
-        return Err(Error::Usage {
-            message: format!("`{}` is not an S3 bucket name", name.escape_debug()),
-            hint: "bucket names are 3-63 lowercase letters, digits, dots and hyphens (the trail's S3 bucket, as `aws cloudtrail describe-trails` shows it)".into(),
-        });
-    }
-    if a.prefix.chars().any(char::is_control) {
-        return Err(Error::Usage {
-            message: "the --prefix has control characters".into(),
-            hint: "pass the trail's S3 key prefix as `aws cloudtrail describe-trails` shows it"
-                .into(),
-        });
-    }
+    use crate::ops::trail::TrailSource;
+    let source = if let Some(name) = &a.bucket {
+        let valid = (3..=63).contains(&name.len())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+            && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+        if !valid {
+            return Err(Error::Usage {
+                message: format!("`{}` is not an S3 bucket name", name.escape_debug()),
+                hint: "bucket names are 3-63 lowercase letters, digits, dots and hyphens (the trail's S3 bucket, as `aws cloudtrail describe-trails` shows it)".into(),
+            });
+        }
+        if a.prefix.chars().any(char::is_control) {
+            return Err(Error::Usage {
+                message: "the --prefix has control characters".into(),
+                hint: "pass the trail's S3 key prefix as `aws cloudtrail describe-trails` shows it"
+                    .into(),
+            });
+        }
+        TrailSource::Bucket {
+            bucket: name.clone(),
+            prefix: a.prefix.clone(),
+            region: a.bucket_region.clone(),
+            concurrency: usize::from(a.objects_at_once),
+        }
+    } else if let Some(raw) = &a.athena_table {
+        let table = crate::cloudtrail::AthenaTable::parse(raw).ok_or_else(|| Error::Usage {
+            message: format!("`{}` is not an Athena table", raw.escape_debug()),
+            hint: "name it DATABASE.TABLE, letters, digits and underscores (the CloudTrail table created as the Athena User Guide shows)".into(),
+        })?;
+        let output = a.athena_output.clone().unwrap_or_default();
+        if !a.print_sql
+            && (!output.starts_with("s3://")
+                || output.len() < 6
+                || output.chars().any(char::is_control))
+        {
+            return Err(Error::Usage {
+                message: "--athena-table needs --athena-output s3://BUCKET/PREFIX/".into(),
+                hint: "Athena writes each query's results to S3: name a location you can write (or add --print-sql to only print the query)".into(),
+            });
+        }
+        TrailSource::Athena {
+            table,
+            output,
+            workgroup: a.athena_workgroup.clone(),
+        }
+    } else {
+        TrailSource::Lookup
+    };
     Ok(crate::ops::trail::TrailRequest {
-        bucket: a.bucket.clone(),
-        prefix: a.prefix.clone(),
-        bucket_region: a.bucket_region.clone(),
+        source,
         days: a.days,
-        concurrency: usize::from(a.objects_at_once),
     })
 }
 

@@ -180,6 +180,21 @@ pub struct Tally {
     end: String,
 }
 
+/// One aggregated row: what the Athena query returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregateRow {
+    pub account_id: String,
+    pub region: String,
+    pub instance_id: String,
+    pub role_name: String,
+    pub user_agent: String,
+    /// `eventSource:eventName`.
+    pub event: String,
+    pub calls: u64,
+    pub first_seen: String,
+    pub last_seen: String,
+}
+
 /// Longest user agent kept (CloudTrail caps them too); anything longer is cut.
 const MAX_AGENT: usize = 1024;
 
@@ -271,6 +286,72 @@ impl Tally {
             Err(e) => {
                 self.counts.malformed += 1;
                 self.bad_objects.push((key.to_owned(), e.to_string()));
+            }
+        }
+    }
+
+    /// One row of an aggregate (Athena's): `calls` calls of one instance
+    /// with one user agent and event, between `first` and `last`.
+    pub fn add_aggregate(&mut self, row: &AggregateRow) {
+        self.counts.records += row.calls;
+        self.counts.attributed += row.calls;
+        let t = self
+            .instances
+            .entry((
+                row.account_id.clone(),
+                row.region.clone(),
+                row.instance_id.clone(),
+            ))
+            .or_insert_with(|| InstanceTally {
+                account_id: row.account_id.clone(),
+                region: row.region.clone(),
+                instance_id: row.instance_id.clone(),
+                role_name: row.role_name.clone(),
+                first_seen: row.first_seen.clone(),
+                last_seen: row.last_seen.clone(),
+                ..Default::default()
+            });
+        t.v1_credential_calls += row.calls;
+        if row.first_seen < t.first_seen {
+            t.first_seen = row.first_seen.clone();
+        }
+        if row.last_seen > t.last_seen {
+            t.last_seen = row.last_seen.clone();
+        }
+        *t.events.entry(row.event.clone()).or_default() += row.calls;
+        *t.user_agents.entry(row.user_agent.clone()).or_default() += row.calls;
+    }
+
+    /// Folds another tally (of another region or account) into this one.
+    pub fn merge(&mut self, other: Tally) {
+        let c = other.counts;
+        self.counts.records += c.records;
+        self.counts.attributed += c.attributed;
+        self.counts.v2 += c.v2;
+        self.counts.v1_not_instance += c.v1_not_instance;
+        self.counts.malformed += c.malformed;
+        self.counts.objects += c.objects;
+        self.bad_objects.extend(other.bad_objects);
+        for (k, t) in other.instances {
+            match self.instances.get_mut(&k) {
+                None => {
+                    self.instances.insert(k, t);
+                }
+                Some(mine) => {
+                    mine.v1_credential_calls += t.v1_credential_calls;
+                    if t.first_seen < mine.first_seen {
+                        mine.first_seen = t.first_seen;
+                    }
+                    if t.last_seen > mine.last_seen {
+                        mine.last_seen = t.last_seen;
+                    }
+                    for (e, n) in t.events {
+                        *mine.events.entry(e).or_default() += n;
+                    }
+                    for (u, n) in t.user_agents {
+                        *mine.user_agents.entry(u).or_default() += n;
+                    }
+                }
             }
         }
     }

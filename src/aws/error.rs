@@ -59,12 +59,16 @@ pub enum Operation {
     /// CloudTrail logs in S3 (`imdsguard trail`).
     S3ListBucket,
     S3GetObject,
+    LookupEvents,
+    StartQueryExecution,
+    GetQueryExecution,
+    GetQueryResults,
     /// Finding or refreshing credentials (the SDK's default chain).
     Credentials,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 23] = [
+    pub const ALL: [Operation; 27] = [
         Operation::DescribeRegions,
         Operation::DescribeInstances,
         Operation::ModifyInstanceMetadataOptions,
@@ -87,6 +91,10 @@ impl Operation {
         Operation::SesSendEmail,
         Operation::S3ListBucket,
         Operation::S3GetObject,
+        Operation::LookupEvents,
+        Operation::StartQueryExecution,
+        Operation::GetQueryExecution,
+        Operation::GetQueryResults,
         Operation::Credentials,
     ];
 
@@ -115,6 +123,10 @@ impl Operation {
             Operation::SesSendEmail => "ses:SendEmail",
             Operation::S3ListBucket => "s3:ListBucket",
             Operation::S3GetObject => "s3:GetObject",
+            Operation::LookupEvents => "cloudtrail:LookupEvents",
+            Operation::StartQueryExecution => "athena:StartQueryExecution",
+            Operation::GetQueryExecution => "athena:GetQueryExecution",
+            Operation::GetQueryResults => "athena:GetQueryResults",
             Operation::Credentials => "credentials",
         }
     }

@@ -338,6 +338,23 @@ impl Ec2Api for FakeEc2 {
     }
 }
 
+/// CloudTrail with no events.
+#[derive(Default)]
+pub struct FakeCloudTrail;
+
+#[async_trait]
+impl super::CloudTrailApi for FakeCloudTrail {
+    async fn lookup_events(
+        &self,
+        _region: &str,
+        _start: i64,
+        _end: i64,
+        _token: Option<String>,
+    ) -> Result<super::EventPage, AwsError> {
+        Ok(super::EventPage::default())
+    }
+}
+
 /// Auto Scaling groups and launch configurations, per region.
 #[derive(Default)]
 pub struct FakeAutoScaling {
@@ -531,6 +548,7 @@ impl FakeAccount {
             iam: Box::new(self.iam),
             cloudwatch: Box::new(self.cloudwatch),
             autoscaling: Box::new(self.autoscaling),
+            cloudtrail: Box::new(FakeCloudTrail),
             home_region: home,
         }
     }

@@ -15,6 +15,7 @@ mod regional;
 pub mod sdk;
 mod sdk_error;
 mod sdk_launch;
+mod sdk_trail;
 pub mod template_data;
 
 use async_trait::async_trait;
@@ -608,6 +609,64 @@ pub trait ObjectApi: Send + Sync {
     async fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>, AwsError>;
 }
 
+/// Where an Athena query stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueryState {
+    Running,
+    Succeeded,
+    /// Failed or cancelled, with Athena's reason.
+    Failed(String),
+}
+
+/// One page of an Athena query's result rows (cells as text).
+#[derive(Debug, Clone, Default)]
+pub struct QueryPage {
+    pub rows: Vec<Vec<Option<String>>>,
+    pub next_token: Option<String>,
+}
+
+/// The Athena calls `imdsguard trail --athena-table` makes, with the
+/// caller's own credentials, in the session's region.
+#[async_trait]
+pub trait AthenaApi: Send + Sync {
+    /// `StartQueryExecution`: returns the execution id.
+    async fn start_query(
+        &self,
+        sql: &str,
+        output: &str,
+        workgroup: Option<&str>,
+    ) -> Result<String, AwsError>;
+
+    /// `GetQueryExecution`'s state.
+    async fn query_state(&self, id: &str) -> Result<QueryState, AwsError>;
+
+    /// One page of `GetQueryResults` (the first page starts with the header row).
+    async fn query_results(&self, id: &str, token: Option<String>) -> Result<QueryPage, AwsError>;
+}
+
+/// One page of CloudTrail `LookupEvents`: each event's record as CloudTrail
+/// wrote it (the `CloudTrailEvent` JSON text).
+#[derive(Debug, Clone, Default)]
+pub struct EventPage {
+    pub events: Vec<String>,
+    pub next_token: Option<String>,
+}
+
+/// The CloudTrail calls we make. Regional.
+#[async_trait]
+pub trait CloudTrailApi: Send + Sync {
+    /// One page (up to 50) of `LookupEvents` between `start` and `end`
+    /// (epoch seconds), management events only, unfiltered (CloudTrail
+    /// filters on one attribute only: we filter here).
+    async fn lookup_events(
+        &self,
+        region: &str,
+        start: i64,
+        end: i64,
+        token: Option<String>,
+    ) -> Result<EventPage, AwsError>;
+}
+
 /// The calls that deliver owner notices, made with the caller's own
 /// credentials. Each method is one request, sent once (a re-run of
 /// `notify` is the retry, guided by the notice journal).
@@ -643,6 +702,7 @@ pub struct AccountApis {
     pub sts: Box<dyn StsApi>,
     pub cloudwatch: Box<dyn CloudWatchApi>,
     pub autoscaling: Box<dyn AutoScalingApi>,
+    pub cloudtrail: Box<dyn CloudTrailApi>,
     /// The region used for global and discovery calls (`DescribeRegions`).
     pub home_region: String,
 }

@@ -272,6 +272,13 @@ impl SdkProvider {
         Box::new(SdkObjects(aws_sdk_s3::Client::from_conf(conf)))
     }
 
+    /// Athena in the session's region, with the caller's own credentials.
+    pub fn athena(&self) -> Box<dyn super::AthenaApi> {
+        Box::new(super::sdk_trail::SdkAthena(aws_sdk_athena::Client::new(
+            &self.base,
+        )))
+    }
+
     /// The notice calls, with the caller's own credentials; SES in the
     /// configured region, SNS in each topic's.
     pub fn notifier(&self) -> Box<dyn super::NotifyApi> {
@@ -439,6 +446,7 @@ fn account_apis(config: &SdkConfig) -> AccountApis {
         sts: Box::new(SdkSts(aws_sdk_sts::Client::new(config))),
         cloudwatch: Box::new(SdkCloudWatch::new(config.clone())),
         autoscaling: Box::new(super::sdk_launch::SdkAutoScaling::new(config.clone())),
+        cloudtrail: Box::new(super::sdk_trail::SdkCloudTrail::new(config.clone())),
         home_region: home_region(config),
     }
 }

@@ -7,6 +7,15 @@ use crate::ops::{self, Session};
 use crate::output::{self, Format};
 use crate::printer::Printer;
 
+/// `--print-sql`: the Athena query for the window, nothing run (offline).
+pub fn print_sql(printer: &Printer, request: &TrailRequest) -> Result<ExitCode, Error> {
+    if let crate::ops::trail::TrailSource::Athena { table, .. } = &request.source {
+        let sql = crate::cloudtrail::athena_sql(table, &ops::trail::window(request));
+        printer.emit(|w, _| writeln!(w, "{sql}"))?;
+    }
+    Ok(ExitCode::Success)
+}
+
 pub async fn run(
     session: &Session,
     printer: &Printer,
@@ -29,6 +38,7 @@ pub async fn run(
         c.v1_not_instance,
         c.malformed
     ));
+    printer.failures(&result.failures);
     for (key, why) in &result.bad_objects {
         printer.warn(&format!("could not read {key}: {why}"));
     }
@@ -39,9 +49,11 @@ pub async fn run(
             ops::list(result.metadata_only.iter().map(|(_, _, i)| i.as_str()))
         ));
     }
-    Ok(if result.counts.malformed > 0 {
-        ExitCode::Failure
-    } else {
-        ExitCode::Success
-    })
+    Ok(
+        if result.counts.malformed > 0 || !result.failures.is_empty() {
+            ExitCode::Failure
+        } else {
+            ExitCode::Success
+        },
+    )
 }

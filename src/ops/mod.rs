@@ -70,6 +70,13 @@ pub async fn objects(
         .objects(region))
 }
 
+/// Athena with the session's own credentials, in its region.
+pub async fn athena(session: &Session) -> Result<Box<dyn crate::aws::AthenaApi>, OpsError> {
+    Ok(crate::aws::sdk::SdkProvider::load(&session.aws)
+        .await?
+        .athena())
+}
+
 /// The session's database, for writing (created and migrated as needed).
 pub fn store(session: &Session) -> Result<crate::store::Store, OpsError> {
     Ok(crate::store::Store::open(&session.db)?)

@@ -3,20 +3,37 @@
 //! it, and join it to the latest scan.
 
 use super::{OpsError, Session};
-use crate::cloudtrail::{self, TrailWindow};
+use crate::cloudtrail::{self, AthenaTable, TrailWindow};
 use crate::store::Store;
 use crate::trail::{Counts, InstanceTally, Tally};
+
+/// Where the trail is read from.
+#[derive(Debug, Clone)]
+pub enum TrailSource {
+    /// The trail's log objects in S3.
+    Bucket {
+        bucket: String,
+        prefix: String,
+        /// The bucket's region (default: the session's).
+        region: Option<String>,
+        /// Log objects fetched at once.
+        concurrency: usize,
+    },
+    /// `LookupEvents` in every selected account and region.
+    Lookup,
+    /// One query over the trail's Athena table.
+    Athena {
+        table: AthenaTable,
+        output: String,
+        workgroup: Option<String>,
+    },
+}
 
 /// What to read, free of CLI types.
 #[derive(Debug, Clone)]
 pub struct TrailRequest {
-    pub bucket: String,
-    pub prefix: String,
-    /// The bucket's region (default: the session's).
-    pub bucket_region: Option<String>,
+    pub source: TrailSource,
     pub days: u32,
-    /// Log objects fetched at once.
-    pub concurrency: usize,
 }
 
 /// What a read found.
@@ -34,6 +51,13 @@ pub struct TrailResult {
     /// but fetched no credentials over IMDSv1 in the window: their v1 use
     /// is metadata reads, not credential fetches.
     pub metadata_only: Vec<(String, String, String)>,
+    /// Accounts and regions that could not be read (`--lookup`).
+    pub failures: Vec<crate::report::Failure>,
+}
+
+/// The window a request reads (the last `days` days up to now).
+pub fn window(request: &TrailRequest) -> TrailWindow {
+    TrailWindow::last(request.days, crate::clock::now_epoch())
 }
 
 pub async fn read(
@@ -41,30 +65,84 @@ pub async fn read(
     store: &mut Store,
     request: &TrailRequest,
 ) -> Result<TrailResult, OpsError> {
-    let s3 = super::objects(session, request.bucket_region.as_deref()).await?;
-    let window = TrailWindow::last(request.days, crate::clock::now_epoch());
+    let now = crate::clock::now_epoch();
+    let window = window(request);
     let mut tally = Tally::new(&window.start, &window.end);
-    let listing = cloudtrail::from_bucket(
-        s3.as_ref(),
-        &request.bucket,
-        &request.prefix,
-        &window,
-        request.concurrency,
-        &mut tally,
-    )
-    .await?;
-    let (counts, bad_objects, instances) = tally.instances();
-    let source = match request.prefix.trim_matches('/') {
-        "" => format!("s3://{}", request.bucket),
-        p => format!("s3://{}/{p}", request.bucket),
+    let mut accounts = Vec::new();
+    let mut failures = Vec::new();
+    let source = match &request.source {
+        TrailSource::Bucket {
+            bucket,
+            prefix,
+            region,
+            concurrency,
+        } => {
+            let s3 = super::objects(session, region.as_deref()).await?;
+            let listing = cloudtrail::from_bucket(
+                s3.as_ref(),
+                bucket,
+                prefix,
+                &window,
+                *concurrency,
+                &mut tally,
+            )
+            .await?;
+            accounts = listing.accounts;
+            match prefix.trim_matches('/') {
+                "" => format!("s3://{bucket}"),
+                p => format!("s3://{bucket}/{p}"),
+            }
+        }
+        TrailSource::Lookup => {
+            let targets = super::targets(session).await?;
+            let start = now - i64::from(request.days) * 86_400;
+            let (ws, we) = (window.start.clone(), window.end.clone());
+            let v = super::fleet::each_region(session, &targets, |apis, region| {
+                let (ws, we) = (ws.clone(), we.clone());
+                async move {
+                    let mut t = Tally::new(&ws, &we);
+                    cloudtrail::from_lookup(apis.cloudtrail.as_ref(), &region, start, now, &mut t)
+                        .await?;
+                    Ok(t)
+                }
+            })
+            .await?;
+            for (account, _, t) in v.answers {
+                if !accounts.contains(&account) {
+                    accounts.push(account);
+                }
+                tally.merge(t);
+            }
+            failures = v.failures;
+            "cloudtrail:LookupEvents".to_owned()
+        }
+        TrailSource::Athena {
+            table,
+            output,
+            workgroup,
+        } => {
+            let athena = super::athena(session).await?;
+            cloudtrail::from_athena(
+                athena.as_ref(),
+                table,
+                output,
+                workgroup.as_deref(),
+                &window,
+                &mut tally,
+            )
+            .await?;
+            format!("athena:{}.{}", table.database, table.table)
+        }
     };
+    let (counts, bad_objects, instances) = tally.instances();
     let id = store.save_trail(&source, (&window.start, &window.end), &counts, &instances)?;
     let metadata_only = metadata_only(store, &instances)?;
     Ok(TrailResult {
         id,
         source,
         window,
-        accounts: listing.accounts,
+        failures,
+        accounts,
         counts,
         bad_objects,
         instances,

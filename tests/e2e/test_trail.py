@@ -157,3 +157,101 @@ def test_trail_joins_the_latest_scan(run, account):
     html = run("report", "--format", "html").stdout
     assert "<th>v1 callers (CloudTrail)</th>" in html
     assert "AWS CLI 1.16.100: upgrade AWS CLI to ≥ 1.16.289" in html
+
+
+def test_trail_from_athena(run, account):
+    """One query on Athena (moto's, fed the rows a real query would give):
+    the SQL's filters, paging of the results, the rows folded per instance."""
+    import urllib.request
+
+    me = account.account_id
+    header = ["account_id", "region", "instance_id", "role_name", "user_agent", "event", "calls", "first_seen",
+              "last_seen"]
+    cli_old = "aws-cli/1.16.100 Python/2.7 Linux/4.14 botocore/1.12.90"
+    data = [
+        [me, "us-east-1", I1, "app-role", cli_old, "ec2.amazonaws.com:DescribeInstances", "40",
+         "2026-11-20T01:00:00Z", "2026-11-30T01:00:00Z"],
+        [me, "us-east-1", I1, "app-role", cli_old, "s3.amazonaws.com:GetObject", "2", "2026-11-19T01:00:00Z",
+         "2026-11-21T01:00:00Z"],
+        [OTHER, "eu-west-1", I2, "batch", "aws-sdk-java/1.11.500 Linux/4.14", "sqs.amazonaws.com:ReceiveMessage",
+         "7", "2026-11-25T01:00:00Z", "2026-11-25T02:00:00Z"],
+    ]
+    rows = [{"Data": [{"VarCharValue": v} for v in r]} for r in [header] + data]
+    queued = json.dumps({
+        "account_id": me, "region": "us-east-1",
+        "results": [{"rows": rows, "column_info": [{"Name": h, "Type": "varchar"} for h in header]}],
+    }).encode()
+    urllib.request.urlopen(urllib.request.Request(
+        f"{conftest.MOTO}/moto-api/static/athena/query-results", data=queued,
+        headers={"Content-Type": "application/json"}))
+
+    with AwsProxy(conftest.ENDPOINT) as proxy:
+        r = run("trail", "--athena-table", "cloudtrail.org_trail", "--athena-output", "s3://results/imdsguard/",
+                "--days", "30", "--format", "json", endpoint=proxy.url)
+        [start] = [q for q in proxy.log if q.action == "StartQueryExecution"]
+    assert r.code == 0, r.stderr
+    sql = json.loads(start.body)["QueryString"]
+    assert 'FROM "cloudtrail"."org_trail"' in sql and "ec2roledelivery = '1.0'" in sql
+    assert json.loads(start.body)["ResultConfiguration"]["OutputLocation"] == "s3://results/imdsguard/"
+    doc = r.json()
+    assert doc["source"] == "athena:cloudtrail.org_trail"
+    by_id = {i["instance_id"]: i for i in doc["instances"]}
+    assert by_id[I1]["v1_credential_calls"] == 42 and by_id[I1]["first_seen"] == "2026-11-19T01:00:00Z"
+    assert by_id[I2]["user_agents"][0]["advice"] == "upgrade AWS SDK for Java to ≥ 1.11.678"
+
+    # --print-sql prints the same query and touches nothing.
+    r = run("trail", "--athena-table", "cloudtrail.org_trail", "--print-sql", "--days", "30", creds=False)
+    assert r.code == 0 and r.stdout.startswith("SELECT") and "ec2roledelivery = '1.0'" in r.stdout
+    r = run("trail", "--athena-table", "db.t; DROP TABLE x", "--print-sql")
+    assert r.code == 2 and "not an Athena table" in r.stderr
+    r = run("trail", "--athena-table", "db.t")
+    assert r.code == 2 and "--athena-output" in r.stderr
+
+
+def test_trail_from_lookup_events(run, account):
+    """`LookupEvents` (moto has none: the proxy answers as CloudTrail would,
+    in its JSON protocol): every page followed, at most 2 requests a second
+    per region, events filtered here."""
+    import time as clock
+
+    from awsproxy import Reply
+
+    me = account.account_id
+    now = datetime.datetime.now(datetime.timezone.utc)
+    when = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    cli_old = "aws-cli/1.16.100 Python/2.7 Linux/4.14 botocore/1.12.90"
+    pages = {
+        "us-east-1": [
+            [record(when, me, "us-east-1", I1, "1.0", cli_old)] * 2,
+            [record(when, me, "us-east-1", I1, "2.0", cli_old)],
+            [record(when, me, "us-east-1", I1, "1.0", cli_old)],
+        ],
+        "eu-west-1": [[record(when, me, "eu-west-1", "alice", None, cli_old)]],
+    }
+    seen: list = []
+
+    def fault(req):
+        if req.action != "LookupEvents":
+            return None
+        body = json.loads(req.body)
+        seen.append((req.region, clock.monotonic(), body))
+        n = int(body.get("NextToken", "0"))
+        region_pages = pages[req.region]
+        events = [{"EventId": f"e{n}-{i}", "CloudTrailEvent": json.dumps(e)} for i, e in enumerate(region_pages[n])]
+        out = {"Events": events}
+        if n + 1 < len(region_pages):
+            out["NextToken"] = str(n + 1)
+        return Reply(200, json.dumps(out).encode(), {"Content-Type": "application/x-amz-json-1.1"})
+
+    with AwsProxy(conftest.ENDPOINT, fault) as proxy:
+        r = run("trail", "--lookup", "--regions", "us-east-1,eu-west-1", "--days", "3", "--format", "json",
+                endpoint=proxy.url)
+    assert r.code == 0, r.stderr
+    east = [t for reg, t, _ in seen if reg == "us-east-1"]
+    assert len(east) == 3 and len([1 for reg, _, _ in seen if reg == "eu-west-1"]) == 1
+    assert all(b - a >= 0.45 for a, b in zip(east, east[1:])), "2 requests a second per region at most"
+    assert all("StartTime" in b and "EndTime" in b for _, _, b in seen)
+    doc = r.json()
+    assert doc["counts"]["attributed"] == 3 and doc["counts"]["v2"] == 1
+    [one] = doc["instances"]
+    assert (one["instance_id"], one["v1_credential_calls"]) == (I1, 3)
