@@ -137,8 +137,12 @@ fn is_email(v: &str) -> bool {
 pub enum NextStep {
     /// No IMDSv1 call in the window: safe to enforce.
     Enforce { command: String },
-    /// IMDSv1 is used: the software that calls it must be upgraded first.
-    Upgrade { rescan: String },
+    /// IMDSv1 is used: the software that calls it must be upgraded first;
+    /// `callers` is what CloudTrail named (`imdsguard trail`), if read.
+    Upgrade {
+        rescan: String,
+        callers: Option<String>,
+    },
     /// No evidence either way.
     Measure { why: String, rescan: String },
 }
@@ -156,12 +160,18 @@ impl NextStep {
             NextStep::Enforce { .. } => {
                 "Ready: it will be enforced in the next rollout. To enforce it now:".into()
             }
-            NextStep::Upgrade { .. } => {
+            NextStep::Upgrade { callers: None, .. } => {
                 "Still uses IMDSv1: upgrade what calls the metadata service without a token \
                  (AWS SDKs and CLI from before IMDSv2 support, old agents, curl scripts), \
                  then check again:"
                     .into()
             }
+            NextStep::Upgrade {
+                callers: Some(c), ..
+            } => format!(
+                "Still uses IMDSv1. CloudTrail names the software ({}): upgrade it, then check again:",
+                quote(c)
+            ),
             NextStep::Measure { why, .. } => format!(
                 "No evidence yet ({}): keep it running for a few days so CloudWatch \
                  records MetadataNoToken, then check again:",
@@ -174,7 +184,7 @@ impl NextStep {
     fn command(&self) -> &str {
         match self {
             NextStep::Enforce { command } => command,
-            NextStep::Upgrade { rescan } | NextStep::Measure { rescan, .. } => rescan,
+            NextStep::Upgrade { rescan, .. } | NextStep::Measure { rescan, .. } => rescan,
         }
     }
 }
@@ -269,7 +279,10 @@ fn line(r: &InstanceRecord, accounts: &str) -> NoticeLine {
                 r.region
             ),
         },
-        Readiness::InUse => NextStep::Upgrade { rescan },
+        Readiness::InUse => NextStep::Upgrade {
+            rescan,
+            callers: r.v1_callers.clone(),
+        },
         _ => NextStep::Measure {
             why: r.reason.clone(),
             rescan,

@@ -45,6 +45,9 @@ pub struct InstanceRecord {
     pub daily: Vec<DayPoint>,
     pub readiness: Readiness,
     pub reason: String,
+    /// What the latest `imdsguard trail` says made its IMDSv1 calls (the
+    /// software and what to do), when one was read; see `ops::views`.
+    pub v1_callers: Option<String>,
 }
 
 /// Counts for one account and region.
@@ -209,6 +212,7 @@ pub mod test_support {
             daily: Vec::new(),
             readiness,
             reason: "r".into(),
+            v1_callers: None,
         }
     }
 }

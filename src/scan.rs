@@ -410,6 +410,7 @@ fn build_record(
         daily,
         readiness,
         reason,
+        v1_callers: None,
         instance,
     }
 }

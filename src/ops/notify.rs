@@ -164,7 +164,8 @@ pub fn prepare(db: &Path, request: &NotifyRequest) -> Result<(Store, Vec<Notice>
             .latest_scan()?
             .ok_or(crate::store::StoreError::Empty)?,
     };
-    let report = store.load_report(id)?;
+    let mut report = store.load_report(id)?;
+    super::views::with_callers(&store, &mut report)?;
     let notices = notify::build(&report, &request.owner_tags);
     Ok((store, notices))
 }

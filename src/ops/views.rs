@@ -19,13 +19,45 @@ pub fn open(db: &std::path::Path) -> Result<Store, OpsError> {
     Ok(Store::open_read_only(db)?)
 }
 
-/// A stored scan (the latest without an id), as it was saved.
+/// A stored scan (the latest without an id), as it was saved, with what
+/// the latest trail read says about its IMDSv1 callers.
 fn report_of(store: &Store, id: Option<i64>) -> Result<ScanReport, OpsError> {
     let id = match id {
         Some(id) => id,
         None => store.latest_scan()?.ok_or(StoreError::Empty)?,
     };
-    Ok(store.load_report(id)?)
+    let mut report = store.load_report(id)?;
+    with_callers(store, &mut report)?;
+    Ok(report)
+}
+
+/// Adds to the readiness reason of every instance that calls IMDSv1 what
+/// the latest `imdsguard trail` found: the software that fetched
+/// credentials over IMDSv1 and what to do, or that its IMDSv1 calls are not
+/// credential fetches. Every view (tables, reports, owners, notices) then
+/// says it. Nothing changes without a trail read.
+pub fn with_callers(store: &Store, report: &mut ScanReport) -> Result<(), OpsError> {
+    let Some(callers) = store.latest_callers()? else {
+        return Ok(());
+    };
+    for r in &mut report.instances {
+        if r.readiness != crate::readiness::Readiness::InUse {
+            continue;
+        }
+        let key = (
+            r.account_id.clone(),
+            r.region.clone(),
+            r.instance.instance_id.clone(),
+        );
+        let said = match callers.get(&key) {
+            Some(c) if !c.agents.is_empty() => c.agents.join("; "),
+            _ => "none: CloudTrail shows no credential fetch over IMDSv1, the calls are metadata reads"
+                .to_owned(),
+        };
+        r.reason = format!("{}; v1 callers (CloudTrail): {said}", r.reason);
+        r.v1_callers = Some(said);
+    }
+    Ok(())
 }
 
 /// A stored scan, assessed (for views that show findings).

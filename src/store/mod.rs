@@ -891,6 +891,7 @@ impl Store {
                 launch_template: r.get(18)?,
                 container_host: r.get(19)?,
                 container_reason: r.get(20)?,
+                v1_callers: None,
                 usage: None,
                 daily: Vec::new(),
                 readiness: Readiness::ALL

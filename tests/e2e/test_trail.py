@@ -154,6 +154,15 @@ def test_trail_joins_the_latest_scan(run, account):
     assert callers[reads] == "IMDSv1 use is not credential fetches (metadata reads)"
     table = run("show", "usage").stdout
     assert "V1 CALLERS (CLOUDTRAIL)" in table and "upgrade AWS CLI" in table
+    # The readiness reason says it everywhere: instances, notices.
+    reasons = {i["instance_id"]: i["reason"] for i in run("show", "instances", "--format", "json").json()["instances"]}
+    assert "v1 callers (CloudTrail): AWS CLI 1.16.100: upgrade AWS CLI to ≥ 1.16.289" in reasons[fetches]
+    assert "the calls are metadata reads" in reasons[reads]
+    out = run.tmp / "notices"
+    r = run("notify", "--out-dir", str(out), "--dry-run")
+    assert r.code == 0, r.stderr
+    notices = "".join(p.read_text() for p in out.glob("*.txt"))
+    assert "upgrade AWS CLI to ≥ 1.16.289" in notices
     html = run("report", "--format", "html").stdout
     assert "<th>v1 callers (CloudTrail)</th>" in html
     assert "AWS CLI 1.16.100: upgrade AWS CLI to ≥ 1.16.289" in html
