@@ -1,11 +1,11 @@
-"""The imdsguard benchmark: scans (one account and many), apply and memory
-against bench/fakeaws.py.
+"""The imdsguard benchmark: scans (one account and many), apply, memory and
+the CloudTrail logs of a trail bucket (`trail --bucket`) against bench/fakeaws.py.
 
 Run it through bench/run (which prepares the Python environment, GNU time and
 the release binary; `bench/run --help`). Every AWS call goes to a fake
 endpoint on 127.0.0.1 that this script starts and stops; nothing reaches AWS.
 
-  bench.py --bin PATH [--quick] [--latency-ms 50] [--out bench/RESULTS.md]
+  bench.py --bin PATH [--quick | --trail-only] [--latency-ms 50] [--out bench/RESULTS.md]
 """
 
 from __future__ import annotations
@@ -58,6 +58,22 @@ TARGET_APPLY_RATE = 4.5
 # right before changing them, per change made (issue 8: about 1 per 50).
 TARGET_RECHECKS_PER_CHANGE = 0.02
 TARGET_RSS_MB = 300
+
+# Trail (issue 12): `imdsguard trail --bucket` over a generated CloudTrail bucket
+# (fakeaws.TrailBucket: 2 accounts, one in an organization folder, x 4 regions x
+# the window's TRAIL_DAYS + 1 date folders, and a folder a day before the
+# window that must never be listed), at TRAIL_BYTES of uncompressed JSON in
+# the window and, to see whether memory follows the volume, at the smallest
+# layout (one large object per folder and the 1,010 small ones, about 0.1 GB).
+TRAIL_BYTES = 1_100_000_000  # >= 1 GB (and >= 1 GiB) of JSON
+TRAIL_SMALL_BYTES = 1  # the smallest layout the fake makes
+TRAIL_DAYS = 7
+TRAIL_BUCKET = "bench-org-trail"
+TRAIL_PREFIX = "cloudtrail"
+TRAIL_REGION = "us-east-1"
+TRAIL_OBJECTS_AT_ONCE = 16  # imdsguard's default --objects-at-once
+TRAIL_TIMEOUT = 900
+TRAIL_RSS_GROWTH = 0.25  # peak RSS may grow at most this much for ~10x the logs
 
 SCAN_TIMEOUT = {1_000: 180, 5_000: 300, 10_000: 420, MEMORY_FLEET: 1200}
 MULTI_TIMEOUT = 420
@@ -149,6 +165,7 @@ class Run:
     timed_out: bool = False
     started: float = 0.0  # time.monotonic() around the process
     ended: float = 0.0
+    cpu_s: float = 0.0  # user + system CPU seconds (GNU time)
 
     @property
     def rss_mb(self) -> float:
@@ -203,11 +220,13 @@ class Imdsguard:
         t1 = time.monotonic()
         wall = t1 - t0
         rss = 0
+        cpu = 0.0
         if timefile.exists():
             text = timefile.read_text()
             m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
             rss = int(m.group(1)) if m else 0
-        return Run(argv[4:], code, wall, rss, out, err, timed_out, t0, t1)
+            cpu = sum(float(x) for x in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", text))
+        return Run(argv[4:], code, wall, rss, out, err, timed_out, t0, t1, cpu)
 
     def has_subcommand(self, name: str) -> bool:
         try:
@@ -735,6 +754,274 @@ def run_apply(ig: Imdsguard, workdir: Path, latency_ms: float) -> ApplyResult:
     return res
 
 
+@dataclass
+class TrailResult:
+    label: str
+    argv: str = ""
+    objects: int = 0  # log objects in the window (truth)
+    raw_bytes: int = 0  # their uncompressed JSON
+    gz_bytes: int = 0  # their gzip bytes
+    records: int = 0  # records in the window (truth)
+    attributed: int = 0
+    instances: int = 0
+    wall: float = 0.0
+    rss_mb: float = 0.0
+    cpu_s: float = 0.0
+    busy: float = 0.0
+    floor: float = 0.0
+    list_calls: int = 0
+    list_min: int = 0
+    get_calls: int = 0
+    totals_ok: bool = False
+    listing_ok: bool = False
+    problems: list[str] = field(default_factory=list)
+    listing_problems: list[str] = field(default_factory=list)
+    error: str = ""
+    note: str = ""
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.raw_bytes / 1e6 / self.wall if self.wall else 0.0
+
+    @property
+    def objects_per_s(self) -> float:
+        return self.objects / self.wall if self.wall else 0.0
+
+
+def check_trail(doc: dict, truth: dict) -> list[str]:
+    """Differences between `trail --format json` and the generated logs: the
+    counts, and per instance its role, calls, first and last call and calls
+    per user agent; no object that could not be read; the window's folders."""
+    problems = []
+    if doc.get("kind") != "trail":
+        problems.append(f"kind = {doc.get('kind')!r}, not 'trail'")
+    if doc.get("counts") != truth["counts"]:
+        got = doc.get("counts") or {}
+        diff = {k: (got.get(k), v) for k, v in truth["counts"].items() if got.get(k) != v}
+        problems.append(f"counts differ (got, expected): {diff}")
+    want = {(i["account_id"], i["region"], i["instance_id"]): i for i in truth["instances"]}
+    got = {(i.get("account_id"), i.get("region"), i.get("instance_id")): i for i in doc.get("instances") or []}
+    if set(got) != set(want):
+        problems.append(f"{len(got)} instances, {len(want)} expected: {len(set(got) - set(want))} unexpected, "
+                        f"{len(set(want) - set(got))} missing")
+    wrong = []
+    for key in sorted(set(got) & set(want)):
+        g, w = got[key], want[key]
+        agents = {a.get("user_agent"): a.get("calls") for a in g.get("user_agents") or []}
+        for field_name in ("role_name", "v1_credential_calls", "first_seen", "last_seen"):
+            if g.get(field_name) != w[field_name]:
+                wrong.append(f"{key[2]}.{field_name} = {g.get(field_name)!r}, expected {w[field_name]!r}")
+        if agents != w["user_agents"]:
+            wrong.append(f"{key[2]}.user_agents = {agents}, expected {w['user_agents']}")
+    if wrong:
+        problems.append(f"{len(wrong)} per-instance difference(s), e.g. {wrong[:2]}")
+    if doc.get("bad_objects"):
+        problems.append(f"bad_objects: {doc['bad_objects'][:2]}")
+    days = (doc.get("window") or {}).get("days")
+    if days != truth["days"] + 1:
+        problems.append(f"window.days = {days}, expected {truth['days'] + 1} date folders")
+    return problems
+
+
+def check_listing(s3: dict, truth: dict) -> list[str]:
+    """Only the window's date folders were listed (each one, never the
+    folder of the day before the window, never the whole bucket), and each
+    object of the window was fetched once and nothing else."""
+    problems = []
+    window = set(truth["window_folders"])
+    outside = truth["outside_folders"]
+    allowed = window | set(truth["listing_folders"])
+    listed = {}
+    for entry in s3["listed"]:
+        listed[entry["prefix"]] = listed.get(entry["prefix"], 0) + entry["count"]
+    before = sorted(p for p in listed if any(p.startswith(o) for o in outside) or truth["outside_day"] in p)
+    if before:
+        problems.append(f"{len(before)} prefix(es) of the day before the window listed, e.g. {before[:1]}")
+    strays = sorted(p for p in listed if p not in allowed and p not in before)
+    if strays:
+        problems.append(f"{len(strays)} other prefix(es) listed, e.g. {strays[:2]}")
+    missed = sorted(allowed - set(listed))
+    if missed:
+        problems.append(f"{len(missed)} folder(s) never listed, e.g. {missed[:1]}")
+    if s3["get_calls"] != truth["objects"]:
+        problems.append(f"{s3['get_calls']} GetObject calls, {truth['objects']} objects in the window")
+    if s3["keys_got_twice"]:
+        problems.append(f"{s3['keys_got_twice']} object(s) fetched more than once")
+    if s3["gets_outside_window"] or s3["gets_not_logs"]:
+        problems.append(f"{s3['gets_outside_window']} object(s) outside the window and {s3['gets_not_logs']} "
+                        "digest(s) or unknown keys fetched")
+    if s3["distinct_keys_got"] != truth["objects"]:
+        problems.append(f"{s3['distinct_keys_got']} distinct objects fetched, {truth['objects']} in the window")
+    return problems
+
+
+def trail_floor(truth: dict, s3: dict, latency: float) -> float:
+    """What the injected latency alone forces: the account-level listings one
+    after another (AWSLogs/, the organization folder, each account's
+    CloudTrail/), then the date folders' pages and then the objects, each
+    TRAIL_OBJECTS_AT_ONCE at a time (imdsguard lists every folder before it
+    fetches)."""
+    pre = 2 + len(truth["accounts"])
+    pages = max(0, s3["list_calls"] - pre)
+    return latency * (pre + math.ceil(pages / TRAIL_OBJECTS_AT_ONCE)
+                      + math.ceil(s3["get_calls"] / TRAIL_OBJECTS_AT_ONCE))
+
+
+def run_trail(ig: Imdsguard, workdir: Path, latency_ms: float, target: int, label: str) -> TrailResult:
+    res = TrailResult(label)
+    if not ig.has_subcommand("trail"):
+        res.error = "`imdsguard trail --help` fails in this binary"
+        return res
+    extra = ["--trail-bytes", str(target), "--trail-days", str(TRAIL_DAYS), "--trail-bucket", TRAIL_BUCKET,
+             "--trail-prefix", TRAIL_PREFIX, "--trail-bucket-region", TRAIL_REGION]
+    for attempt in (1, 2):
+        with Fake(workdir, {TRAIL_REGION: 10}, latency_ms, TRAIL_TIMEOUT + 300, extra) as fake:
+            truth = fake.get("/_bench/trail")
+            fake.post("/_bench/reset")
+            tmp = Path(tempfile.mkdtemp(prefix="trail-", dir=workdir))
+            out = tmp / "trail.json"
+            args = ["trail", "--bucket", TRAIL_BUCKET, "--prefix", TRAIL_PREFIX, "--days", str(TRAIL_DAYS),
+                    "--bucket-region", TRAIL_REGION, "--format", "json", "--db", str(tmp / "imdsguard.db"),
+                    "--out", str(out), "--no-progress"]
+            res.argv = " ".join("TMP/trail.json" if a == str(out) else "TMP" if a == str(tmp / "imdsguard.db")
+                                else a for a in args)
+            log(f"{label}: imdsguard {' '.join(args)} ({truth['objects']:,} objects, "
+                f"{truth['bytes_uncompressed'] / 1e9:.2f} GB of JSON)")
+            run = ig.run(args, fake.url, tmp / "home", TRAIL_TIMEOUT)
+            stats = fake.get("/_bench/stats")
+            # The truth holds for a run that starts within the margin of the fake's `now`
+            # and ends on its UTC day (else the window's date folders are others).
+            late = time.time() - truth["now"]
+            if late >= truth["margin_seconds"] or int(time.time()) // 86_400 != truth["now"] // 86_400:
+                res.note = f"attempt {attempt}: the run crossed midnight UTC or took over an hour"
+                log(f"{label}: {res.note}" + ("; once more" if attempt == 1 else ""))
+                if attempt == 1:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    continue
+        break
+    s3 = stats["s3"]
+    res.objects, res.raw_bytes, res.gz_bytes = truth["objects"], truth["bytes_uncompressed"], truth["bytes_compressed"]
+    res.records, res.attributed = truth["counts"]["records"], truth["counts"]["attributed"]
+    res.instances = len(truth["instances"])
+    res.wall, res.rss_mb, res.cpu_s = run.wall, run.rss_mb, run.cpu_s
+    res.busy = stats["busy_seconds"]
+    res.list_calls, res.list_min, res.get_calls = s3["list_calls"], truth["list_minimum"], s3["get_calls"]
+    res.floor = trail_floor(truth, s3, stats["latency_per_call_seconds"])
+    if run.code != 0:
+        res.error = f"imdsguard exited {run.code}: {run.brief_error()}"
+    try:
+        res.problems = check_trail(json.loads(out.read_text()), truth)
+    except Exception as e:  # no or broken JSON
+        res.problems = [f"no trail JSON: {e}"]
+    res.listing_problems = check_listing(s3, truth)
+    res.totals_ok = not res.problems and not res.error
+    res.listing_ok = not res.listing_problems and not res.error
+    shutil.rmtree(tmp, ignore_errors=True)
+    log(
+        f"{label}: {res.objects:,} objects, {res.raw_bytes / 1e9:.2f} GB in {fmt_s(res.wall)} = "
+        f"{res.mb_per_s:.0f} MB/s, {res.objects_per_s:.0f} objects/s, {res.rss_mb:.0f} MB peak, "
+        f"CPU {res.cpu_s:.1f} s" + (f", PROBLEMS: {res.problems + res.listing_problems}"
+                                    if res.problems or res.listing_problems else "")
+        + (f", ERROR: {res.error}" if res.error else "")
+    )
+    return res
+
+
+def run_trails(ig: Imdsguard, workdir: Path, latency_ms: float) -> list[TrailResult]:
+    """The smallest layout first (about 0.1 GB), then TRAIL_BYTES: the same
+    folders, ~10x the logs, so memory that follows the volume shows."""
+    return [run_trail(ig, workdir, latency_ms, TRAIL_SMALL_BYTES, "trail, smallest layout"),
+            run_trail(ig, workdir, latency_ms, TRAIL_BYTES, f"trail, {TRAIL_BYTES / 1e9:.1f} GB")]
+
+
+def trail_section(trails: list[TrailResult], skipped: str) -> tuple[list[str], list]:
+    """The Trail section of RESULTS.md and its verdicts."""
+    lines = ["## Trail (CloudTrail logs in S3)", ""]
+    verdicts: list[tuple[str, bool | None, str]] = []
+    name_rss = f"trail: peak RSS < {TARGET_RSS_MB} MB at ≥ 1 GB of logs"
+    name_growth = f"trail: peak RSS bounded by concurrency, not volume (< {TRAIL_RSS_GROWTH:.0%} more for ~10× the logs)"
+    name_totals = "trail: totals equal the generated logs (counts, every instance's calls and user agents)"
+    name_listing = "trail: only the window's date folders listed, each of their objects fetched once"
+    if not trails:
+        lines += [f"Not run (`{skipped}`).", ""]
+        for name in (name_rss, name_growth, name_totals, name_listing):
+            verdicts.append((name, None, f"not run ({skipped})"))
+        return lines, verdicts
+    lines += [
+        f"`imdsguard {trails[-1].argv}` (default `--objects-at-once` {TRAIL_OBJECTS_AT_ONCE}) against a trail "
+        f"bucket the fake generates: 2 accounts (the management account's folder and a member's under an "
+        f"`o-` organization folder) × 4 regions × the {TRAIL_DAYS + 1} date folders of the last {TRAIL_DAYS} "
+        "days, plus, per account and region, the folder of the day before the window (never to be listed) and "
+        "digest files (never to be read). Objects are gzip JSON in CloudTrail's record shape (about 1.3 KB a "
+        "record): large ones of 1–2 MB of JSON, one per folder and round the folders until the volume is "
+        "reached, and 1,010 small ones (3 records) in one folder, which takes 2 `ListObjectsV2` pages. "
+        "Records: about 70 % IAM users, 10 % function roles, 12 % instance credentials delivered over IMDSv2, "
+        "6.5 % over IMDSv1 to one of 200 instances (each with 1–3 user agents of 6: old and new AWS CLI, "
+        "Boto3, Java SDK), 1.5 % over IMDSv1 to sessions that are not instances; 30 % of the first date "
+        "folder's records are dated before the window. The fake puts each object together on request from "
+        "deflate pieces compressed at start-up (its chunks repeat across a folder's objects), so it holds a "
+        "few MB whatever the volume.",
+        "",
+        "| run | objects (GetObject) | JSON (uncompressed) | gzip | records in window | attributed | instances | "
+        "wall | MB/s (JSON) | objects/s | CPU (user + sys) | waiting on fake | latency floor | ListObjectsV2 "
+        "(min) | peak RSS | totals = truth | only window folders |",
+        "|" + "---|" * 17,
+    ]
+    for r in trails:
+        lines.append(
+            f"| {r.label} | {r.objects:,} ({r.get_calls:,}) | {r.raw_bytes / 1e9:.2f} GB | {r.gz_bytes / 1e6:.0f} MB | "
+            f"{r.records:,} | {r.attributed:,} | {r.instances} | {fmt_s(r.wall)} | {r.mb_per_s:.0f} | "
+            f"{r.objects_per_s:.0f} | {fmt_s(r.cpu_s)} ({r.cpu_s / r.wall:.0%} of wall) | "
+            + (f"{r.busy / r.wall:.0%} ({fmt_s(r.busy)})" if r.wall else "-") + " | "
+            + (f"{r.floor / r.wall:.0%} ({fmt_s(r.floor)})" if r.wall else "-") + " | "
+            f"{r.list_calls} ({r.list_min}) | {r.rss_mb:.0f} MB | {'yes' if r.totals_ok else '**NO**'} | "
+            f"{'yes' if r.listing_ok else '**NO**'} |"
+        )
+    lines += [
+        "",
+        "* **MB/s**, **objects/s**: the window's uncompressed JSON (10⁶ bytes) and objects / wall time of the "
+        "`trail` process (start-up, listing, saving and rendering included).",
+        "* **CPU**: user + system seconds of the process (GNU time), against its wall time (`nproc` cores above).",
+        "* **waiting on fake**: the time during which at least one S3 call was in flight (measured by the fake); "
+        f"with {TRAIL_OBJECTS_AT_ONCE} objects in flight it overlaps imdsguard's own work (an object's response "
+        "stays in flight until imdsguard reads it), so it bounds the fake's share from above only.",
+        "* **latency floor**: what the injected latency alone forces: `AWSLogs/`, the organization folder and "
+        f"each account's `CloudTrail/` listed one after another, then the date folders' pages and then the "
+        f"objects, {TRAIL_OBJECTS_AT_ONCE} at a time, × latency.",
+        "* **ListObjectsV2 (min)**: `AWSLogs/`, the organization folder, each account's `CloudTrail/` (one page "
+        "each) and every window folder's pages.",
+        "* **totals = truth**: exit 0 and the JSON's `counts` (records, attributed, v2, v1_not_instance, "
+        "malformed 0, objects) equal the fake's, and so does every instance's role, calls, first and last call "
+        "and calls per user agent; no object reported unreadable.",
+        "* **only window folders**: every window folder listed, no other prefix (the day before the window, "
+        "the bucket, digests) listed, every object of the window fetched exactly once, nothing else fetched.",
+        "",
+    ]
+    problems = [(r.label, p) for r in trails for p in ([r.error] if r.error else []) + r.problems
+                + r.listing_problems + ([r.note] if r.note else [])]
+    if problems:
+        lines += ["Problems:", ""] + [f"* {label}: {p}" for label, p in problems] + [""]
+    big = trails[-1]
+    verdicts.append((name_rss, big.rss_mb < TARGET_RSS_MB and not big.error,
+                     f"{big.rss_mb:.0f} MB at {big.raw_bytes / 1e9:.2f} GB, {big.mb_per_s:.0f} MB/s, "
+                     f"{fmt_s(big.wall)}"))
+    if len(trails) > 1 and trails[0].rss_mb:
+        small = trails[0]
+        growth = big.rss_mb / small.rss_mb - 1
+        verdicts.append((name_growth, growth < TRAIL_RSS_GROWTH and not big.error and not small.error,
+                         f"{small.rss_mb:.0f} MB at {small.raw_bytes / 1e9:.2f} GB → {big.rss_mb:.0f} MB at "
+                         f"{big.raw_bytes / 1e9:.2f} GB ({growth:+.0%})"))
+    for name, ok_of, detail_of in (
+        (name_totals, lambda r: r.totals_ok, lambda r: "; ".join(([r.error] if r.error else []) + r.problems[:2])
+         or f"{r.records:,} records, {r.attributed:,} attributed to {r.instances} instances: all match"),
+        (name_listing, lambda r: r.listing_ok, lambda r: "; ".join(([r.error] if r.error else [])
+                                                                   + r.listing_problems[:2])
+         or f"{r.list_calls} ListObjectsV2 (minimum {r.list_min}), {r.get_calls:,} GetObject = objects"),
+    ):
+        verdicts.append((name, all(ok_of(r) for r in trails), " · ".join(f"{r.label}: {detail_of(r)}" for r in trails)))
+    return lines, verdicts
+
+
 # ---------------------------------------------------------------- report
 def machine() -> dict[str, str]:
     cpu = "unknown"
@@ -833,12 +1120,14 @@ def scan_table(results: list[ScanResult]) -> list[str]:
 
 
 def write_results(path: Path, args, binary: str, scans: list[ScanResult], multi: list[ScanResult],
-                  memory: list[ScanResult], apply: ApplyResult | None, elapsed: float, management: str) -> bool:
+                  memory: list[ScanResult], apply: ApplyResult | None, elapsed: float, management: str,
+                  trails: list[TrailResult] | None = None) -> bool:
     m = machine()
     lines = [
         "# imdsguard benchmark results",
         "",
-        f"Generated by `bench/run{' --quick' if args.quick else ''}` on {m['date']} in {elapsed / 60:.1f} min. "
+        f"Generated by `bench/run{' --quick' if args.quick else ''}{' --trail-only' if args.trail_only else ''}` "
+        f"on {m['date']} in {elapsed / 60:.1f} min. "
         "Do not edit by hand: run `bench/run` again.",
         "",
         "## Machine",
@@ -855,194 +1144,201 @@ def write_results(path: Path, args, binary: str, scans: list[ScanResult], multi:
     ]
     verdicts: list[tuple[str, bool | None, str]] = []
 
-    all_scans = scans + multi + memory
-    multi_n = MULTI_ACCOUNTS * len(BENCH_REGIONS) * MULTI_PER_REGION
-    lines += [
-        "## Scans",
-        "",
-        f"`imdsguard scan --days {DAYS} --regions {','.join(BENCH_REGIONS)} --format json --db TMP` against a fleet "
-        "split 40/30/20/10 % over 4 regions of one account: 30 % `HttpTokens=optional` (10 % of those with "
-        "`MetadataNoToken` > 0, 10 % stopped with no metric data), 5 % endpoint disabled, the rest required "
-        "(3 % of those with `MetadataNoTokenRejected` > 0). The memory rows are the 100,000-instance fleet, "
-        "25,000 per region, scanned with `--no-usage` and with `--days 14`.",
-        "",
-        f"The many-account rows scan an organization of {MULTI_ACCOUNTS} active accounts × {len(BENCH_REGIONS)} "
-        f"regions × {MULTI_PER_REGION} instances ({multi_n:,} instances) with the same command plus "
-        f"`--accounts ID,... --role-name {ROLE_NAME}` (all {MULTI_ACCOUNTS} ids) or `--org --role-name {ROLE_NAME}` "
-        f"(Organizations `ListAccounts`, which also lists {MULTI_SUSPENDED} SUSPENDED account with no fleet, "
-        "whose role cannot be assumed). The credentials are the management account's "
-        f"({management}); the other {MULTI_ACCOUNTS - 1} are reached through STS `AssumeRole`, and the fake "
-        "answers each call for the account of its access key id. Each member account's `HttpTokens=optional` "
-        "share is 30 % shifted by its own non-zero step of -10..+10 points, so no two accounts' counts are alike.",
-        "",
-    ]
-    lines += scan_table(all_scans)
-    lines += [
-        "",
-        "* **minimum** (the physical minimum per account): Σ ceil(N_r / 1000) `DescribeInstances` + "
-        "Σ ceil(2 · N_r,enabled / 500) `GetMetricData` (instances with the metadata endpoint disabled are not "
-        "measured) + 1 `GetCallerIdentity` + 1 `DescribeRegions` + 1 `ListInstanceProfiles` (the fake has 25 "
-        "profiles: one page) + per region the sources of new instances: 1 `DescribeLaunchTemplateVersions` "
-        "(`$Default` and `$Latest`; the fake has no templates), 1 `DescribeAutoScalingGroups` (no groups: no "
-        "`DescribeLaunchConfigurations`, no pinned versions), 1 `GetInstanceMetadataDefaults` and "
-        "ceil(distinct AMIs of the instances allowing IMDSv1 / 200) `DescribeImages` (the fleet uses 8 AMIs: 1 "
-        "per region); with many accounts, summed over the accounts, + 1 `AssumeRole` per account other "
-        "than the caller's (credentials last an hour: no refresh in a run) and, for `--org`, "
-        "ceil(accounts listed / 20) `ListAccounts`. A bold cell differs from its minimum; `other` is every "
-        "other action (minimum 0).",
-        "* **waiting on fake**: measured by the fake: the time during which at least one AWS call of the run was "
-        "in flight (request received → response written, i.e. the injected latency plus the fake's own work, "
-        "union over concurrent calls), divided by wall time. The rest is imdsguard's own work (start-up, "
-        "parsing, SQLite, rendering) and the client side of HTTP.",
-        "* **latency floor**: what the injected latency alone forces: the two account-level calls that come "
-        "before the regions (`GetCallerIdentity`, `DescribeRegions`) plus the busiest region's sequential calls "
-        "(regions run concurrently, `--concurrency` 8 ≥ 4 regions; pages and metric batches within a region are "
-        "sequential; `ListInstanceProfiles` overlaps the regions): a region's `DescribeInstances` pages, then the "
-        "longer of its `GetMetricData` batches and its sources of new instances, which are read alongside them "
-        "(the template, group and default listings side by side, then `DescribeImages`: 2 calls in the fake), "
-        "× latency. With many accounts: `ListAccounts` "
-        "(`--org`) + the same two calls + the larger of the busiest region's sequential calls and "
-        f"ceil(Σ regions' sequential calls / {CONCURRENCY}) (at most `--concurrency` {CONCURRENCY} regions are in "
-        "flight across all accounts; the members' `AssumeRole` overlaps the caller's regions), × latency. "
-        "The simpler estimate "
-        "Σ latency / regions-in-parallel gives "
-        + ", ".join(f"{r.latency_sum / min(r.accounts * r.regions, CONCURRENCY):.2f} s ({r.label})" for r in all_scans)
-        + ".",
-        "* **totals = fleet**: the scan's JSON `summary` (total and per region: instances, required, optional, "
-        "disabled, every readiness count) and its instance count equal the generated fleet, no failures, no "
-        "warnings, exit 0; its `sources`: no templates or groups, one account-defaults row per account and "
-        "region, and per region exactly the AMIs without `ImdsSupport=v2.0` (half of the fleet's 8) behind "
-        "instances allowing IMDSv1, with their instance counts. "
-        "With many accounts, per account and region (`summary.regions[]` by `account_id` and `region`; no entry "
-        "for an account outside the fleet, such as the suspended one), every instance record names the account "
-        "and region that own it, and each account's identity is its own (`user/bench` for the caller, "
-        f"`assumed-role/{ROLE_NAME}/imdsguard` for the others).",
-        "",
-    ]
-    lines += [
-        "Where the wall time goes (clocks of the runner and the fake are both CLOCK_MONOTONIC):",
-        "",
-        "| scan | wall | start → first AWS call | first call → last response | of which ≥ 1 call in flight | "
-        "last response → exit (SQLite, rendering) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in all_scans:
-        lines.append(
-            f"| {r.label} | {fmt_s(r.wall)} | {fmt_s(r.before_first)} | {fmt_s(r.calls_span)} | {fmt_s(r.busy)} | "
-            f"{fmt_s(r.after_last)} |"
-        )
-    lines.append("")
-    problems = [(r.label, p) for r in all_scans for p in ([r.error] if r.error else []) + r.problems]
-    if problems:
-        lines += ["Problems:", ""] + [f"* {label}: {p}" for label, p in problems] + [""]
-
-    lines += ["## Many accounts", ""]
-    if multi:
+    if args.trail_only:
+        lines += ["Only the trail benchmark was run (`--trail-only`): no scans, apply or memory check.", ""]
+    else:
+        all_scans = scans + multi + memory
+        multi_n = MULTI_ACCOUNTS * len(BENCH_REGIONS) * MULTI_PER_REGION
         lines += [
-            "Calls per account: made with that account's credentials; an `AssumeRole` is counted under the account "
-            "it assumes the role in (it is sent with the caller's credentials), `ListAccounts` under the caller.",
+            "## Scans",
+            "",
+            f"`imdsguard scan --days {DAYS} --regions {','.join(BENCH_REGIONS)} --format json --db TMP` against a fleet "
+            "split 40/30/20/10 % over 4 regions of one account: 30 % `HttpTokens=optional` (10 % of those with "
+            "`MetadataNoToken` > 0, 10 % stopped with no metric data), 5 % endpoint disabled, the rest required "
+            "(3 % of those with `MetadataNoTokenRejected` > 0). The memory rows are the 100,000-instance fleet, "
+            "25,000 per region, scanned with `--no-usage` and with `--days 14`.",
+            "",
+            f"The many-account rows scan an organization of {MULTI_ACCOUNTS} active accounts × {len(BENCH_REGIONS)} "
+            f"regions × {MULTI_PER_REGION} instances ({multi_n:,} instances) with the same command plus "
+            f"`--accounts ID,... --role-name {ROLE_NAME}` (all {MULTI_ACCOUNTS} ids) or `--org --role-name {ROLE_NAME}` "
+            f"(Organizations `ListAccounts`, which also lists {MULTI_SUSPENDED} SUSPENDED account with no fleet, "
+            "whose role cannot be assumed). The credentials are the management account's "
+            f"({management}); the other {MULTI_ACCOUNTS - 1} are reached through STS `AssumeRole`, and the fake "
+            "answers each call for the account of its access key id. Each member account's `HttpTokens=optional` "
+            "share is 30 % shifted by its own non-zero step of -10..+10 points, so no two accounts' counts are alike.",
             "",
         ]
-        for r in multi:
-            lines += [f"**{r.label}**: `imdsguard {r.argv}`: {r.total} calls (minimum {r.min_total}, "
-                      f"ratio {r.ratio:.3f}) in {fmt_s(r.wall)}, peak RSS {r.rss_mb:.0f} MB.", ""]
-            lines += account_table(r, management) + [""]
-    else:
-        lines += ["Not run (`--quick`).", ""]
-
-    for r in scans:
-        ok = r.ratio <= TARGET_CALL_RATIO and not r.error
-        verdicts.append((f"API calls ≤ {TARGET_CALL_RATIO} × minimum ({r.fleet:,} instances)", ok,
-                         f"{r.total} / {r.min_total} = {r.ratio:.3f}"))
-        verdicts.append((f"scan totals equal the fleet ({r.fleet:,} instances)", not r.problems and not r.error,
-                         "; ".join(r.problems[:2]) or "all counts match"))
-    for r in multi:
-        flag = "--accounts" if r.mode == "accounts" else "--org"
-        what = f"{r.accounts} accounts × {r.regions} regions, {r.fleet:,} instances, `{flag}`"
-        ok = r.ratio <= TARGET_CALL_RATIO and not r.error
-        verdicts.append((f"API calls ≤ {TARGET_CALL_RATIO} × minimum ({what})", ok,
-                         f"{r.total} / {r.min_total} = {r.ratio:.3f}, wall {fmt_s(r.wall)}"
-                         + (f"; {r.error}" if r.error else "")))
-        verdicts.append((f"scan totals equal the fleet per account ({what})", not r.problems and not r.error,
-                         "; ".join(r.problems[:2]) or "all counts, owners and identities match"))
-    if not multi:
-        verdicts.append((f"API calls ≤ {TARGET_CALL_RATIO} × minimum ({MULTI_ACCOUNTS} accounts)", None,
-                         "not run (--quick)"))
-
-    lines += ["## Apply", ""]
-    if apply is None:
-        lines += ["Not run (`--quick` runs it too; it was disabled with `--no-apply`).", ""]
-        verdicts.append((f"apply ≥ {TARGET_APPLY_RATE} changes/s with 0 failed", None, "not run"))
-    elif apply.skipped:
-        lines += [f"**Skipped**: {apply.skipped}. Run `bench/run` again once it exists.", ""]
-        verdicts.append((f"apply ≥ {TARGET_APPLY_RATE} changes/s with 0 failed", None, "skipped: no apply command"))
-    else:
+        lines += scan_table(all_scans)
         lines += [
-            f"{APPLY_CHANGES:,} instances with `HttpTokens=optional` in {APPLY_REGION}, of 1,250 (950 with the "
-            "endpoint enabled, 50 with it disabled, which must stay disabled; the other 250 are already required). "
-            "`imdsguard plan --action require-v2 --include-unknown --include-in-use "
-            f"--regions {APPLY_REGION} --no-usage --out plan.json --db TMP`, then `imdsguard apply plan.json --yes "
-            "--format json --db TMP` (its defaults: 5 changes/s per region, retries). The fake's "
-            "`ModifyInstanceMetadataOptions` sits behind a token bucket per region (burst 100, refill 5/s) and "
-            "answers HTTP 503 `RequestLimitExceeded` when it is empty.",
             "",
-            "| planned changes | changes made | apply wall | changes/s | changes/s (fake: first → last change) | "
-            "ModifyInstanceMetadataOptions calls | RequestLimitExceeded served | failed changes | endpoints flipped | peak RSS |",
-            "|---|---|---|---|---|---|---|---|---|---|",
-            f"| {apply.planned if apply.planned is not None else '?'} | {apply.changes} | {fmt_s(apply.wall)} | "
-            f"{apply.rate:.2f} | {apply.fake_rate:.2f} | {apply.modify_calls} | {apply.throttled} | "
-            f"{apply.failed if apply.failed is not None else '?'} | {apply.endpoint_flips} | {apply.rss_mb:.0f} MB |",
-            "",
-            "* changes/s = changes made / wall time of the `apply` process (start-up, checks and verification "
-            "included); the fake's figure is the rate between its first and last accepted change.",
-            f"* failed changes: {apply.failed_source}"
-            + (f"; of the plan's own instances, {apply.planned_not_done} are not at required"
-               if apply.planned_not_done is not None else "")
-            + "; the apply report itself says "
-            f"{apply.report_failed if apply.report_failed is not None else 'nothing parseable'}"
-            + (f" (its counts: {json.dumps(apply.report_counts)})" if apply.report_counts else "")
-            + (f"; the plan skipped {apply.plan_skipped} instance(s)" if apply.plan_skipped is not None else "")
+            "* **minimum** (the physical minimum per account): Σ ceil(N_r / 1000) `DescribeInstances` + "
+            "Σ ceil(2 · N_r,enabled / 500) `GetMetricData` (instances with the metadata endpoint disabled are not "
+            "measured) + 1 `GetCallerIdentity` + 1 `DescribeRegions` + 1 `ListInstanceProfiles` (the fake has 25 "
+            "profiles: one page) + per region the sources of new instances: 1 `DescribeLaunchTemplateVersions` "
+            "(`$Default` and `$Latest`; the fake has no templates), 1 `DescribeAutoScalingGroups` (no groups: no "
+            "`DescribeLaunchConfigurations`, no pinned versions), 1 `GetInstanceMetadataDefaults` and "
+            "ceil(distinct AMIs of the instances allowing IMDSv1 / 200) `DescribeImages` (the fleet uses 8 AMIs: 1 "
+            "per region); with many accounts, summed over the accounts, + 1 `AssumeRole` per account other "
+            "than the caller's (credentials last an hour: no refresh in a run) and, for `--org`, "
+            "ceil(accounts listed / 20) `ListAccounts`. A bold cell differs from its minimum; `other` is every "
+            "other action (minimum 0).",
+            "* **waiting on fake**: measured by the fake: the time during which at least one AWS call of the run was "
+            "in flight (request received → response written, i.e. the injected latency plus the fake's own work, "
+            "union over concurrent calls), divided by wall time. The rest is imdsguard's own work (start-up, "
+            "parsing, SQLite, rendering) and the client side of HTTP.",
+            "* **latency floor**: what the injected latency alone forces: the two account-level calls that come "
+            "before the regions (`GetCallerIdentity`, `DescribeRegions`) plus the busiest region's sequential calls "
+            "(regions run concurrently, `--concurrency` 8 ≥ 4 regions; pages and metric batches within a region are "
+            "sequential; `ListInstanceProfiles` overlaps the regions): a region's `DescribeInstances` pages, then the "
+            "longer of its `GetMetricData` batches and its sources of new instances, which are read alongside them "
+            "(the template, group and default listings side by side, then `DescribeImages`: 2 calls in the fake), "
+            "× latency. With many accounts: `ListAccounts` "
+            "(`--org`) + the same two calls + the larger of the busiest region's sequential calls and "
+            f"ceil(Σ regions' sequential calls / {CONCURRENCY}) (at most `--concurrency` {CONCURRENCY} regions are in "
+            "flight across all accounts; the members' `AssumeRole` overlaps the caller's regions), × latency. "
+            "The simpler estimate "
+            "Σ latency / regions-in-parallel gives "
+            + ", ".join(f"{r.latency_sum / min(r.accounts * r.regions, CONCURRENCY):.2f} s ({r.label})" for r in all_scans)
             + ".",
-            f"* calls by `plan`: {json.dumps(apply.plan_calls)}; by `apply`: {json.dumps(apply.apply_calls)}",
+            "* **totals = fleet**: the scan's JSON `summary` (total and per region: instances, required, optional, "
+            "disabled, every readiness count) and its instance count equal the generated fleet, no failures, no "
+            "warnings, exit 0; its `sources`: no templates or groups, one account-defaults row per account and "
+            "region, and per region exactly the AMIs without `ImdsSupport=v2.0` (half of the fleet's 8) behind "
+            "instances allowing IMDSv1, with their instance counts. "
+            "With many accounts, per account and region (`summary.regions[]` by `account_id` and `region`; no entry "
+            "for an account outside the fleet, such as the suspended one), every instance record names the account "
+            "and region that own it, and each account's identity is its own (`user/bench` for the caller, "
+            f"`assumed-role/{ROLE_NAME}/imdsguard` for the others).",
             "",
         ]
-        describes = apply.apply_calls.get("DescribeInstances", 0)
-        if apply.rechecks is not None and apply.changes:
-            per = apply.rechecks / apply.changes
+        lines += [
+            "Where the wall time goes (clocks of the runner and the fake are both CLOCK_MONOTONIC):",
+            "",
+            "| scan | wall | start → first AWS call | first call → last response | of which ≥ 1 call in flight | "
+            "last response → exit (SQLite, rendering) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in all_scans:
+            lines.append(
+                f"| {r.label} | {fmt_s(r.wall)} | {fmt_s(r.before_first)} | {fmt_s(r.calls_span)} | {fmt_s(r.busy)} | "
+                f"{fmt_s(r.after_last)} |"
+            )
+        lines.append("")
+        problems = [(r.label, p) for r in all_scans for p in ([r.error] if r.error else []) + r.problems]
+        if problems:
+            lines += ["Problems:", ""] + [f"* {label}: {p}" for label, p in problems] + [""]
+
+        lines += ["## Many accounts", ""]
+        if multi:
             lines += [
-                "Compare-and-set: right before each batch of changes, `apply` describes those instances again "
-                "(≤ 200 ids per call) and sends only where the options are still the ones the plan saw.",
-                "",
-                "| DescribeInstances in all | pre-flight check | re-checks before sending | verification | "
-                "re-checks per change made | changes/s |",
-                "|---|---|---|---|---|---|",
-                f"| {describes} | {describes - apply.rechecks - (apply.verifies or 0)} | {apply.rechecks} | "
-                f"{apply.verifies if apply.verifies is not None else '?'} | "
-                f"{per:.4f}" + (f" (1 per {1 / per:.0f})" if per else "") + f" | {apply.rate:.2f} |",
+                "Calls per account: made with that account's credentials; an `AssumeRole` is counted under the account "
+                "it assumes the role in (it is sent with the caller's credentials), `ListAccounts` under the caller.",
                 "",
             ]
-            verdicts.append((f"compare-and-set ≤ {TARGET_RECHECKS_PER_CHANGE} DescribeInstances per change",
-                             per <= TARGET_RECHECKS_PER_CHANGE,
-                             f"{apply.rechecks} re-checks for {apply.changes} changes = {per:.4f}"))
+            for r in multi:
+                lines += [f"**{r.label}**: `imdsguard {r.argv}`: {r.total} calls (minimum {r.min_total}, "
+                          f"ratio {r.ratio:.3f}) in {fmt_s(r.wall)}, peak RSS {r.rss_mb:.0f} MB.", ""]
+                lines += account_table(r, management) + [""]
         else:
-            verdicts.append((f"compare-and-set ≤ {TARGET_RECHECKS_PER_CHANGE} DescribeInstances per change", None,
-                             "the apply report has no `execution.describe_rechecks`"))
-        if apply.error:
-            lines += [f"Error: {apply.error}", ""]
-        ok = (apply.rate >= TARGET_APPLY_RATE and apply.failed == 0 and not apply.error
-              and apply.endpoint_flips == 0 and apply.changes == APPLY_CHANGES)
-        verdicts.append((f"apply ≥ {TARGET_APPLY_RATE} changes/s with 0 failed", ok,
-                         f"{apply.rate:.2f}/s, {apply.failed} failed" + (f", {apply.error}" if apply.error else "")))
+            lines += ["Not run (`--quick`).", ""]
 
-    lines += ["## Memory (100,000 instances)", ""]
-    if memory:
-        for r in memory:
-            ok = r.rss_mb < TARGET_RSS_MB and not r.error and not r.problems
-            verdicts.append((f"peak RSS < {TARGET_RSS_MB} MB, 100k `{r.label.split(' ', 1)[1]}`", ok, f"{r.rss_mb:.0f} MB"))
-        lines += ["See the `100k` rows of the scan table above (peak RSS by `/usr/bin/time -v`).", ""]
-    else:
-        lines += ["Not run (`--quick`).", ""]
-        verdicts.append((f"peak RSS < {TARGET_RSS_MB} MB at 100k instances", None, "not run (--quick)"))
+        for r in scans:
+            ok = r.ratio <= TARGET_CALL_RATIO and not r.error
+            verdicts.append((f"API calls ≤ {TARGET_CALL_RATIO} × minimum ({r.fleet:,} instances)", ok,
+                             f"{r.total} / {r.min_total} = {r.ratio:.3f}"))
+            verdicts.append((f"scan totals equal the fleet ({r.fleet:,} instances)", not r.problems and not r.error,
+                             "; ".join(r.problems[:2]) or "all counts match"))
+        for r in multi:
+            flag = "--accounts" if r.mode == "accounts" else "--org"
+            what = f"{r.accounts} accounts × {r.regions} regions, {r.fleet:,} instances, `{flag}`"
+            ok = r.ratio <= TARGET_CALL_RATIO and not r.error
+            verdicts.append((f"API calls ≤ {TARGET_CALL_RATIO} × minimum ({what})", ok,
+                             f"{r.total} / {r.min_total} = {r.ratio:.3f}, wall {fmt_s(r.wall)}"
+                             + (f"; {r.error}" if r.error else "")))
+            verdicts.append((f"scan totals equal the fleet per account ({what})", not r.problems and not r.error,
+                             "; ".join(r.problems[:2]) or "all counts, owners and identities match"))
+        if not multi:
+            verdicts.append((f"API calls ≤ {TARGET_CALL_RATIO} × minimum ({MULTI_ACCOUNTS} accounts)", None,
+                             "not run (--quick)"))
+
+        lines += ["## Apply", ""]
+        if apply is None:
+            lines += ["Not run (`--quick` runs it too; it was disabled with `--no-apply`).", ""]
+            verdicts.append((f"apply ≥ {TARGET_APPLY_RATE} changes/s with 0 failed", None, "not run"))
+        elif apply.skipped:
+            lines += [f"**Skipped**: {apply.skipped}. Run `bench/run` again once it exists.", ""]
+            verdicts.append((f"apply ≥ {TARGET_APPLY_RATE} changes/s with 0 failed", None, "skipped: no apply command"))
+        else:
+            lines += [
+                f"{APPLY_CHANGES:,} instances with `HttpTokens=optional` in {APPLY_REGION}, of 1,250 (950 with the "
+                "endpoint enabled, 50 with it disabled, which must stay disabled; the other 250 are already required). "
+                "`imdsguard plan --action require-v2 --include-unknown --include-in-use "
+                f"--regions {APPLY_REGION} --no-usage --out plan.json --db TMP`, then `imdsguard apply plan.json --yes "
+                "--format json --db TMP` (its defaults: 5 changes/s per region, retries). The fake's "
+                "`ModifyInstanceMetadataOptions` sits behind a token bucket per region (burst 100, refill 5/s) and "
+                "answers HTTP 503 `RequestLimitExceeded` when it is empty.",
+                "",
+                "| planned changes | changes made | apply wall | changes/s | changes/s (fake: first → last change) | "
+                "ModifyInstanceMetadataOptions calls | RequestLimitExceeded served | failed changes | endpoints flipped | peak RSS |",
+                "|---|---|---|---|---|---|---|---|---|---|",
+                f"| {apply.planned if apply.planned is not None else '?'} | {apply.changes} | {fmt_s(apply.wall)} | "
+                f"{apply.rate:.2f} | {apply.fake_rate:.2f} | {apply.modify_calls} | {apply.throttled} | "
+                f"{apply.failed if apply.failed is not None else '?'} | {apply.endpoint_flips} | {apply.rss_mb:.0f} MB |",
+                "",
+                "* changes/s = changes made / wall time of the `apply` process (start-up, checks and verification "
+                "included); the fake's figure is the rate between its first and last accepted change.",
+                f"* failed changes: {apply.failed_source}"
+                + (f"; of the plan's own instances, {apply.planned_not_done} are not at required"
+                   if apply.planned_not_done is not None else "")
+                + "; the apply report itself says "
+                f"{apply.report_failed if apply.report_failed is not None else 'nothing parseable'}"
+                + (f" (its counts: {json.dumps(apply.report_counts)})" if apply.report_counts else "")
+                + (f"; the plan skipped {apply.plan_skipped} instance(s)" if apply.plan_skipped is not None else "")
+                + ".",
+                f"* calls by `plan`: {json.dumps(apply.plan_calls)}; by `apply`: {json.dumps(apply.apply_calls)}",
+                "",
+            ]
+            describes = apply.apply_calls.get("DescribeInstances", 0)
+            if apply.rechecks is not None and apply.changes:
+                per = apply.rechecks / apply.changes
+                lines += [
+                    "Compare-and-set: right before each batch of changes, `apply` describes those instances again "
+                    "(≤ 200 ids per call) and sends only where the options are still the ones the plan saw.",
+                    "",
+                    "| DescribeInstances in all | pre-flight check | re-checks before sending | verification | "
+                    "re-checks per change made | changes/s |",
+                    "|---|---|---|---|---|---|",
+                    f"| {describes} | {describes - apply.rechecks - (apply.verifies or 0)} | {apply.rechecks} | "
+                    f"{apply.verifies if apply.verifies is not None else '?'} | "
+                    f"{per:.4f}" + (f" (1 per {1 / per:.0f})" if per else "") + f" | {apply.rate:.2f} |",
+                    "",
+                ]
+                verdicts.append((f"compare-and-set ≤ {TARGET_RECHECKS_PER_CHANGE} DescribeInstances per change",
+                                 per <= TARGET_RECHECKS_PER_CHANGE,
+                                 f"{apply.rechecks} re-checks for {apply.changes} changes = {per:.4f}"))
+            else:
+                verdicts.append((f"compare-and-set ≤ {TARGET_RECHECKS_PER_CHANGE} DescribeInstances per change", None,
+                                 "the apply report has no `execution.describe_rechecks`"))
+            if apply.error:
+                lines += [f"Error: {apply.error}", ""]
+            ok = (apply.rate >= TARGET_APPLY_RATE and apply.failed == 0 and not apply.error
+                  and apply.endpoint_flips == 0 and apply.changes == APPLY_CHANGES)
+            verdicts.append((f"apply ≥ {TARGET_APPLY_RATE} changes/s with 0 failed", ok,
+                             f"{apply.rate:.2f}/s, {apply.failed} failed" + (f", {apply.error}" if apply.error else "")))
+
+        lines += ["## Memory (100,000 instances)", ""]
+        if memory:
+            for r in memory:
+                ok = r.rss_mb < TARGET_RSS_MB and not r.error and not r.problems
+                verdicts.append((f"peak RSS < {TARGET_RSS_MB} MB, 100k `{r.label.split(' ', 1)[1]}`", ok, f"{r.rss_mb:.0f} MB"))
+            lines += ["See the `100k` rows of the scan table above (peak RSS by `/usr/bin/time -v`).", ""]
+        else:
+            lines += ["Not run (`--quick`).", ""]
+            verdicts.append((f"peak RSS < {TARGET_RSS_MB} MB at 100k instances", None, "not run (--quick)"))
+
+    trail_lines, trail_verdicts = trail_section(trails or [], "--quick")
+    lines += trail_lines
+    verdicts += trail_verdicts
 
     lines += ["## Targets", "", "| target | result | detail |", "|---|---|---|"]
     lines += [f"| {name} | {pf(ok)} | {detail} |" for name, ok, detail in verdicts]
@@ -1056,11 +1352,15 @@ def write_results(path: Path, args, binary: str, scans: list[ScanResult], multi:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", required=True, type=Path)
-    ap.add_argument("--quick", action="store_true", help="1,000 instances only; skip 100k")
+    ap.add_argument("--quick", action="store_true", help="1,000 instances only; skip 100k and the trail")
     ap.add_argument("--latency-ms", type=float, default=50.0)
     ap.add_argument("--no-apply", action="store_true", help="skip the apply benchmark")
+    ap.add_argument("--trail-only", action="store_true",
+                    help="run only the trail benchmark (CloudTrail logs in S3, ~1.1 GB); for iterating on it")
     ap.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     args = ap.parse_args()
+    if args.quick and args.trail_only:
+        ap.error("--quick and --trail-only exclude each other")
 
     t0 = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="imdsguard-bench-"))
@@ -1070,12 +1370,13 @@ def main() -> int:
     memory: list[ScanResult] = []
     management = "?"
     apply = None
+    trails: list[TrailResult] = []
     try:
-        for n in SIZES[:1] if args.quick else SIZES:
+        for n in ([] if args.trail_only else SIZES[:1] if args.quick else SIZES):
             with Fake(workdir, split_fleet(n), args.latency_ms, SCAN_TIMEOUT[n] + 120) as fake:
                 scans.append(run_scan(ig, fake, n, True, f"{n // 1000}k", SCAN_TIMEOUT[n]))
                 management = fake.get("/_bench/fleet")["account_id"]
-        if not args.quick:
+        if not args.quick and not args.trail_only:
             sizes = {r: MULTI_PER_REGION for r in BENCH_REGIONS}
             extra = ["--accounts", str(MULTI_ACCOUNTS), "--suspended-accounts", str(MULTI_SUSPENDED),
                      "--role-name", ROLE_NAME]
@@ -1084,15 +1385,17 @@ def main() -> int:
                 for mode, flag in (("accounts", "--accounts"), ("org", "--org")):
                     label = f"{n // 1000}k, {MULTI_ACCOUNTS} accounts {flag}"
                     multi.append(run_scan(ig, fake, n, True, label, MULTI_TIMEOUT, mode))
-        if not args.no_apply:
+        if not args.no_apply and not args.trail_only:
             apply = run_apply(ig, workdir, args.latency_ms)
-        if not args.quick:
+        if not args.quick and not args.trail_only:
             sizes = {r: MEMORY_FLEET // len(BENCH_REGIONS) for r in BENCH_REGIONS}
             with Fake(workdir, sizes, args.latency_ms, 2 * SCAN_TIMEOUT[MEMORY_FLEET] + 120) as fake:
                 memory.append(run_scan(ig, fake, MEMORY_FLEET, False, "100k --no-usage", SCAN_TIMEOUT[MEMORY_FLEET]))
                 memory.append(run_scan(ig, fake, MEMORY_FLEET, True, f"100k --days {DAYS}", SCAN_TIMEOUT[MEMORY_FLEET]))
+        if not args.quick:
+            trails = run_trails(ig, workdir, args.latency_ms)
         ok = write_results(args.out, args, binary_info(ig.binary), scans, multi, memory, apply,
-                           time.monotonic() - t0, management)
+                           time.monotonic() - t0, management, trails)
     except BaseException:
         log(f"bench failed; logs kept in {workdir}")
         raise

@@ -46,6 +46,11 @@ It implements exactly what imdsguard sends:
                                              (burst 100, refill 5/s by default);
                                              empty bucket: HTTP 503 RequestLimitExceeded
   monitoring GetMetricData                   Smithy RPC-v2 CBOR
+  s3         ListObjectsV2, GetObject        REST, path-style (`GET /BUCKET?list-type=2&prefix=..&delimiter=..
+                                             &continuation-token=..`, `GET /BUCKET/KEY`), with --trail-bytes
+                                             only: one CloudTrail bucket (TrailBucket) in its own region
+                                             (another region's signature: AuthorizationHeaderMalformed),
+                                             1,000 keys and common prefixes a page
 
 Every AWS call is counted by (service, region, action, account), where
 service and region come from the SigV4 credential scope and account from its
@@ -54,11 +59,15 @@ Only ModifyInstanceMetadataOptions is throttled; every read call (the source
 listings above included) is only delayed.
 Bench endpoints (never counted, never delayed):
 
-  GET  /_bench/stats     counters, throttles, busy time, modifications (JSON)
+  GET  /_bench/stats     counters, throttles, busy time, modifications, and under "s3" the prefixes
+                         listed and the objects fetched (JSON)
   GET  /_bench/fleet     the generated fleet's expected summary (JSON; "regions" is the
                          management account's, "accounts" has every account)
   GET  /_bench/state     current HttpTokens/HttpEndpoint counts per region (JSON;
                          ?account=ID for another account than the management one)
+  GET  /_bench/trail     the trail bucket's layout and what `imdsguard trail --bucket` must find in
+                         its window: counts and, per instance, calls, role, first/last call and
+                         calls per user agent (JSON; null without --trail-bytes)
   POST /_bench/lookup    current metadata options of a JSON list of instance ids
   POST /_bench/owners    {id: {"account": .., "region": ..} or null} for a JSON list of ids
   POST /_bench/reset     zero the counters (the fleet state is kept)
@@ -71,6 +80,8 @@ Usage:
   fakeaws.py --regions us-east-1=400,eu-west-1=300 [--seed 42] [--latency-ms 50]
              [--accounts K] [--suspended-accounts N] [--role-name BenchRole]
              [--external-id X] [--state-only]
+             [--trail-bytes N [--trail-days 7] [--trail-bucket B] [--trail-prefix P]
+              [--trail-bucket-region R] [--trail-busy-objects 1010] [--trail-now EPOCH]]
              [--ready-file PATH] [--max-lifetime 3600] [shares...]
 """
 
@@ -78,12 +89,15 @@ from __future__ import annotations
 
 import argparse
 import base64
+import bisect
 import collections
 import datetime
 import copy
 import json
+import math
 import random
 import re
+import struct
 import sys
 import threading
 import time
@@ -526,6 +540,528 @@ class Fleet:
         return out
 
 
+# ---------------------------------------------------------------- CloudTrail logs in S3
+S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
+S3_PAGE = 1000  # S3's largest ListObjectsV2 page (and its default)
+TRAIL_REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2", "sa-east-1"]
+TRAIL_INSTANCES = 25  # tracked instances per account and region: 2 x 4 x 25 = 200
+TRAIL_MARGIN = 3600  # every record is at least this far inside (or outside) the window
+TRAIL_CHUNK = 64 * 1024  # uncompressed bytes of records per chunk (at most)
+TRAIL_POOL = 8  # distinct chunks per date folder
+TRAIL_OBJECT_CHUNKS = (16, 32)  # chunks per large object: 1 to 2 MB of JSON
+TRAIL_OUTSIDE_SHARE = 0.3  # records of the window's first date folder dated before the window
+# The software of the tracked instances: what fetches role credentials over IMDSv1.
+TRAIL_AGENTS = [
+    "aws-cli/1.16.100 Python/2.7.16 Linux/4.14.186-146.268.amzn2.x86_64 botocore/1.12.90",
+    "aws-cli/1.15.83 Python/2.7.14 Linux/4.14.62-70.117.amzn2.x86_64 botocore/1.10.82",
+    "Boto3/1.9.253 Python/3.7.4 Linux/4.14.146-119.123.amzn2.x86_64 Botocore/1.12.253",
+    "Boto3/1.26.90 Python/3.9.16 Linux/5.10.173-154.642.amzn2.x86_64 Botocore/1.29.90",
+    "aws-cli/2.13.25 Python/3.11.5 Linux/5.10.192-183.736.amzn2.x86_64 exe/x86_64.amzn.2 prompt/off command/s3.cp",
+    "aws-sdk-java/1.11.500 Linux/4.14.97-90.72.amzn2.x86_64 OpenJDK_64-Bit_Server_VM/25.201-b09 java/1.8.0_201 vendor/Oracle_Corporation",
+]
+# Everyone else: people, pipelines, the console, functions.
+TRAIL_OTHER_AGENTS = [
+    "console.amazonaws.com",
+    "aws-cli/2.15.30 Python/3.11.8 Darwin/23.4.0 exe/x86_64 prompt/off command/ec2.describe-instances",
+    "APN/1.0 HashiCorp/1.0 Terraform/1.7.5 (+https://www.terraform.io) terraform-provider-aws/5.43.0",
+    "Boto3/1.34.69 md/Botocore#1.34.69 ua/2.0 os/linux#5.10.213 md/arch#x86_64 lang/python#3.12.2 cfg/retry-mode#legacy",
+    "aws-sdk-go-v2/1.26.0 os/linux lang/go#1.22.1 md/GOOS#linux md/GOARCH#amd64 api/ec2#1.152.0",
+    "AWS Internal",
+]
+TRAIL_EVENTS = [
+    ("ec2.amazonaws.com", "DescribeInstances", True),
+    ("s3.amazonaws.com", "GetObject", True),
+    ("s3.amazonaws.com", "PutObject", False),
+    ("sts.amazonaws.com", "GetCallerIdentity", True),
+    ("ssm.amazonaws.com", "GetParameter", True),
+    ("kms.amazonaws.com", "Decrypt", True),
+    ("logs.amazonaws.com", "CreateLogStream", False),
+    ("dynamodb.amazonaws.com", "DescribeTable", True),
+    ("sqs.amazonaws.com", "ReceiveMessage", True),
+    ("secretsmanager.amazonaws.com", "GetSecretValue", True),
+]
+TRAIL_USERS = ["alice", "bob", "carol", "deploy-bot", "terraform-ci", "backup-operator", "auditor", "dave"]
+GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03"  # deflate, no name, no mtime, Unix
+
+
+def ct_time(ts: int) -> str:
+    """CloudTrail's eventTime: whole seconds, UTC, `Z`."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def day_folder(day: int) -> str:
+    return time.strftime("%Y/%m/%d", time.gmtime(day * DAY))
+
+
+def deflate_piece(raw: bytes, final: bool) -> bytes:
+    """Raw deflate blocks of `raw` from a fresh compressor, ending on a byte
+    boundary (sync flush) or with the final block: such pieces concatenate
+    into one valid deflate stream, and so into one ordinary (single-member)
+    gzip file."""
+    c = zlib.compressobj(6, zlib.DEFLATED, -15)
+    return c.compress(raw) + c.flush(zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH)
+
+
+class TrailTruth:
+    """What imdsguard must find in some records: the counts of its JSON and,
+    per (account, region, instance), the calls attributed to it."""
+
+    def __init__(self):
+        self.counts = collections.Counter()
+        # (account, region, instance) -> [calls, role, Counter(agent), first, last]
+        self.instances: dict[tuple[str, str, str], list] = {}
+
+    def add(self, other: "TrailTruth", times: int = 1) -> None:
+        for k, v in other.counts.items():
+            self.counts[k] += v * times
+        for key, (calls, role, agents, first, last) in other.instances.items():
+            mine = self.instances.get(key)
+            if mine is None:
+                self.instances[key] = [calls * times, role, collections.Counter({a: n * times for a, n in agents.items()}),
+                                       first, last]
+                continue
+            mine[0] += calls * times
+            for a, n in agents.items():
+                mine[2][a] += n * times
+            mine[3] = min(mine[3], first)
+            mine[4] = max(mine[4], last)
+
+    def record(self, key, role: str, agent: str, when: str) -> None:
+        t = self.instances.setdefault(key, [0, role, collections.Counter(), when, when])
+        t[0] += 1
+        t[2][agent] += 1
+        t[3] = min(t[3], when)
+        t[4] = max(t[4], when)
+
+
+class TrailFolder:
+    """One date folder `.../CloudTrail/REGION/YYYY/MM/DD/` of one account:
+    a pool of compressed chunks of records, each with its truth, and a tail
+    (the last records and `]}`)."""
+
+    def __init__(self, prefix: str, account: str, region: str, day: int, inside: bool):
+        self.prefix, self.account, self.region, self.day, self.inside = prefix, account, region, day, inside
+        self.raw: list[bytes] = []  # uncompressed chunks, dropped once the layout's checksums are known
+        self.z: list[bytes] = []  # their deflate pieces
+        self.truth: list[TrailTruth] = []
+        self.tail_raw = b""
+        self.tail_z = b""
+        self.tail_truth = TrailTruth()
+        self.keys: list[str] = []
+
+
+class TrailObject:
+    """One key: a log object (the head, `chunks` of its folder's pool, the
+    folder's tail) or a digest (`whole`: its gzip bytes, a few hundred)."""
+
+    __slots__ = ("folder", "chunks", "raw_size", "size", "crc", "kind", "whole")
+
+    def __init__(self, folder: TrailFolder, chunks: tuple[int, ...], kind: str = "log"):
+        self.folder, self.chunks, self.kind = folder, chunks, kind
+        self.raw_size = self.size = self.crc = 0
+        self.whole = b""
+
+
+class TrailBucket:
+    """A CloudTrail bucket, generated from the seed and the start time `now`:
+
+      PREFIX/AWSLogs/MANAGEMENT/CloudTrail/REGION/YYYY/MM/DD/*.json.gz
+      PREFIX/AWSLogs/o-ORG/MEMBER/CloudTrail/REGION/YYYY/MM/DD/*.json.gz
+      PREFIX/AWSLogs/ACCOUNT/CloudTrail-Digest/REGION/YYYY/MM/DD/*.json.gz (digests: never to be read)
+
+    for 2 accounts x 4 regions: the date folders of the last `days` days up
+    to `now` (days + 1 of them: the first one partly before the window) and,
+    per account and region, the folder of the day before the window (never
+    to be listed). Each window folder holds large objects (1 to 2 MB of JSON)
+    until their uncompressed total reaches `target` bytes; the management
+    account's us-east-1 folder of the last day also holds `busy` small
+    objects (3 records each), so that it takes 2 pages to list.
+
+    An object is never stored: its gzip bytes are put together on request
+    from deflate pieces (the `{"Records":[` head, chunks of its folder's
+    pool, its folder's tail) precompressed at start-up, so the server holds a
+    few MB whatever the volume. The chunks of an object are drawn from its
+    folder's pool of 8 by a seeded RNG (records therefore repeat across the
+    objects of a folder, event ids included).
+
+    Records (CloudTrail's shape, about 1.3 KB each): about 70 % IAM users, 10 %
+    roles of functions (no ec2RoleDelivery), 12 % instance credentials
+    delivered over IMDSv2 (ec2RoleDelivery 2.0), 6.5 % over IMDSv1 to one of
+    the 200 tracked instances (25 per account and region, each with 1 to 3 of
+    TRAIL_AGENTS and one role), 1.5 % over IMDSv1 to a session that is not an
+    instance. Every record is at least TRAIL_MARGIN inside the window as
+    of `now`, except 30 % of the first folder's, dated at least TRAIL_MARGIN
+    before it: so the truth holds for any run that starts within an hour
+    of `now` on the same UTC day."""
+
+    def __init__(self, seed: int, now: float, days: int, target: int, bucket: str, prefix: str, region: str,
+                 busy: int, member: str):
+        self.seed, self.days, self.target, self.bucket, self.region, self.busy = seed, days, target, bucket, region, busy
+        self.prefix = prefix.strip("/")
+        self.now = int(now)
+        self.window = (self.now - days * DAY, self.now)
+        self.first_day = self.window[0] // DAY
+        self.last_day = self.now // DAY
+        self.outside_day = self.first_day - 1
+        self.base = base = f"{self.prefix}/AWSLogs/" if self.prefix else "AWSLogs/"
+        self.accounts = [(ACCOUNT, f"{base}{ACCOUNT}/"), (member, f"{base}{ORG_ID}/{member}/")]
+        self.head_raw = b'{"Records":['
+        self.head_z = deflate_piece(self.head_raw, False)
+        self.instances: dict[tuple[str, str], list[tuple[str, str, list[str]]]] = {}
+        self.folders: list[TrailFolder] = []
+        self.objects: dict[str, TrailObject] = {}
+        t0 = time.monotonic()
+        for account, folder in self.accounts:
+            for region in TRAIL_REGIONS:
+                self.instances[(account, region)] = self.tracked(account, region)
+                for day in [self.outside_day] + list(range(self.first_day, self.last_day + 1)):
+                    f = TrailFolder(f"{folder}CloudTrail/{region}/{day_folder(day)}/", account, region, day,
+                                    day != self.outside_day)
+                    self.fill(f)
+                    self.folders.append(f)
+        self.layout()
+        self.keys = sorted(self.objects)
+        self.build_seconds = time.monotonic() - t0
+        self.lock = threading.Lock()
+        self._expected: dict | None = None
+        self.reset()
+
+    # ---- generation ------------------------------------------------------------------
+    def tracked(self, account: str, region: str) -> list[tuple[str, str, list[str]]]:
+        """The tracked instances of an account and region: (id, role, agents)."""
+        rng = random.Random(f"{self.seed}:trail:{account}:{region}")
+        out = []
+        for k in range(TRAIL_INSTANCES):
+            h = zlib.crc32(f"{self.seed}:trail-instance:{account}:{region}:{k}".encode())
+            instance_id = f"i-0{h:08x}{TRAIL_REGIONS.index(region):02x}{k:06x}"  # 17 hex digits
+            role = f"app-role-{rng.randrange(6)}"
+            agents = rng.sample(TRAIL_AGENTS, rng.randint(1, 3))
+            out.append((instance_id, role, agents))
+        return out
+
+    def record(self, rng: random.Random, f: TrailFolder, when: int, kind: str, truth: TrailTruth | None) -> dict:
+        account, region = f.account, f.region
+        source, name, read_only = TRAIL_EVENTS[rng.randrange(len(TRAIL_EVENTS))]
+        service = source.split(".", 1)[0]
+        stamp = ct_time(when)
+        ident: dict
+        agent = TRAIL_OTHER_AGENTS[rng.randrange(len(TRAIL_OTHER_AGENTS))]
+        key_id = f"{rng.getrandbits(64):016X}"
+        if kind == "user":
+            user = TRAIL_USERS[rng.randrange(len(TRAIL_USERS))]
+            ident = {"type": "IAMUser", "principalId": f"AIDA{zlib.crc32(user.encode()):016X}",
+                     "arn": f"arn:aws:iam::{account}:user/{user}", "accountId": account,
+                     "accessKeyId": f"AKIA{key_id}", "userName": user}
+        else:
+            if kind in ("v1", "v2") and (kind == "v1" or rng.random() < 0.5):
+                instance_id, role, agents = self.instances[(account, region)][rng.randrange(TRAIL_INSTANCES)]
+                if kind == "v1":
+                    agent = agents[0] if len(agents) == 1 or rng.random() < 0.6 else agents[rng.randrange(len(agents))]
+            elif kind == "v2":
+                instance_id, role = f"i-0{rng.getrandbits(64):016x}", f"app-role-{rng.randrange(6)}"
+            elif kind == "v1-session":
+                instance_id, role = f"botocore-session-{rng.randrange(1_700_000_000, 1_800_000_000)}", "batch-role"
+                agent = TRAIL_AGENTS[rng.randrange(len(TRAIL_AGENTS))]
+            else:  # a function's role
+                instance_id, role = f"ingest-fn-{rng.randrange(12)}", f"lambda-role-{rng.randrange(3)}"
+            role_id = f"AROA{zlib.crc32(f'{account}:{role}'.encode()):016X}"
+            context: dict = {
+                "sessionIssuer": {"type": "Role", "principalId": role_id, "arn": f"arn:aws:iam::{account}:role/{role}",
+                                  "accountId": account, "userName": role},
+                "webIdFederationData": {},
+                "attributes": {"creationDate": ct_time(when - rng.randrange(21_600)), "mfaAuthenticated": "false"},
+            }
+            if kind in ("v1", "v1-session"):
+                context["ec2RoleDelivery"] = "1.0"
+            elif kind == "v2":
+                context["ec2RoleDelivery"] = "2.0"
+            ident = {"type": "AssumedRole", "principalId": f"{role_id}:{instance_id}",
+                     "arn": f"arn:aws:sts::{account}:assumed-role/{role}/{instance_id}", "accountId": account,
+                     "accessKeyId": f"ASIA{key_id}", "sessionContext": context}
+            if kind == "v1" and truth is not None:
+                truth.record((account, region, instance_id), role, agent, stamp)
+        if truth is not None:
+            truth.counts["records"] += 1
+            if kind == "v1":
+                truth.counts["attributed"] += 1
+            elif kind == "v2":
+                truth.counts["v2"] += 1
+            elif kind == "v1-session":
+                truth.counts["v1_not_instance"] += 1
+        request_id = f"{rng.getrandbits(128):032x}"
+        event_id = f"{rng.getrandbits(128):032x}"
+        params = {
+            "ec2": {"instancesSet": {}, "filterSet": {"items": [{"name": "tag:team", "valueSet": {"items": [{"value": "payments"}]}}]}},
+            "s3": {"bucketName": f"app-data-{account}-{rng.randrange(40)}", "Host": f"app-data.s3.{region}.amazonaws.com",
+                   "key": f"batch/{rng.randrange(10**8):08d}.parquet"},
+            "ssm": {"name": f"/app/{rng.randrange(30)}/config", "withDecryption": True},
+            "kms": {"encryptionAlgorithm": "SYMMETRIC_DEFAULT", "keyId": f"arn:aws:kms:{region}:{account}:key/{event_id[:8]}-{event_id[8:12]}-{event_id[12:16]}-{event_id[16:20]}-{event_id[20:]}"},
+            "logs": {"logGroupName": f"/app/service-{rng.randrange(20)}", "logStreamName": f"{stamp[:10]}/{event_id[:12]}"},
+            "dynamodb": {"tableName": f"orders-{rng.randrange(8)}"},
+            "sqs": {"queueUrl": f"https://sqs.{region}.amazonaws.com/{account}/jobs-{rng.randrange(6)}", "maxNumberOfMessages": 10},
+            "secretsmanager": {"secretId": f"app/{rng.randrange(10)}/db"},
+        }.get(service)
+        return {
+            "eventVersion": "1.09",
+            "userIdentity": ident,
+            "eventTime": stamp,
+            "eventSource": source,
+            "eventName": name,
+            "awsRegion": region,
+            "sourceIPAddress": f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
+            "userAgent": agent,
+            "requestParameters": params,
+            "responseElements": None,
+            "requestID": request_id,
+            "eventID": event_id,
+            "readOnly": read_only,
+            "eventType": "AwsApiCall",
+            "managementEvent": service not in ("s3", "sqs") or name == "ReceiveMessage",
+            "recipientAccountId": account,
+            "eventCategory": "Management",
+            "tlsDetails": {"tlsVersion": "TLSv1.3", "cipherSuite": "TLS_AES_128_GCM_SHA256",
+                           "clientProvidedHostHeader": f"{service}.{region}.amazonaws.com"},
+        }
+
+    def times(self, rng: random.Random, f: TrailFolder) -> tuple[int, bool]:
+        """A record time for folder f and whether it is in the window: inside
+        by at least TRAIL_MARGIN; in the window's first folder, 30 % outside
+        (before it) by at least TRAIL_MARGIN; every record of the folder
+        outside the window is on its own day."""
+        day_start, day_end = f.day * DAY, f.day * DAY + DAY - 1
+        if not f.inside:
+            return rng.randint(day_start, day_end), False
+        if f.day == self.first_day and rng.random() < TRAIL_OUTSIDE_SHARE:
+            hi = self.window[0] - TRAIL_MARGIN
+            lo = min(day_start, hi - 2 * 3600)
+            return rng.randint(lo, hi), False
+        lo, hi = self.window[0] + TRAIL_MARGIN, self.window[1] - TRAIL_MARGIN
+        a, b = max(day_start, lo), min(day_end, hi)
+        return (rng.randint(a, b) if a <= b else rng.randint(lo, hi)), True
+
+    def kind(self, rng: random.Random) -> str:
+        x = rng.random()
+        return ("user" if x < 0.70 else "function" if x < 0.80 else "v2" if x < 0.92
+                else "v1" if x < 0.985 else "v1-session")
+
+    def fill(self, f: TrailFolder) -> None:
+        rng = random.Random(f"{self.seed}:trail-folder:{f.prefix}")
+        pool = TRAIL_POOL if f.inside else 2
+        for _ in range(pool):
+            truth = TrailTruth()
+            parts: list[str] = []
+            size = 0
+            while True:
+                when, inside = self.times(rng, f)
+                one = TrailTruth()
+                rec = self.record(rng, f, when, self.kind(rng), one if inside else None)
+                text = json.dumps(rec, separators=(",", ":"))
+                if size + len(text) + 1 > TRAIL_CHUNK:
+                    break  # the chunk is full: this record is not in it
+                parts.append(text)
+                size += len(text) + 1
+                truth.add(one)
+            raw = (",".join(parts) + ",").encode()
+            f.raw.append(raw)
+            f.z.append(deflate_piece(raw, False))
+            f.truth.append(truth)
+        # The tail: 3 records (an IAM user, an IMDSv1 and an IMDSv2 delivery) and the end of the document.
+        texts = []
+        for kind in ("user", "v1", "v2"):
+            when, inside = self.times(rng, f)
+            texts.append(json.dumps(self.record(rng, f, when, kind, f.tail_truth if inside else None),
+                                    separators=(",", ":")))
+        f.tail_raw = (",".join(texts) + "]}").encode()
+        f.tail_z = deflate_piece(f.tail_raw, True)
+
+    def add_object(self, f: TrailFolder, chunks: tuple[int, ...], rng: random.Random, kind: str = "log") -> TrailObject:
+        n = len(f.keys)
+        slot = f.day * DAY + (n * 300 + rng.randrange(300)) % DAY
+        unique = f"{zlib.crc32(f'{self.seed}:{f.prefix}:{n}'.encode()):08X}{n:08X}"
+        if kind == "digest":
+            region = f.region
+            name = (f"{f.account}_CloudTrail-Digest_{region}_bench-trail_{region}_"
+                    f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(slot))}.json.gz")
+            key = f.prefix.replace("/CloudTrail/", "/CloudTrail-Digest/") + name
+        else:
+            key = (f"{f.prefix}{f.account}_CloudTrail_{f.region}_"
+                   f"{time.strftime('%Y%m%dT%H%MZ', time.gmtime(slot))}_{unique}.json.gz")
+        o = TrailObject(f, chunks, kind)
+        if kind == "digest":
+            raw = json.dumps({"awsAccountId": f.account, "digestStartTime": ct_time(slot - 3600),
+                              "digestEndTime": ct_time(slot), "digestS3Bucket": self.bucket,
+                              "logFiles": []}).encode()
+            o.whole = GZIP_HEADER + deflate_piece(raw, True) + struct.pack("<II", zlib.crc32(raw), len(raw))
+            o.raw_size, o.size = len(raw), len(o.whole)
+        else:
+            crc = zlib.crc32(self.head_raw)
+            raw_size = len(self.head_raw) + len(f.tail_raw)
+            size = len(GZIP_HEADER) + len(self.head_z) + len(f.tail_z) + 8
+            for c in chunks:
+                crc = zlib.crc32(f.raw[c], crc)
+                raw_size += len(f.raw[c])
+                size += len(f.z[c])
+            o.crc, o.raw_size, o.size = zlib.crc32(f.tail_raw, crc), raw_size, size
+            f.keys.append(key)
+        self.objects[key] = o
+        return o
+
+    def layout(self) -> None:
+        rng = random.Random(f"{self.seed}:trail-layout")
+        inside = [f for f in self.folders if f.inside]
+        busy = next(f for f in inside if f.account == ACCOUNT and f.region == "us-east-1" and f.day == self.last_day)
+        total = 0
+        for _ in range(self.busy):
+            total += self.add_object(busy, (), rng).raw_size
+        n = 0
+        while total < self.target or n < len(inside):  # at least one large object per folder
+            f = inside[n % len(inside)]
+            chunks = tuple(rng.randrange(TRAIL_POOL) for _ in range(rng.randint(*TRAIL_OBJECT_CHUNKS)))
+            total += self.add_object(f, chunks, rng).raw_size
+            n += 1
+        for f in self.folders:
+            if not f.inside:  # two objects a day before the window: never to be listed
+                for _ in range(2):
+                    self.add_object(f, tuple(rng.randrange(2) for _ in range(TRAIL_OBJECT_CHUNKS[0])), rng)
+            else:
+                self.add_object(f, (), rng, "digest")
+        for f in self.folders:
+            f.raw = []  # every checksum is known: only the compressed pieces are served
+
+    # ---- expected results ---------------------------------------------------------------
+    def expected(self) -> dict:
+        if self._expected is not None:
+            return self._expected
+        uses: collections.Counter = collections.Counter()  # (folder number, chunk or -1: the tail) -> uses
+        number = {id(f): n for n, f in enumerate(self.folders)}
+        objects = raw = size = 0
+        for o in self.objects.values():
+            if o.kind != "log" or not o.folder.inside:
+                continue
+            objects += 1
+            raw += o.raw_size
+            size += o.size
+            n = number[id(o.folder)]
+            for c in o.chunks:
+                uses[(n, c)] += 1
+            uses[(n, -1)] += 1
+        truth = TrailTruth()
+        for (n, c), times in sorted(uses.items()):
+            f = self.folders[n]
+            truth.add(f.tail_truth if c < 0 else f.truth[c], times)
+        inside = [f for f in self.folders if f.inside]
+        counts = {k: truth.counts.get(k, 0) for k in ("records", "attributed", "v2", "v1_not_instance")}
+        counts.update(malformed=0, objects=objects)
+        instances = [
+            {"account_id": a, "region": r, "instance_id": i, "role_name": t[1], "v1_credential_calls": t[0],
+             "first_seen": t[3], "last_seen": t[4], "user_agents": dict(sorted(t[2].items()))}
+            for (a, r, i), t in sorted(truth.instances.items())
+        ]
+        self._expected = {
+            "bucket": self.bucket,
+            "prefix": self.prefix,
+            "region": self.region,
+            "days": self.days,
+            "now": self.now,
+            "margin_seconds": TRAIL_MARGIN,
+            "first_day": day_folder(self.first_day),
+            "last_day": day_folder(self.last_day),
+            "outside_day": day_folder(self.outside_day),
+            "accounts": [a for a, _ in self.accounts],
+            # listed with a delimiter: AWSLogs/, the organization folder, each account's CloudTrail/
+            "listing_folders": [self.base, f"{self.base}{ORG_ID}/"]
+            + [f"{folder}CloudTrail/" for _, folder in self.accounts],
+            "window_folders": [f.prefix for f in inside],
+            "outside_folders": [f.prefix for f in self.folders if not f.inside],
+            "busy_folder": next(f.prefix for f in inside if len(f.keys) > S3_PAGE) if self.busy > S3_PAGE else None,
+            "objects": objects,
+            "bytes_uncompressed": raw,
+            "bytes_compressed": size,
+            "keys_in_bucket": len(self.objects),
+            "counts": counts,
+            "instances": instances,
+            "tracked_instances": sum(len(v) for v in self.instances.values()),
+            # ListObjectsV2: AWSLogs/, the organization folder, each account's CloudTrail/ (one page each),
+            # then every window folder's pages.
+            "list_minimum": 1 + 1 + len(self.accounts)
+            + sum(max(1, math.ceil(len(f.keys) / S3_PAGE)) for f in inside),
+            "build_seconds": round(self.build_seconds, 2),
+        }
+        return self._expected
+
+    # ---- serving ------------------------------------------------------------------------
+    def reset(self) -> None:
+        with self.lock:
+            self.listed: collections.Counter = collections.Counter()  # (prefix, delimiter) -> calls
+            self.gets: collections.Counter = collections.Counter()  # key -> calls
+            self.get_bytes = 0
+            self.get_raw_bytes = 0
+
+    def stats(self) -> dict:
+        with self.lock:
+            outside = {f.prefix for f in self.folders if not f.inside}
+            return {
+                "list_calls": sum(self.listed.values()),
+                "listed": [{"prefix": p, "delimiter": d, "count": n} for (p, d), n in sorted(self.listed.items())],
+                "get_calls": sum(self.gets.values()),
+                "distinct_keys_got": len(self.gets),
+                "keys_got_twice": sum(1 for n in self.gets.values() if n > 1),
+                "gets_outside_window": sum(n for k, n in self.gets.items()
+                                           if k in self.objects and self.objects[k].folder.prefix in outside),
+                "gets_not_logs": sum(n for k, n in self.gets.items()
+                                     if k not in self.objects or self.objects[k].kind != "log"),
+                "bytes_served": self.get_bytes,
+                "bytes_served_uncompressed": self.get_raw_bytes,
+            }
+
+    def list_page(self, prefix: str, delimiter: str, token: str | None, start_after: str, max_keys: int):
+        """(keys, common prefixes, next token) of one ListObjectsV2 page."""
+        keys = self.keys
+        if token:
+            try:
+                text = base64.urlsafe_b64decode(token.encode()).decode()
+                assert text.startswith("bench-s3:")
+                i = int(text.split(":", 1)[1])
+            except Exception:
+                raise BadRequest("InvalidArgument", "The continuation token provided is incorrect", 400)
+        else:
+            i = bisect.bisect_right(keys, start_after) if start_after else 0
+        i = max(i, bisect.bisect_left(keys, prefix))
+        contents: list[str] = []
+        prefixes: list[str] = []
+        while i < len(keys) and keys[i].startswith(prefix):
+            if len(contents) + len(prefixes) == max_keys:
+                token = base64.urlsafe_b64encode(f"bench-s3:{i}".encode()).decode()
+                return contents, prefixes, token
+            key = keys[i]
+            cut = key.find(delimiter, len(prefix)) if delimiter else -1
+            if cut >= 0:
+                common = key[: cut + len(delimiter)]
+                prefixes.append(common)
+                # past every key under it
+                i = bisect.bisect_left(keys, common[:-1] + chr(ord(common[-1]) + 1))
+            else:
+                contents.append(key)
+                i += 1
+        return contents, prefixes, None
+
+    def body(self, o: TrailObject) -> bytes:
+        if o.whole:
+            return o.whole
+        f = o.folder
+        return b"".join([GZIP_HEADER, self.head_z, *(f.z[c] for c in o.chunks), f.tail_z,
+                         struct.pack("<II", o.crc, o.raw_size & 0xFFFFFFFF)])
+
+
+def s3_error(code: str, message: str, status: int, extra: str = "") -> tuple[int, bytes, dict]:
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{code}</Code><Message>{escape(message)}</Message>{extra}"
+        f"<RequestId>{request_id().replace('-', '')[-16:].upper()}</RequestId><HostId>bench</HostId></Error>"
+    ).encode()
+    return status, body, {"Content-Type": "application/xml"}
+
+
 class BadRequest(Exception):
     def __init__(self, code: str, message: str, status: int = 400):
         super().__init__(message)
@@ -606,8 +1142,10 @@ class Session:
 
 class FakeAws:
     def __init__(self, fleet: Fleet, latency: float, burst: float, refill: float,
-                 role_name: str = "BenchRole", external_id: str | None = None, state_only: bool = False):
+                 role_name: str = "BenchRole", external_id: str | None = None, state_only: bool = False,
+                 trail: TrailBucket | None = None):
         self.fleet = fleet
+        self.trail = trail  # the CloudTrail bucket S3 serves, if any
         self.latency = latency
         self.burst = burst
         self.refill = refill
@@ -654,6 +1192,8 @@ class FakeAws:
             self.first_call = None
             self.last_call = None
             self.bytes_out = 0
+        if self.trail is not None:
+            self.trail.reset()
 
     def stats(self) -> dict:
         with self.lock:
@@ -681,6 +1221,7 @@ class FakeAws:
                 "first_call_monotonic": self.first_call,
                 "last_call_monotonic": self.last_call,
                 "bytes_out": self.bytes_out,
+                "s3": self.trail.stats() if self.trail is not None else None,
             }
 
     # ---- accounting ------------------------------------------------------------------
@@ -723,7 +1264,12 @@ class FakeAws:
                account: str | None, session: Session | None):
         try:
             if account is None:
+                if service == "s3":
+                    return s3_error("InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our "
+                                    "records.", 403)
                 raise BadRequest("InvalidClientTokenId", "The security token included in the request is invalid.", 403)
+            if service == "s3":
+                return self.s3(region, action, path)
             if service == "sts" and action == "GetCallerIdentity":
                 return self.get_caller_identity(account, session)
             if service == "sts" and action == "AssumeRole":
@@ -760,11 +1306,87 @@ class FakeAws:
                 self.errors[(region, action, account or "?", e.code)] += 1
             if service == "ec2":
                 return ec2_error(e.code, e.message, e.status)
+            if service == "s3":
+                return s3_error(e.code, e.message, e.status)
             if service == "monitoring":
                 return self.cbor_error(e.code, e.message, e.status)
             if service == "organizations":
                 return json_error(e.code, e.message, e.status)
             return query_error(e.code, e.message, e.status)
+
+    # ---- S3: the trail bucket ------------------------------------------------------------
+    def s3(self, region: str, action: str, path: str):
+        """REST, path-style (`/BUCKET?list-type=2...`, `/BUCKET/KEY`): ListObjectsV2 and
+        GetObject of the trail bucket, which lives in its own region."""
+        tb = self.trail
+        split = urllib.parse.urlsplit(path)
+        bucket, _, key = split.path.lstrip("/").partition("/")
+        bucket, key = urllib.parse.unquote(bucket), urllib.parse.unquote(key)
+        query = dict(urllib.parse.parse_qsl(split.query, keep_blank_values=True))
+        if tb is None or bucket != tb.bucket:
+            return s3_error("NoSuchBucket", "The specified bucket does not exist", 404,
+                            f"<BucketName>{escape(bucket)}</BucketName>")
+        if region != tb.region:
+            return s3_error("AuthorizationHeaderMalformed", "The authorization header is malformed; the region "
+                            f"'{region}' is wrong; expecting '{tb.region}'", 400, f"<Region>{tb.region}</Region>")
+        if action not in ("ListObjectsV2", "GetObject"):
+            return s3_error("MethodNotAllowed", "The specified method is not allowed against this resource.", 405)
+        if action == "ListObjectsV2":
+            if key:
+                return s3_error("NoSuchKey", "The specified key does not exist.", 404)
+            return self.s3_list(tb, query)
+        if not key:
+            return s3_error("NotImplemented", "fakeaws serves ListObjectsV2 (list-type=2) only", 501)
+        o = tb.objects.get(key)
+        if o is None:
+            return s3_error("NoSuchKey", "The specified key does not exist.", 404, f"<Key>{escape(key)}</Key>")
+        body = tb.body(o)
+        with tb.lock:
+            tb.gets[key] += 1
+            tb.get_bytes += len(body)
+            tb.get_raw_bytes += o.raw_size
+        modified = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(o.folder.day * DAY + 3600))
+        return 200, body, {
+            "Content-Type": "application/json",
+            "ETag": f'"{o.crc:08x}{o.raw_size:08x}{o.size:016x}"',
+            "Last-Modified": modified,
+            "Accept-Ranges": "bytes",
+            "x-amz-server-side-encryption": "AES256",
+        }
+
+    @staticmethod
+    def s3_list(tb: TrailBucket, query: dict):
+        prefix = query.get("prefix", "")
+        delimiter = query.get("delimiter", "")
+        raw_max = query.get("max-keys", str(S3_PAGE))
+        if not raw_max.isdigit():
+            raise BadRequest("InvalidArgument", "Provided max-keys not an integer or within integer range", 400)
+        max_keys = min(int(raw_max), S3_PAGE)
+        token = query.get("continuation-token")
+        contents, prefixes, next_token = tb.list_page(prefix, delimiter, token, query.get("start-after", ""),
+                                                      max_keys)
+        with tb.lock:
+            tb.listed[(prefix, delimiter)] += 1
+        parts = [f'<ListBucketResult xmlns="{S3_NS}"><Name>{escape(tb.bucket)}</Name><Prefix>{escape(prefix)}</Prefix>']
+        if delimiter:
+            parts.append(f"<Delimiter>{escape(delimiter)}</Delimiter>")
+        parts.append(f"<MaxKeys>{max_keys}</MaxKeys><KeyCount>{len(contents) + len(prefixes)}</KeyCount>"
+                     f"<IsTruncated>{'true' if next_token else 'false'}</IsTruncated>")
+        if token:
+            parts.append(f"<ContinuationToken>{escape(token)}</ContinuationToken>")
+        if next_token:
+            parts.append(f"<NextContinuationToken>{next_token}</NextContinuationToken>")
+        for key in contents:
+            o = tb.objects[key]
+            modified = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(o.folder.day * DAY + 3600))
+            parts.append(f"<Contents><Key>{escape(key)}</Key><LastModified>{modified}</LastModified>"
+                         f'<ETag>&quot;{o.crc:08x}{o.raw_size:08x}{o.size:016x}&quot;</ETag><Size>{o.size}</Size>'
+                         "<StorageClass>STANDARD</StorageClass></Contents>")
+        for p in prefixes:
+            parts.append(f"<CommonPrefixes><Prefix>{escape(p)}</Prefix></CommonPrefixes>")
+        parts.append("</ListBucketResult>")
+        return 200, ('<?xml version="1.0" encoding="UTF-8"?>\n' + "".join(parts)).encode(), {
+            "Content-Type": "application/xml"}
 
     @staticmethod
     def principal(account: str, session: Session | None) -> tuple[str, str]:
@@ -1161,6 +1783,8 @@ def make_server(fake: FakeAws, port: int) -> ThreadingHTTPServer:
                 out = fake.stats()
             elif path == "/_bench/fleet":
                 out = fake.fleet.expected()
+            elif path == "/_bench/trail":
+                out = fake.trail.expected() if fake.trail is not None else None
             elif path == "/_bench/state":
                 query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
                 out = fake.fleet.state_counts(query.get("account", ACCOUNT))
@@ -1199,7 +1823,11 @@ def make_server(fake: FakeAws, port: int) -> ThreadingHTTPServer:
             account, session = resolved if resolved else (None, None)
             params: dict = {}
             action = ""
-            if "/operation/" in self.path:
+            if service == "s3":  # REST: the action is in the method and the query
+                listing = "list-type=2" in urllib.parse.urlsplit(self.path).query.split("&")
+                action = "ListObjectsV2" if listing and self.command == "GET" else \
+                    "GetObject" if self.command == "GET" else f"{self.command.title()}Object"
+            elif "/operation/" in self.path:
                 action = self.path.split("?", 1)[0].rsplit("/operation/", 1)[-1]
             elif headers.get("x-amz-target"):
                 action = headers["x-amz-target"].rsplit(".", 1)[-1]
@@ -1264,13 +1892,29 @@ def main(argv=None) -> int:
         default="mixed",
         help="HttpTokens of endpoint-disabled instances (default: half each)",
     )
+    ap.add_argument("--trail-bytes", type=float, default=0,
+                    help="serve a CloudTrail bucket over S3 whose window holds at least this many bytes of "
+                         "uncompressed log JSON (default 0: no bucket)")
+    ap.add_argument("--trail-days", type=int, default=7, help="the bucket's window: the last N days (default 7)")
+    ap.add_argument("--trail-bucket", default="bench-org-trail", help="the bucket's name")
+    ap.add_argument("--trail-prefix", default="cloudtrail", help="the trail's key prefix")
+    ap.add_argument("--trail-bucket-region", default="us-east-1", help="the bucket's region")
+    ap.add_argument("--trail-busy-objects", type=int, default=1010,
+                    help="small objects added to one window folder (more than 1,000: 2 pages to list; default 1010)")
+    ap.add_argument("--trail-now", type=float, help="the epoch the window ends at (default: now)")
     ap.add_argument("--burst", type=float, default=100.0, help="token bucket size for mutating calls, per region")
     ap.add_argument("--refill", type=float, default=5.0, help="token bucket refill per second, per region")
     args = ap.parse_args(argv)
 
     fleet = Fleet(args.seed, parse_sizes(args.regions), args, args.accounts, args.suspended_accounts)
+    trail = None
+    if args.trail_bytes > 0:
+        trail = TrailBucket(args.seed, args.trail_now if args.trail_now is not None else time.time(), args.trail_days,
+                            int(args.trail_bytes), args.trail_bucket, args.trail_prefix, args.trail_bucket_region,
+                            args.trail_busy_objects, member_ids(args.seed, 1)[0])
+        trail.expected()  # computed once, before the first call
     fake = FakeAws(fleet, args.latency_ms / 1000.0, args.burst, args.refill, args.role_name, args.external_id,
-                   args.state_only)
+                   args.state_only, trail)
     server = make_server(fake, args.port)
     url = f"http://{HOST}:{server.server_address[1]}"
     timer = threading.Timer(args.max_lifetime, server.shutdown)
@@ -1284,6 +1928,11 @@ def main(argv=None) -> int:
         os.replace(args.ready_file + ".tmp", args.ready_file)
     total = sum(r.size for r in fleet.by_number.values())
     print(f"fakeaws listening on {url} ({total} instances in {len(fleet.active_accounts())} account(s))", file=sys.stderr)
+    if trail is not None:
+        e = trail.expected()
+        print(f"fakeaws: s3://{trail.bucket}/{trail.prefix}: {e['objects']} log objects in the window, "
+              f"{e['bytes_uncompressed'] / 1e9:.2f} GB of JSON ({e['bytes_compressed'] / 1e6:.0f} MB gzip), "
+              f"built in {e['build_seconds']:.1f} s", file=sys.stderr)
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
