@@ -1349,6 +1349,28 @@ def write_results(path: Path, args, binary: str, scans: list[ScanResult], multi:
     return all_ok
 
 
+def check(binary: Path, latency_ms: float) -> int:
+    """One 1k-instance scan against the fake: exit 1 when it makes more calls
+    than the minimum or its totals differ from the fleet. Fast (a few
+    seconds, any build), and about properties, not timings."""
+    workdir = Path(tempfile.mkdtemp(prefix="imdsguard-check-"))
+    ig = Imdsguard(binary.resolve(), workdir)
+    n = SIZES[0]
+    with Fake(workdir, split_fleet(n), latency_ms, SCAN_TIMEOUT[n] + 120) as fake:
+        r = run_scan(ig, fake, n, True, "check", SCAN_TIMEOUT[n])
+    total, minimum = sum(r.calls.values()), sum(r.minimum.values())
+    extra = {a: c - r.minimum.get(a, 0) for a, c in r.calls.items() if c > r.minimum.get(a, 0)}
+    problems = list(r.problems) + ([r.error] if r.error else [])
+    if total > minimum:
+        problems.append(f"{total} calls for a minimum of {minimum}; over it: {extra}")
+    if problems:
+        print(f"regression check FAILED (logs in {workdir}):", *problems, sep="\n  ", file=sys.stderr)
+        return 1
+    print(f"regression check: {n:,} instances, {total} calls = the minimum, totals equal the fleet")
+    shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", required=True, type=Path)
@@ -1358,9 +1380,14 @@ def main() -> int:
     ap.add_argument("--trail-only", action="store_true",
                     help="run only the trail benchmark (CloudTrail logs in S3, ~1.1 GB); for iterating on it")
     ap.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    ap.add_argument("--check", action="store_true",
+                    help="the regression check of scripts/test: one 1,000-instance scan, fail unless its calls "
+                         "equal the minimum and its totals equal the fleet; no timing, no results file")
     args = ap.parse_args()
     if args.quick and args.trail_only:
         ap.error("--quick and --trail-only exclude each other")
+    if args.check:
+        return check(args.bin, args.latency_ms)
 
     t0 = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="imdsguard-bench-"))

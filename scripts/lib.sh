@@ -19,6 +19,19 @@ ensure_venv() {
 # The browser test needs Debian's chromium. Installs it when missing (as
 # root, or through sudo), and says so: it is the one system package the
 # tests need.
+# GNU time (/usr/bin/time -v), which the benchmark reads peak RSS from.
+ensure_gnu_time() {
+    /usr/bin/time -v true >/dev/null 2>&1 && return
+    local sudo=""
+    if [[ $(id -u) -ne 0 ]]; then
+        command -v sudo >/dev/null || { echo "GNU time is missing and this user cannot install it: run 'sudo apt-get install time'" >&2; exit 1; }
+        sudo="sudo"
+    fi
+    echo "GNU time is missing: installing Debian's time package with apt-get (for the regression check)" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get install -y -q time >/dev/null || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q time >/dev/null; }
+}
+
 ensure_chromium() {
     if command -v chromium >/dev/null; then
         chromium --version 2>/dev/null || true
