@@ -48,6 +48,12 @@ where
     }
 }
 
+/// A page's next token as our pages carry it: AWS ends a listing with no
+/// token or, for some APIs, an empty one; both mean the last page.
+fn page_token(token: Option<&str>) -> Option<String> {
+    token.filter(|t| !t.is_empty()).map(str::to_owned)
+}
+
 /// Every instance matching `filters` in `region`, in pages of 1000, without
 /// those terminated or on their way out (they are never acted on).
 pub async fn live_instances(

@@ -321,10 +321,7 @@ impl super::ObjectApi for SdkObjects {
                 .iter()
                 .filter_map(|p| p.prefix().map(str::to_owned))
                 .collect(),
-            next_token: out
-                .next_continuation_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned),
+            next_token: super::page_token(out.next_continuation_token()),
         })
     }
 
@@ -544,10 +541,7 @@ impl Ec2Api for SdkEc2 {
             .collect();
         Ok(InstancePage {
             instances,
-            next_token: out
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned),
+            next_token: super::page_token(out.next_token()),
         })
     }
 
@@ -617,10 +611,7 @@ impl Ec2Api for SdkEc2 {
             .collect();
         Ok(TemplatePage {
             versions,
-            next_token: out
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned),
+            next_token: super::page_token(out.next_token()),
         })
     }
 
@@ -930,10 +921,7 @@ impl CloudWatchApi for SdkCloudWatch {
                     values: r.values().to_vec(),
                 })
                 .collect(),
-            next_token: out
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned),
+            next_token: super::page_token(out.next_token()),
         })
     }
 }

@@ -353,10 +353,6 @@ fn group(g: &aws_sdk_autoscaling::types::AutoScalingGroup) -> Option<AutoScaling
     })
 }
 
-fn next(token: Option<&str>) -> Option<String> {
-    token.filter(|t| !t.is_empty()).map(str::to_owned)
-}
-
 #[async_trait]
 impl AutoScalingApi for SdkAutoScaling {
     async fn describe_groups(
@@ -374,7 +370,7 @@ impl AutoScalingApi for SdkAutoScaling {
             .map_err(|e| convert(Operation::DescribeAutoScalingGroups, e))?;
         Ok(GroupPage {
             groups: out.auto_scaling_groups().iter().filter_map(group).collect(),
-            next_token: next(out.next_token()),
+            next_token: super::page_token(out.next_token()),
         })
     }
 
@@ -414,7 +410,7 @@ impl AutoScalingApi for SdkAutoScaling {
             .collect();
         Ok(ConfigurationPage {
             configurations,
-            next_token: next(out.next_token()),
+            next_token: super::page_token(out.next_token()),
         })
     }
 

@@ -59,10 +59,7 @@ impl CloudTrailApi for SdkCloudTrail {
                 .iter()
                 .filter_map(|e| e.cloud_trail_event().map(str::to_owned))
                 .collect(),
-            next_token: out
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned),
+            next_token: super::page_token(out.next_token()),
         })
     }
 }
@@ -138,10 +135,7 @@ impl AthenaApi for SdkAthena {
                         .collect()
                 })
                 .collect(),
-            next_token: out
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned),
+            next_token: super::page_token(out.next_token()),
         })
     }
 }

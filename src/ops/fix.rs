@@ -11,7 +11,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::OpsError;
-use super::fleet::{AccountMap, Session, Target, each_region};
+use super::fleet::{AccountMap, Session, Target};
 use crate::aws::{DefaultsTarget, GroupTarget, MetadataDefaults, TemplateTarget};
 use crate::model::{HttpTokens, Toggle};
 use crate::plan::HopLimit;
@@ -19,9 +19,7 @@ use crate::report::{Failure, ScanReport};
 use crate::runs::RunError;
 use crate::runs::lease::{LeaseGuard, me};
 use crate::runs::sources::Outcome;
-use crate::sources::{
-    GroupLaunch, GroupSource, RegionInput, SourceChange, Sources, TemplateSource, VersionPin,
-};
+use crate::sources::{GroupLaunch, GroupSource, SourceChange, Sources, TemplateSource, VersionPin};
 use crate::store::Store;
 use crate::store::journal::{Purpose, RunKind};
 use crate::store::source_runs::{NewSourceChange, SourceRun};
@@ -91,29 +89,6 @@ pub struct Refresh {
     pub instances_allowing_v1: u64,
 }
 
-/// The sources of every region of every target, read now.
-async fn read(
-    session: &Session,
-    targets: &[Target],
-) -> Result<(Sources, Vec<Failure>, Vec<String>), OpsError> {
-    let v = each_region(session, targets, |apis, region| async move {
-        Ok(crate::scan::read_sources(apis, &region).await)
-    })
-    .await?;
-    let mut sources = Sources::default();
-    let mut warnings = v.warnings;
-    for (account, region, (input, notes)) in v.answers {
-        let input: RegionInput = input;
-        sources.extend(crate::sources::assess(&account, &region, &input, &[]));
-        warnings.extend(
-            notes
-                .into_iter()
-                .map(|w| format!("{account} {region}: {w}")),
-        );
-    }
-    Ok((sources, v.failures, warnings))
-}
-
 /// Evidence of containers behind a template or group, from the latest scan:
 /// its instances that are container hosts.
 fn container_evidence(
@@ -180,10 +155,11 @@ pub async fn propose(
     scan: Option<&ScanReport>,
     request: &FixRequest,
 ) -> Result<Proposal, OpsError> {
-    let (sources, failures, warnings) = read(session, targets).await?;
+    let read = super::inventory::read_sources(session, targets).await?;
+    let sources = read.rows.into_iter().next().unwrap_or_default();
     let mut p = Proposal {
-        failures,
-        warnings,
+        failures: read.failures,
+        warnings: read.warnings,
         ..Default::default()
     };
     match request {

@@ -98,8 +98,12 @@ pub struct GroupRow {
     pub explanation: Option<String>,
 }
 
-/// The sources of every region of every target, read now.
-async fn sources(session: &Session, targets: &[Target]) -> Result<Listing<Sources>, OpsError> {
+/// The sources of every region of every target, read now (never a stored
+/// scan): what `templates show`, `asg show` and the fix commands act on.
+pub async fn read_sources(
+    session: &Session,
+    targets: &[Target],
+) -> Result<Listing<Sources>, OpsError> {
     let v = each_region(session, targets, |apis, region| async move {
         Ok(crate::scan::read_sources(apis, &region).await)
     })
@@ -127,7 +131,7 @@ pub async fn templates(
     session: &Session,
     targets: &[Target],
 ) -> Result<Listing<TemplateRow>, OpsError> {
-    let read = sources(session, targets).await?;
+    let read = read_sources(session, targets).await?;
     let rows = read
         .rows
         .into_iter()
@@ -158,7 +162,7 @@ pub async fn templates(
 
 /// Every Auto Scaling group of every region of every target.
 pub async fn groups(session: &Session, targets: &[Target]) -> Result<Listing<GroupRow>, OpsError> {
-    let read = sources(session, targets).await?;
+    let read = read_sources(session, targets).await?;
     let rows = read
         .rows
         .into_iter()

@@ -22,13 +22,19 @@ pub fn open(db: &std::path::Path) -> Result<Store, OpsError> {
 /// A stored scan (the latest without an id), as it was saved, with what
 /// the latest trail read says about its IMDSv1 callers.
 fn report_of(store: &Store, id: Option<i64>) -> Result<ScanReport, OpsError> {
+    let mut report = stored(store, id)?;
+    with_callers(store, &mut report)?;
+    Ok(report)
+}
+
+/// A stored scan as saved, without the trail join (which `usage` does
+/// itself, keeping the callers for its column).
+fn stored(store: &Store, id: Option<i64>) -> Result<ScanReport, OpsError> {
     let id = match id {
         Some(id) => id,
         None => store.latest_scan()?.ok_or(StoreError::Empty)?,
     };
-    let mut report = store.load_report(id)?;
-    with_callers(store, &mut report)?;
-    Ok(report)
+    Ok(store.load_report(id)?)
 }
 
 /// Adds to the readiness reason of every instance that calls IMDSv1 what
@@ -36,9 +42,13 @@ fn report_of(store: &Store, id: Option<i64>) -> Result<ScanReport, OpsError> {
 /// credentials over IMDSv1 and what to do, or that its IMDSv1 calls are not
 /// credential fetches. Every view (tables, reports, owners, notices) then
 /// says it. Nothing changes without a trail read.
-pub fn with_callers(store: &Store, report: &mut ScanReport) -> Result<(), OpsError> {
+/// Returns what the trail read found, for views that show it on its own.
+pub fn with_callers(
+    store: &Store,
+    report: &mut ScanReport,
+) -> Result<Option<crate::store::trails::CallerMap>, OpsError> {
     let Some(callers) = store.latest_callers()? else {
-        return Ok(());
+        return Ok(None);
     };
     for r in &mut report.instances {
         if r.readiness != crate::readiness::Readiness::InUse {
@@ -57,7 +67,7 @@ pub fn with_callers(store: &Store, report: &mut ScanReport) -> Result<(), OpsErr
         r.reason = format!("{}; v1 callers (CloudTrail): {said}", r.reason);
         r.v1_callers = Some(said);
     }
-    Ok(())
+    Ok(Some(callers))
 }
 
 /// A stored scan, assessed (for views that show findings).
@@ -78,10 +88,11 @@ pub struct UsageView {
 }
 
 pub fn usage(store: &Store, id: Option<i64>) -> Result<UsageView, OpsError> {
-    let report = report_of(store, id)?;
+    // One trail query: the join into the reasons and the callers column.
+    let mut report = stored(store, id)?;
+    let callers = with_callers(store, &mut report)?;
     let days = usage::scan_days(&report);
     let fleet = usage::fleet_days(&report, &days);
-    let callers = store.latest_callers()?;
     Ok(UsageView {
         report,
         days,
