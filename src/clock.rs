@@ -65,19 +65,6 @@ pub fn day_label(day: i32) -> String {
     day_string(i64::from(day) * DAY)
 }
 
-/// The day number of a `YYYY-MM-DD` label.
-pub fn parse_day(label: &str) -> Option<i32> {
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    let date = time::Date::parse(label, &format).ok()?;
-    Some(
-        (date
-            .midnight()
-            .assume_utc()
-            .unix_timestamp()
-            .div_euclid(DAY)) as i32,
-    )
-}
-
 /// `YYYY-MM-DD` of an epoch second, UTC.
 pub fn day_string(epoch: i64) -> String {
     match time::OffsetDateTime::from_unix_timestamp(epoch) {
@@ -96,8 +83,6 @@ mod tests {
         assert_eq!(day_string(1_795_000_000), "2026-11-18");
         let d = (1_795_000_000 / DAY) as i32;
         assert_eq!(day_label(d), "2026-11-18");
-        assert_eq!(parse_day("2026-11-18"), Some(d));
-        assert_eq!(parse_day("2026-13-01"), None);
     }
 
     #[test]

@@ -418,6 +418,65 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (trail_run, account_id, region, instance_id, user_agent)
     );
     "#,
+    // 8: the daily series packed into each instance's `usage` row (see
+    // src/store/series.rs): one row per measured instance instead of one
+    // per instance per day, keyed without a rowid (no second copy of the
+    // key in an index). Existing series are converted; `usage_daily` becomes
+    // a view with the old columns, so per-day queries still work.
+    r#"
+    CREATE TABLE usage_v8 (
+        scan_id         INTEGER NOT NULL REFERENCES scans(id) ON DELETE CASCADE,
+        account_id      TEXT NOT NULL,
+        region          TEXT NOT NULL,
+        instance_id     TEXT NOT NULL,
+        window_days     INTEGER NOT NULL,
+        v1_calls        INTEGER NOT NULL,
+        last_v1_call    TEXT,
+        days_with_data  INTEGER NOT NULL,
+        rejected_calls  INTEGER NOT NULL,
+        series_start    INTEGER,              -- first day with data, days since 1970-01-01
+        v1_series       TEXT,                 -- JSON: MetadataNoToken per day from series_start, null = no data
+        rejected_series TEXT,                 -- JSON: MetadataNoTokenRejected per day; NULL when all 0
+        PRIMARY KEY (scan_id, account_id, region, instance_id)
+    ) WITHOUT ROWID;
+    WITH RECURSIVE
+      bounds AS (
+        SELECT scan_id, account_id, region, instance_id,
+               CAST(julianday(MIN(day)) - 2440587.5 AS INTEGER) AS lo,
+               CAST(julianday(MAX(day)) - 2440587.5 AS INTEGER) AS hi
+        FROM usage_daily GROUP BY scan_id, account_id, region, instance_id),
+      days (scan_id, account_id, region, instance_id, lo, d, hi) AS (
+        SELECT scan_id, account_id, region, instance_id, lo, lo, hi FROM bounds
+        UNION ALL
+        SELECT scan_id, account_id, region, instance_id, lo, d + 1, hi FROM days WHERE d < hi),
+      series AS (
+        SELECT days.scan_id, days.account_id, days.region, days.instance_id, days.lo AS start,
+               json_group_array(u.v1_calls ORDER BY days.d) AS v1,
+               json_group_array(u.rejected_calls ORDER BY days.d) AS rejected,
+               MAX(u.rejected_calls) AS most_rejected
+        FROM days LEFT JOIN usage_daily u
+          ON u.scan_id = days.scan_id AND u.account_id = days.account_id AND u.region = days.region
+         AND u.instance_id = days.instance_id AND u.day = date(days.d * 86400, 'unixepoch')
+        GROUP BY days.scan_id, days.account_id, days.region, days.instance_id)
+    INSERT INTO usage_v8
+    SELECT us.scan_id, us.account_id, us.region, us.instance_id, us.window_days, us.v1_calls,
+           us.last_v1_call, us.days_with_data, us.rejected_calls, s.start, s.v1,
+           CASE WHEN s.most_rejected > 0 THEN s.rejected END
+    FROM usage us LEFT JOIN series s
+      ON s.scan_id = us.scan_id AND s.account_id = us.account_id AND s.region = us.region
+     AND s.instance_id = us.instance_id;
+    DROP TABLE usage_daily;
+    DROP TABLE usage;
+    ALTER TABLE usage_v8 RENAME TO usage;
+    -- The old table's columns, one row per instance per day with data.
+    CREATE VIEW usage_daily AS
+    SELECT u.scan_id, u.account_id, u.region, u.instance_id,
+           date((u.series_start + s.key) * 86400, 'unixepoch') AS day,
+           CAST(s.value AS REAL) AS v1_calls,
+           CAST(COALESCE(json_extract(u.rejected_series, '$[' || s.key || ']'), 0) AS REAL) AS rejected_calls
+    FROM usage u, json_each(u.v1_series) s
+    WHERE s.type <> 'null';
+    "#,
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -505,6 +564,7 @@ pub mod journal;
 pub mod notices;
 pub mod query;
 pub mod rollouts;
+mod series;
 pub mod source_runs;
 mod sources;
 pub mod trails;
@@ -707,11 +767,8 @@ impl Store {
             )?;
             let mut usage_stmt = tx.prepare(
                 "INSERT INTO usage (scan_id, account_id, region, instance_id, window_days, v1_calls, last_v1_call,
-                    days_with_data, rejected_calls) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?;
-            let mut daily_stmt = tx.prepare(
-                "INSERT INTO usage_daily (scan_id, account_id, region, instance_id, day, v1_calls, rejected_calls)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    days_with_data, rejected_calls, series_start, v1_series, rejected_series)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?;
             for rec in &report.instances {
                 let i = &rec.instance;
@@ -743,7 +800,9 @@ impl Store {
                     rec.readiness.as_str(),
                     rec.reason,
                 ])?;
+                // The daily series is measured with the usage, never without.
                 if let Some(u) = &rec.usage {
+                    let packed = series::pack(&rec.daily);
                     usage_stmt.execute(params![
                         id,
                         rec.account_id,
@@ -753,18 +812,10 @@ impl Store {
                         u.v1_calls,
                         u.last_v1_call,
                         u.days_with_data,
-                        u.rejected_calls
-                    ])?;
-                }
-                for p in &rec.daily {
-                    daily_stmt.execute(params![
-                        id,
-                        rec.account_id,
-                        rec.region,
-                        i.instance_id,
-                        crate::clock::day_label(p.day),
-                        p.v1_calls,
-                        p.rejected_calls
+                        u.rejected_calls,
+                        packed.start,
+                        packed.v1,
+                        packed.rejected
                     ])?;
                 }
             }
@@ -810,9 +861,12 @@ impl Store {
             ..Default::default()
         };
 
-        let mut usage: HashMap<(String, String, String), Usage> = HashMap::new();
+        // Usage and its daily series, by instance.
+        type Measured = (Usage, Vec<DayPoint>);
+        let mut usage: HashMap<(String, String, String), Measured> = HashMap::new();
         let mut stmt = self.conn.prepare(
-            "SELECT account_id, region, instance_id, window_days, v1_calls, last_v1_call, days_with_data, rejected_calls
+            "SELECT account_id, region, instance_id, window_days, v1_calls, last_v1_call, days_with_data,
+                rejected_calls, series_start, v1_series, rejected_series
              FROM usage WHERE scan_id = ?1",
         )?;
         let rows = stmt.query_map([scan_id], |r| {
@@ -825,34 +879,22 @@ impl Store {
                     days_with_data: r.get(6)?,
                     rejected_calls: r.get(7)?,
                 },
+                (
+                    r.get::<_, Option<i32>>(8)?,
+                    r.get::<_, Option<String>>(9)?,
+                    r.get::<_, Option<String>>(10)?,
+                ),
             ))
         })?;
         for row in rows {
-            let (k, u) = row?;
-            usage.insert(k, u);
-        }
-        let mut daily: HashMap<(String, String, String), Vec<DayPoint>> = HashMap::new();
-        let mut stmt = self.conn.prepare(
-            "SELECT account_id, region, instance_id, day, v1_calls, rejected_calls FROM usage_daily
-             WHERE scan_id = ?1 ORDER BY day",
-        )?;
-        let rows = stmt.query_map([scan_id], |r| {
-            Ok((
-                (r.get(0)?, r.get(1)?, r.get(2)?),
-                r.get::<_, String>(3)?,
-                DayPoint {
-                    day: 0,
-                    v1_calls: r.get(4)?,
-                    rejected_calls: r.get(5)?,
-                },
-            ))
-        })?;
-        for row in rows {
-            let (k, day, p) = row?;
-            let Some(day) = crate::clock::parse_day(&day) else {
-                return Err(StoreError::Corrupt(format!("day `{day}` in usage_daily")));
+            let (k, u, packed) = row?;
+            let daily = match packed {
+                (Some(start), Some(v1), rejected) => {
+                    series::unpack(start, &v1, rejected.as_deref()).map_err(StoreError::Corrupt)?
+                }
+                _ => Vec::new(),
             };
-            daily.entry(k).or_default().push(DayPoint { day, ..p });
+            usage.insert(k, (u, daily));
         }
 
         let mut stmt = self.conn.prepare(
@@ -909,8 +951,10 @@ impl Store {
                 rec.region.clone(),
                 rec.instance.instance_id.clone(),
             );
-            rec.usage = usage.remove(&key);
-            rec.daily = daily.remove(&key).unwrap_or_default();
+            if let Some((u, daily)) = usage.remove(&key) {
+                rec.usage = Some(u);
+                rec.daily = daily;
+            }
             report.instances.push(rec);
         }
 
@@ -930,21 +974,28 @@ impl Store {
                 complete: r.get(6)?,
             })
         })?;
+        // Verdicts per region in one pass (an organisation has thousands of
+        // regions: a pass over every instance per region would be quadratic).
+        let mut verdicts: HashMap<(&str, &str), [u64; 6]> = HashMap::new();
+        for rec in &report.instances {
+            let idx = Readiness::ALL
+                .iter()
+                .position(|r| *r == rec.readiness)
+                .expect("listed");
+            verdicts
+                .entry((rec.account_id.as_str(), rec.region.as_str()))
+                .or_default()[idx] += 1;
+        }
+        let mut regions = Vec::new();
         for row in rows {
             let mut summary = row?;
-            for rec in report
-                .instances
-                .iter()
-                .filter(|i| i.account_id == summary.account_id && i.region == summary.region)
-            {
-                let idx = Readiness::ALL
-                    .iter()
-                    .position(|r| *r == rec.readiness)
-                    .expect("listed");
-                summary.verdicts[idx] += 1;
+            if let Some(v) = verdicts.get(&(summary.account_id.as_str(), summary.region.as_str())) {
+                summary.verdicts = *v;
             }
-            report.regions.push(summary);
+            regions.push(summary);
         }
+        drop(verdicts);
+        report.regions = regions;
 
         let mut stmt = self.conn.prepare(
             "SELECT account_id, region, operation, error_code, message FROM scan_failures WHERE scan_id = ?1 ORDER BY rowid",
@@ -1058,6 +1109,146 @@ mod tests {
         assert!(store.rollout_ids().unwrap().is_empty());
         store.save_effect("run 1", "{}").unwrap();
         assert_eq!(store.latest_effects(5).unwrap().len(), 1);
+    }
+
+    /// Day rows as the `usage_daily` view (or the old table) gives them.
+    fn daily_rows(conn: &Connection) -> Vec<(String, String, f64, f64)> {
+        let mut stmt = conn
+            .prepare(
+                "SELECT instance_id, day, v1_calls, rejected_calls FROM usage_daily
+                 ORDER BY instance_id, day",
+            )
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    #[test]
+    fn a_version_7_daily_series_is_packed_and_still_queryable_per_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v7.db");
+        let before;
+        {
+            let conn = Connection::open(&path).unwrap();
+            for (i, sql) in MIGRATIONS[..7].iter().enumerate() {
+                conn.execute_batch(sql).unwrap();
+                conn.pragma_update(None, "user_version", (i + 1) as i64)
+                    .unwrap();
+            }
+            // Two measured instances: one with a gap, a fraction and
+            // refusals; one quiet; and one never measured.
+            conn.execute_batch(
+                r#"INSERT INTO scans (id, started_at, finished_at, tool_version, usage_days, complete)
+                     VALUES (1, '2026-11-20T00:00:00Z', '2026-11-20T00:01:00Z', '0.1.0', 14, 1);
+                   INSERT INTO instances (scan_id, account_id, region, instance_id, state, tags_json,
+                     container_host, readiness, reason)
+                   VALUES (1, '111122223333', 'us-east-1', 'i-0aaaaaaaaaaaaaaaa', 'running', '{}', 0, 'in-use', 'r'),
+                          (1, '111122223333', 'us-east-1', 'i-0bbbbbbbbbbbbbbbb', 'running', '{}', 0, 'ready', 'r'),
+                          (1, '111122223333', 'us-east-1', 'i-0cccccccccccccccc', 'stopped', '{}', 0, 'unknown', 'r');
+                   INSERT INTO usage VALUES
+                     (1, '111122223333', 'us-east-1', 'i-0aaaaaaaaaaaaaaaa', 14, 5, '2026-11-19', 3, 2),
+                     (1, '111122223333', 'us-east-1', 'i-0bbbbbbbbbbbbbbbb', 14, 0, NULL, 2, 0);
+                   INSERT INTO usage_daily VALUES
+                     (1, '111122223333', 'us-east-1', 'i-0aaaaaaaaaaaaaaaa', '2026-11-16', 0, 0),
+                     (1, '111122223333', 'us-east-1', 'i-0aaaaaaaaaaaaaaaa', '2026-11-17', 3.5, 2),
+                     (1, '111122223333', 'us-east-1', 'i-0aaaaaaaaaaaaaaaa', '2026-11-19', 1.5, 0),
+                     (1, '111122223333', 'us-east-1', 'i-0bbbbbbbbbbbbbbbb', '2026-11-18', 0, 0),
+                     (1, '111122223333', 'us-east-1', 'i-0bbbbbbbbbbbbbbbb', '2026-11-19', 0, 0);"#,
+            )
+            .unwrap();
+            before = daily_rows(&conn);
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        // The view answers exactly what the table held.
+        assert_eq!(daily_rows(&store.conn), before);
+        let usage_rows: i64 = store
+            .conn
+            .query_row("SELECT COUNT(*) FROM usage", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(usage_rows, 2);
+        // The report rebuilt from the packed rows keeps gaps and fractions.
+        let report = store.load_report(1).unwrap();
+        let a = &report.instances[0];
+        assert_eq!(a.usage.as_ref().map(|u| u.v1_calls), Some(5));
+        let days: Vec<(String, f64, f64)> = a
+            .daily
+            .iter()
+            .map(|p| (crate::clock::day_label(p.day), p.v1_calls, p.rejected_calls))
+            .collect();
+        assert_eq!(
+            days,
+            vec![
+                ("2026-11-16".to_owned(), 0.0, 0.0),
+                ("2026-11-17".to_owned(), 3.5, 2.0),
+                ("2026-11-19".to_owned(), 1.5, 0.0),
+            ]
+        );
+        assert_eq!(report.instances[1].daily.len(), 2);
+        assert!(report.instances[2].usage.is_none() && report.instances[2].daily.is_empty());
+        // A quiet instance stores no refusal series at all.
+        let quiet: Option<String> = store
+            .conn
+            .query_row(
+                "SELECT rejected_series FROM usage WHERE instance_id = 'i-0bbbbbbbbbbbbbbbb'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(quiet, None);
+    }
+
+    #[test]
+    fn saved_daily_series_round_trip_and_read_per_day() {
+        let mut store = Store::in_memory();
+        let mut report = ScanReport {
+            started_at: "2026-11-20T00:00:00Z".into(),
+            finished_at: "2026-11-20T00:01:00Z".into(),
+            usage_days: Some(14),
+            ..Default::default()
+        };
+        let mut rec = record(1, HttpTokens::Optional, Readiness::InUse);
+        rec.usage = Some(Usage {
+            window_days: 14,
+            v1_calls: 4,
+            last_v1_call: Some("2026-11-19".into()),
+            days_with_data: 2,
+            rejected_calls: 1,
+        });
+        rec.daily = vec![
+            DayPoint {
+                day: 20_406,
+                v1_calls: 1.0,
+                rejected_calls: 1.0,
+            },
+            DayPoint {
+                day: 20_410,
+                v1_calls: 3.0,
+                rejected_calls: 0.0,
+            },
+        ];
+        report.instances.push(rec.clone());
+        let id = store.save_scan(&report).unwrap();
+        assert_eq!(store.load_report(id).unwrap().instances[0].daily, rec.daily);
+        assert_eq!(
+            daily_rows(&store.conn),
+            vec![
+                (
+                    rec.instance.instance_id.clone(),
+                    crate::clock::day_label(20_406),
+                    1.0,
+                    1.0
+                ),
+                (
+                    rec.instance.instance_id.clone(),
+                    crate::clock::day_label(20_410),
+                    3.0,
+                    0.0
+                ),
+            ]
+        );
     }
 
     #[test]
