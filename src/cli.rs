@@ -11,6 +11,12 @@ use crate::plan::HopLimit;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// Account-regions in flight by default (`--concurrency`): chosen from the
+/// organisation benchmark (bench/RESULTS.md), where the wall time stops
+/// improving while each account and region still sees at most
+/// `--region-calls` calls at once.
+const DEFAULT_CONCURRENCY: u16 = 64;
+
 const AFTER_HELP: &str = "\
 Exit codes:
   0  success
@@ -1156,10 +1162,19 @@ pub struct GlobalArgs {
     )]
     pub out: Option<PathBuf>,
 
-    /// How many regions to work on at once.
-    #[arg(long, global = true, help_heading = "Global options", default_value_t = 8, value_name = "N",
-          value_parser = clap::value_parser!(u16).range(1..=256))]
+    /// How many account-regions to work on at once, across all accounts.
+    ///
+    /// AWS rate-limits each account and region on its own, so many can run
+    /// side by side; --region-calls bounds the calls within each one.
+    #[arg(long, global = true, help_heading = "Global options", default_value_t = DEFAULT_CONCURRENCY, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub concurrency: u16,
+
+    /// AWS calls in flight at once in one account and region (metric
+    /// batches, source listings, changes), where AWS's rate limits apply.
+    #[arg(long, global = true, help_heading = "Global options", default_value_t = 4, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=32))]
+    pub region_calls: u16,
 
     /// Attempts per AWS request, including the first (the SDK's retry budget).
     #[arg(long, global = true, help_heading = "Global options", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=20))]

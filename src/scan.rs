@@ -9,6 +9,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use tokio::sync::Semaphore;
+
 use crate::aws::{AccountApis, AwsError, all_pages, live_instances};
 use crate::container;
 use crate::fanout::{self, RegionRequest};
@@ -33,6 +35,9 @@ pub struct ScanSettings {
     pub usage: Option<Window>,
     /// Regions in flight across all accounts scanned at once (`--concurrency`).
     pub permits: std::sync::Arc<tokio::sync::Semaphore>,
+    /// AWS calls in flight at once in one account and region
+    /// (`--region-calls`): AWS's rate limits are per account and region.
+    pub region_calls: usize,
     /// Also read the sources of new instances (templates, groups, account
     /// defaults, AMIs): `false` for `--no-sources`.
     pub sources: bool,
@@ -79,7 +84,9 @@ pub async fn scan_account(
     let account_id = inv.account_id.as_str();
     let listings =
         fanout::visit_regions(&regions, &settings.permits, reporter, |region| async move {
-            scan_region(apis, account_id, &region, settings).await
+            let listing = scan_region(apis, account_id, &region, settings).await;
+            apis.release_region(&region);
+            listing
         });
     let (profiles, listings) = futures::join!(profiles, listings);
     reporter.finish();
@@ -208,6 +215,9 @@ async fn scan_region(
     .into_iter()
     .filter(|i| settings.selection.matches(account_id, region, i))
     .collect();
+    // Metric batches and source listings share the region's budget.
+    let gate = Semaphore::new(settings.region_calls.max(1));
+    let gate = &gate;
     let usage = async {
         match &settings.usage {
             Some(window) => {
@@ -216,14 +226,14 @@ async fn scan_region(
                     .filter(|i| i.metadata.posture() != crate::model::Posture::Disabled)
                     .map(|i| i.instance_id.clone())
                     .collect();
-                Some(usage::measure(apis.cloudwatch.as_ref(), region, &ids, window).await)
+                Some(usage::measure(apis.cloudwatch.as_ref(), region, &ids, window, gate).await)
             }
             None => None,
         }
     };
     let launch = async {
         match settings.sources {
-            true => Some(launch_input(apis, region, &instances).await),
+            true => Some(launch_input(apis, region, &instances, gate).await),
             false => None,
         }
     };
@@ -238,8 +248,18 @@ async fn scan_region(
 /// A region's sources of new instances, read on their own (for the fix
 /// commands, which must act on what is there now). AMIs of templates and
 /// configurations are described; no instance is listed.
-pub async fn read_sources(apis: &AccountApis, region: &str) -> (RegionInput, Vec<String>) {
-    launch_input(apis, region, &[]).await
+pub async fn read_sources(
+    apis: &AccountApis,
+    region: &str,
+    region_calls: usize,
+) -> (RegionInput, Vec<String>) {
+    launch_input(apis, region, &[], &Semaphore::new(region_calls.max(1))).await
+}
+
+/// `call`, once it holds a permit of the region's `gate`.
+async fn gated<T>(gate: &Semaphore, call: impl Future<Output = T>) -> T {
+    let _permit = gate.acquire().await.expect("the gate is never closed");
+    call.await
 }
 
 /// A region's launch paths: one paginated listing each of template
@@ -247,25 +267,33 @@ pub async fn read_sources(apis: &AccountApis, region: &str) -> (RegionInput, Vec
 /// a group uses one) launch configurations; the account default; one more
 /// template listing per template that groups pin to an older version; and
 /// the AMIs involved, 200 per `DescribeImages`. A listing that fails leaves
-/// its part unknown (a warning), never the region's instances.
+/// its part unknown (a warning), never the region's instances. Each listing
+/// holds a permit of `gate` (pages of one listing follow each other).
 async fn launch_input(
     apis: &AccountApis,
     region: &str,
     instances: &[Instance],
+    gate: &Semaphore,
 ) -> (RegionInput, Vec<String>) {
     let mut warnings = Vec::new();
     let mut note = |what: &str, e: AwsError| {
         warnings.push(format!("{what} unknown: {e} (help: {})", e.hint()));
     };
-    let versions = all_pages(|token| async move {
-        let page = apis.ec2.template_versions(region, token).await?;
-        Ok((page.versions, page.next_token))
-    });
-    let groups = all_pages(|token| async move {
-        let page = apis.autoscaling.describe_groups(region, token).await?;
-        Ok((page.groups, page.next_token))
-    });
-    let defaults = apis.ec2.metadata_defaults(region);
+    let versions = gated(
+        gate,
+        all_pages(|token| async move {
+            let page = apis.ec2.template_versions(region, token).await?;
+            Ok((page.versions, page.next_token))
+        }),
+    );
+    let groups = gated(
+        gate,
+        all_pages(|token| async move {
+            let page = apis.autoscaling.describe_groups(region, token).await?;
+            Ok((page.groups, page.next_token))
+        }),
+    );
+    let defaults = gated(gate, apis.ec2.metadata_defaults(region));
     let (versions, groups, defaults) = futures::join!(versions, groups, defaults);
     let mut input = RegionInput {
         versions: versions.map_err(|e| note("launch templates", e)).ok(),
@@ -279,13 +307,16 @@ async fn launch_input(
         .iter()
         .any(|g| matches!(g.launch, crate::aws::GroupLaunchSpec::Configuration { .. }))
     {
-        let listed = all_pages(|token| async move {
-            let page = apis
-                .autoscaling
-                .describe_configurations(region, token)
-                .await?;
-            Ok((page.configurations, page.next_token))
-        })
+        let listed = gated(
+            gate,
+            all_pages(|token| async move {
+                let page = apis
+                    .autoscaling
+                    .describe_configurations(region, token)
+                    .await?;
+                Ok((page.configurations, page.next_token))
+            }),
+        )
         .await;
         match listed {
             Ok(c) => input.configurations = c,
@@ -294,7 +325,7 @@ async fn launch_input(
     }
     if let Some(versions) = input.versions.as_mut() {
         for (id, numbers) in sources::pinned_versions(versions, groups) {
-            match apis.ec2.template_versions_of(region, &id, &numbers).await {
+            match gated(gate, apis.ec2.template_versions_of(region, &id, &numbers)).await {
                 Ok(found) => versions.extend(found),
                 Err(e) => note(&format!("pinned versions of {id}"), e),
             }
@@ -308,7 +339,7 @@ async fn launch_input(
     let mut images = HashMap::new();
     let mut images_known = true;
     for chunk in wanted.chunks(crate::aws::IMAGE_BATCH) {
-        match apis.ec2.describe_images(region, chunk).await {
+        match gated(gate, apis.ec2.describe_images(region, chunk)).await {
             Ok(found) => images.extend(found.into_iter().map(|i| (i.image_id, i.imds_v2))),
             Err(e) => {
                 note("AMI IMDS support", e);
@@ -431,6 +462,7 @@ mod tests {
             owner_tags: vec!["owner".into()],
             usage: None,
             permits: std::sync::Arc::new(tokio::sync::Semaphore::new(4)),
+            region_calls: 4,
             sources: true,
         }
     }

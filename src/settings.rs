@@ -88,6 +88,7 @@ pub fn resolve(args: &GlobalArgs) -> Result<(Session, Printer), Error> {
         regions,
         db: args.db.clone().unwrap_or_else(crate::store::default_path),
         concurrency: usize::from(args.concurrency),
+        region_calls: usize::from(args.region_calls),
     };
     let printer = Printer {
         stdout_style: Style {
@@ -444,6 +445,7 @@ pub fn exec_request(exec: &ExecOpts, session: &Session) -> ExecRequest {
             // other caller in the account and region: start with half of it.
             burst: (exec.rate * 10.0).clamp(1.0, 50.0),
             concurrency: session.concurrency,
+            in_flight: session.region_calls,
             verify_timeout: Duration::from_secs(exec.verify_timeout),
             recheck_window: Duration::from_secs(exec.recheck_window),
             ..ExecSettings::default()

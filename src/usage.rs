@@ -15,6 +15,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use futures::stream::{self, StreamExt};
+use tokio::sync::Semaphore;
+
 use crate::aws::{AwsError, CloudWatchApi, Metric, MetricQuery, MetricRequest};
 use crate::readiness::Usage;
 use crate::report::{DayPoint, FleetDay, ScanReport};
@@ -93,30 +96,44 @@ pub struct InstanceUsage {
 
 /// Measures usage for `instance_ids` in one region. Instances CloudWatch
 /// has no datapoint for are still in the result, with `days_with_data` 0.
+/// Batches run side by side, each holding a permit of `gate` (the region's
+/// calls in flight, `--region-calls`); pages within a batch follow each
+/// other, as their tokens require.
 pub async fn measure(
     cw: &dyn CloudWatchApi,
     region: &str,
     instance_ids: &[String],
     window: &Window,
+    gate: &Semaphore,
 ) -> Result<HashMap<String, InstanceUsage>, AwsError> {
-    let mut out = HashMap::with_capacity(instance_ids.len());
-    for chunk in instance_ids.chunks(window.queries_per_call / 2) {
-        // Only this chunk's series are held while its pages arrive.
-        let mut daily: Vec<BTreeMap<i64, DayPoint>> = vec![BTreeMap::new(); chunk.len()];
-        let span = (window.start, window.end, window.period);
-        both_metrics(cw, region, chunk, span, |i, metric, t, v| {
-            // Bucket by UTC day whatever alignment the service used.
-            let day = t.div_euclid(DAY);
-            let point = daily[i].entry(day).or_insert(DayPoint {
-                day: day as i32,
-                ..Default::default()
-            });
-            match metric {
-                Metric::MetadataNoToken => point.v1_calls += v,
-                Metric::MetadataNoTokenRejected => point.rejected_calls += v,
-            }
+    let batches = instance_ids.chunks(window.queries_per_call / 2);
+    let count = batches.len();
+    let mut batches = stream::iter(batches)
+        .map(|chunk| async move {
+            let _permit = gate.acquire().await.expect("the gate is never closed");
+            // Only this batch's series are held while its pages arrive.
+            let mut daily: Vec<BTreeMap<i64, DayPoint>> = vec![BTreeMap::new(); chunk.len()];
+            let span = (window.start, window.end, window.period);
+            both_metrics(cw, region, chunk, span, |i, metric, t, v| {
+                // Bucket by UTC day whatever alignment the service used.
+                let day = t.div_euclid(DAY);
+                let point = daily[i].entry(day).or_insert(DayPoint {
+                    day: day as i32,
+                    ..Default::default()
+                });
+                match metric {
+                    Metric::MetadataNoToken => point.v1_calls += v,
+                    Metric::MetadataNoTokenRejected => point.rejected_calls += v,
+                }
+            })
+            .await?;
+            Ok::<_, AwsError>((chunk, daily))
         })
-        .await?;
+        // The gate is the bound; this only lets every batch queue for it.
+        .buffer_unordered(count.max(1));
+    let mut out = HashMap::with_capacity(instance_ids.len());
+    while let Some(batch) = batches.next().await {
+        let (chunk, daily) = batch?;
         for (id, days) in chunk.iter().zip(daily) {
             out.insert(id.clone(), summarize(window, days));
         }
@@ -392,11 +409,28 @@ mod tests {
         let w = Window::new(14, NOW).unwrap();
         let ids: Vec<String> = (0..1000).map(|i| format!("i-{i:017x}")).collect();
         let cw = FakeCloudWatch::default();
-        let usage = measure(&cw, "us-east-1", &ids, &w).await.unwrap();
+        let usage = measure(&cw, "us-east-1", &ids, &w, &Semaphore::new(4))
+            .await
+            .unwrap();
         assert_eq!(usage.len(), 1000);
         assert_eq!(cw.calls(), 4);
         assert_eq!(w.calls_for(1000), 4);
         assert!(cw.max_queries() <= 500);
+    }
+
+    #[tokio::test]
+    async fn batches_overlap_up_to_the_region_gate_and_no_further() {
+        let w = Window::new(14, NOW).unwrap();
+        let ids: Vec<String> = (0..2000).map(|i| format!("i-{i:017x}")).collect();
+        for (permits, want) in [(1, 1), (3, 3), (32, 8)] {
+            let cw = FakeCloudWatch::default();
+            let usage = measure(&cw, "us-east-1", &ids, &w, &Semaphore::new(permits))
+                .await
+                .unwrap();
+            assert_eq!(usage.len(), 2000);
+            assert_eq!(cw.calls(), 8, "the gate never adds calls");
+            assert_eq!(cw.max_in_flight(), want, "{permits} permits");
+        }
     }
 
     #[tokio::test]
@@ -426,7 +460,9 @@ mod tests {
         ); // outside
         cw.put("i-00000002", Metric::MetadataNoTokenRejected, today, 4.0);
         cw.page_size.store(1, std::sync::atomic::Ordering::SeqCst);
-        let usage = measure(&cw, "us-east-1", &ids, &w).await.unwrap();
+        let usage = measure(&cw, "us-east-1", &ids, &w, &Semaphore::new(4))
+            .await
+            .unwrap();
         let a = &usage["i-00000001"].usage;
         assert_eq!(a.v1_calls, 7);
         assert_eq!(a.days_with_data, 2);

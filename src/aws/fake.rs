@@ -643,6 +643,8 @@ pub struct FakeCloudWatch {
     points: Mutex<Vec<(String, crate::aws::Metric, i64, f64)>>,
     calls: AtomicUsize,
     max_queries: AtomicUsize,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
     /// Series per page; 0 means all in one page.
     pub page_size: AtomicUsize,
     pub fail: Option<AwsError>,
@@ -661,6 +663,10 @@ impl FakeCloudWatch {
     pub fn max_queries(&self) -> usize {
         self.max_queries.load(Ordering::SeqCst)
     }
+    /// The most calls that were in flight at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight.load(Ordering::SeqCst)
+    }
 }
 
 #[async_trait]
@@ -674,6 +680,13 @@ impl crate::aws::CloudWatchApi for FakeCloudWatch {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.max_queries
             .fetch_max(request.queries.len(), Ordering::SeqCst);
+        // In flight across a few polls, so callers that can overlap do.
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        for _ in 0..4 {
+            tokio::task::yield_now().await;
+        }
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
         if let Some(e) = &self.fail {
             return Err(e.clone());
         }

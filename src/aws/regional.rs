@@ -25,4 +25,12 @@ impl<C: Clone> PerRegion<C> {
             .or_insert_with(|| make(aws_config::Region::new(region.to_owned())))
             .clone()
     }
+
+    /// Forgets `region`'s client; calls holding a clone of it finish normally.
+    pub(super) fn release(&self, region: &str) {
+        self.clients
+            .lock()
+            .expect("client cache poisoned")
+            .remove(region);
+    }
 }

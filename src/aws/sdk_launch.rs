@@ -355,6 +355,10 @@ fn group(g: &aws_sdk_autoscaling::types::AutoScalingGroup) -> Option<AutoScaling
 
 #[async_trait]
 impl AutoScalingApi for SdkAutoScaling {
+    fn release_region(&self, region: &str) {
+        self.clients.release(region);
+    }
+
     async fn describe_groups(
         &self,
         region: &str,

@@ -36,8 +36,10 @@ pub struct Session {
     pub role: Option<RoleSettings>,
     pub regions: RegionRequest,
     pub db: PathBuf,
-    /// Regions in flight in all (and accounts at once).
+    /// Account-regions in flight in all (and accounts at once): `--concurrency`.
     pub concurrency: usize,
+    /// AWS calls in flight at once in one account and region: `--region-calls`.
+    pub region_calls: usize,
 }
 
 /// One account to work on.

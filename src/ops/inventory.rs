@@ -105,7 +105,7 @@ pub async fn read_sources(
     targets: &[Target],
 ) -> Result<Listing<Sources>, OpsError> {
     let v = each_region(session, targets, |apis, region| async move {
-        Ok(crate::scan::read_sources(apis, &region).await)
+        Ok(crate::scan::read_sources(apis, &region, session.region_calls).await)
     })
     .await?;
     let mut all = Sources::default();

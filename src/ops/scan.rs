@@ -65,6 +65,7 @@ pub async fn scan(
         owner_tags: request.owner_tags,
         usage: request.window,
         permits: Arc::new(Semaphore::new(session.concurrency.max(1))),
+        region_calls: session.region_calls,
         sources: request.sources,
     };
     let settings = &settings;

@@ -29,6 +29,7 @@ fn session(accounts: AccountScope, role: bool) -> Session {
         regions: RegionRequest::All,
         db: ":memory:".into(),
         concurrency: 4,
+        region_calls: 4,
     }
 }
 
