@@ -139,6 +139,7 @@ OTHER_REGIONS = [
     ("ap-northeast-2", "opt-in-not-required"),
     ("ap-south-1", "opt-in-not-required"),
     ("ap-southeast-1", "opt-in-not-required"),
+    ("ap-northeast-3", "opt-in-not-required"),
     ("af-south-1", "not-opted-in"),
     ("ap-east-1", "not-opted-in"),
     ("me-south-1", "not-opted-in"),
@@ -252,17 +253,44 @@ def member_ids(seed: int, count: int) -> list[str]:
     return out
 
 
+def org_sizes(seed: int, account: str, regions: list[str], mean: float) -> dict[str, int]:
+    """An organisation member's instances per region, uneven like real estates:
+    about 1 account in 8 has none (sandboxes, security, log archive), the rest
+    a log-normal count (median about half the mean, a long tail, at most
+    4,000) in a home region and 0 to 4 more, every other region empty."""
+    rng = random.Random(f"{seed}:org:{account}")
+    if rng.random() < 0.125 or mean <= 0:
+        return {r: 0 for r in regions}
+    sigma = 1.2
+    mu = math.log(mean / 0.875) - sigma * sigma / 2  # the accounts with instances carry the mean
+    total = min(4000, max(1, int(rng.lognormvariate(mu, sigma))))
+    home = regions[0] if rng.random() < 0.6 else rng.choice(regions)
+    extra = rng.choices([0, 1, 2, 3, 4], weights=[45, 25, 15, 10, 5])[0]
+    used = [home] + rng.sample([r for r in regions if r != home], extra)
+    sizes = {r: 0 for r in regions}
+    sizes[home] = total
+    for r in used[1:]:
+        moved = int(sizes[home] * rng.uniform(0.05, 0.3))
+        sizes[r] += moved
+        sizes[home] -= moved
+    return sizes
+
+
 class Fleet:
     """The generated fleet: attributes are computed from (seed, account, region, idx)."""
 
     def __init__(self, seed: int, sizes: list[tuple[str, int]], shares: argparse.Namespace,
-                 accounts: int = 1, suspended: int = 0):
+                 accounts: int = 1, suspended: int = 0, org_instances: int = 0, unassumable: int = 0):
         self.seed = seed
         self.shares = shares
-        if accounts < 1 or suspended < 0:
-            raise SystemExit("fakeaws: --accounts must be >= 1 and --suspended-accounts >= 0")
-        if accounts * len(sizes) > 256:
-            raise SystemExit("fakeaws: at most 256 account-regions (instance ids carry one byte for them)")
+        if accounts < 1 or suspended < 0 or not 0 <= unassumable < accounts:
+            raise SystemExit("fakeaws: --accounts must be >= 1, --suspended-accounts >= 0 and "
+                             "--unassumable-accounts below --accounts")
+        # Instance ids carry the account-region's number: one byte of it and
+        # 3 of the index, or (more than 256 account-regions) 2 and 2.
+        self.wide = accounts * len(sizes) > 256
+        if self.wide and (accounts * len(sizes) > 0xFFFF or (not org_instances and max(n for _, n in sizes) > 0xFFFF)):
+            raise SystemExit("fakeaws: at most 65,535 account-regions of at most 65,535 instances each")
         ids = member_ids(seed, accounts - 1 + suspended)
         self.accounts: dict[str, Account] = {ACCOUNT: Account(ACCOUNT, "bench-management", "ACTIVE", shares)}
         # Each member's optional share differs from the management account's
@@ -276,10 +304,22 @@ class Fleet:
             self.accounts[account_id] = Account(account_id, f"bench-member-{k:02d}", "ACTIVE", own)
         for k, account_id in enumerate(ids[accounts - 1 :], start=1):
             self.accounts[account_id] = Account(account_id, f"bench-suspended-{k:02d}", "SUSPENDED", shares)
+        # ACTIVE members whose role cannot be assumed (a missing role, an SCP,
+        # a broken trust policy): AssumeRole into them is AccessDenied. They
+        # have no fleet the scan could see. Spread over the listing.
+        members = ids[: accounts - 1]
+        step = max(1, len(members) // (unassumable + 1))
+        self.unassumable = {members[(i + 1) * step - 1] for i in range(unassumable)}
         self.by_number: dict[int, Region] = {}
         for k, account in enumerate(a for a in self.accounts.values() if a.status == "ACTIVE"):
             salt = "" if account.id == ACCOUNT else f"{account.id}:"
-            for r, (name, size) in enumerate(sizes):
+            own = sizes
+            if org_instances:
+                mean = org_instances / max(1, accounts - unassumable)
+                own = list(org_sizes(seed, account.id, [n for n, _ in sizes], mean).items())
+            if account.id in self.unassumable:
+                own = [(n, 0) for n, _ in sizes]
+            for r, (name, size) in enumerate(own):
                 number = k * len(sizes) + r  # the management account's are 0..R-1, as before
                 region = Region(number, name, size, seed, account.shares, account.id, salt)
                 account.regions[name] = region
@@ -306,14 +346,17 @@ class Fleet:
         return [a for a in self.accounts.values() if a.status == "ACTIVE"]
 
     def instance_id(self, number: int, idx: int) -> str:
+        if self.wide:
+            return f"i-0{number:04x}{idx:04x}{self.hash(number, idx):08x}"
         return f"i-0{number:02x}{idx:06x}{self.hash(number, idx):08x}"
 
     def locate(self, instance_id: str):
         """(Region, idx) of an id this fleet generated (in any account), else None."""
         if len(instance_id) != 19 or not instance_id.startswith("i-0"):
             return None
+        cut = 7 if self.wide else 5
         try:
-            number, idx, h = int(instance_id[3:5], 16), int(instance_id[5:11], 16), int(instance_id[11:], 16)
+            number, idx, h = int(instance_id[3:cut], 16), int(instance_id[cut:11], 16), int(instance_id[11:], 16)
         except ValueError:
             return None
         region = self.by_number.get(number)
@@ -477,6 +520,7 @@ class Fleet:
             a.id: {
                 "name": a.name,
                 "status": a.status,
+                "assumable": a.id not in self.unassumable,
                 "optional_share": a.shares.optional_share,
                 "regions": self.expected_regions(a),
             }
@@ -1433,7 +1477,7 @@ class FakeAws:
         with self.lock:
             self.assume_role_targets[target] += 1
         a = self.fleet.accounts.get(target)
-        if a is None or a.status != "ACTIVE" or role != self.role_name:
+        if a is None or a.status != "ACTIVE" or role != self.role_name or target in self.fleet.unassumable:
             raise denied
         if self.external_id is not None and params.get("ExternalId") != self.external_id:
             raise denied
@@ -1873,6 +1917,11 @@ def main(argv=None) -> int:
                     help="accounts in the organization, the management account included (default 1)")
     ap.add_argument("--suspended-accounts", type=int, default=0,
                     help="extra SUSPENDED accounts ListAccounts shows, with no fleet (default 0)")
+    ap.add_argument("--org-instances", type=int, default=0,
+                    help="instead of the --regions sizes, give every active account an uneven fleet "
+                         "(org_sizes) with about this many instances in all (default 0: the sizes)")
+    ap.add_argument("--unassumable-accounts", type=int, default=0,
+                    help="ACTIVE members whose role cannot be assumed (AccessDenied), with no fleet (default 0)")
     ap.add_argument("--role-name", default="BenchRole", help="the role AssumeRole grants in every account")
     ap.add_argument("--external-id", help="the ExternalId AssumeRole requires (default: none)")
     ap.add_argument("--state-only", action="store_true",
@@ -1906,7 +1955,8 @@ def main(argv=None) -> int:
     ap.add_argument("--refill", type=float, default=5.0, help="token bucket refill per second, per region")
     args = ap.parse_args(argv)
 
-    fleet = Fleet(args.seed, parse_sizes(args.regions), args, args.accounts, args.suspended_accounts)
+    fleet = Fleet(args.seed, parse_sizes(args.regions), args, args.accounts, args.suspended_accounts,
+                  args.org_instances, args.unassumable_accounts)
     trail = None
     if args.trail_bytes > 0:
         trail = TrailBucket(args.seed, args.trail_now if args.trail_now is not None else time.time(), args.trail_days,
