@@ -46,6 +46,20 @@ It implements exactly what imdsguard sends:
                                              (burst 100, refill 5/s by default);
                                              empty bucket: HTTP 503 RequestLimitExceeded
   monitoring GetMetricData                   Smithy RPC-v2 CBOR
+
+and what the peer tool the benchmark compares with (bench/peers.py:
+metabadger 0.1.11 with botocore 1.44) sends besides DescribeInstances:
+
+  ec2        DescribeTags                    Filter.N (resource-id, resource-type, key, value;
+                                             key and value with * and ? wildcards), MaxResults
+                                             5..1000 and NextToken (without MaxResults: every tag,
+                                             as DescribeInstances gives every instance)
+  monitoring GetMetricStatistics             JSON 1.0 (X-Amz-Target GraniteServiceVersion20100801.*):
+                                             CloudWatch's model offers smithy-rpc-v2-cbor, json and
+                                             query, and botocore 1.44 (pinned in
+                                             bench/requirements-peers.txt) prefers json; the Sum
+                                             statistic of the same per-instance data GetMetricData
+                                             serves, at most 1,440 datapoints a call
   s3         ListObjectsV2, GetObject        REST, path-style (`GET /BUCKET?list-type=2&prefix=..&delimiter=..
                                              &continuation-token=..`, `GET /BUCKET/KEY`), with --trail-bytes
                                              only: one CloudTrail bucket (TrailBucket) in its own region
@@ -63,6 +77,8 @@ Bench endpoints (never counted, never delayed):
                          listed and the objects fetched (JSON)
   GET  /_bench/fleet     the generated fleet's expected summary (JSON; "regions" is the
                          management account's, "accounts" has every account)
+  GET  /_bench/roles     per region of the management account: instances, those with an
+                         instance profile, and those of them first in their reservation (JSON)
   GET  /_bench/state     current HttpTokens/HttpEndpoint counts per region (JSON;
                          ?account=ID for another account than the management one)
   GET  /_bench/trail     the trail bucket's layout and what `imdsguard trail --bucket` must find in
@@ -167,10 +183,18 @@ AMIS = [f"ami-0{zlib.crc32(f'ami{i}'.encode()):08x}{i:08x}" for i in range(8)]
 AMI_INDEX = {ami: i for i, ami in enumerate(AMIS)}
 TEAMS = ["payments", "search", "platform", "data", "identity", "growth", "ml", "edge"]
 PROFILE_COUNT = 25
+# DescribeInstances groups instances in reservations of this many (pairs
+# launched together, like RunInstances with MinCount 2): idx // RESERVATION.
+RESERVATION = 2
 
 
 def utc(ts: float) -> str:
     return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def has_profile(h: int) -> bool:
+    """Whether the instance of this hash has an IAM instance profile (70 %)."""
+    return h % 10 < 7
 
 
 def imds_v2_image(image_id: str) -> bool:
@@ -428,7 +452,7 @@ class Fleet:
         state = "<code>80</code><name>stopped</name>" if stopped else "<code>16</code><name>running</name>"
         o = self.options(region, idx, instance_id)
         profile = ""
-        if h % 10 < 7:
+        if has_profile(h):
             p = (h >> 5) % PROFILE_COUNT
             profile = (
                 f"<iamInstanceProfile><arn>arn:aws:iam::{region.account}:instance-profile/app-profile-{p}</arn>"
@@ -581,6 +605,20 @@ class Fleet:
                 o = self.options(r, idx, self.instance_id(r.number, idx))
                 counter[f"{o['httpEndpoint']}/{o['httpTokens']}"] += 1
             out[r.name] = dict(counter)
+        return out
+
+    def role_counts(self) -> dict:
+        """Per region of the management account: instances, those with an
+        instance profile, and of those the ones first in their reservation
+        (what a reader of each reservation's first instance alone finds)."""
+        out = {}
+        for r in self.regions.values():
+            with_profile = [idx for idx in range(r.size) if has_profile(self.hash(r.number, idx))]
+            out[r.name] = {
+                "instances": r.size,
+                "with_profile": len(with_profile),
+                "with_profile_first_in_reservation": sum(1 for idx in with_profile if idx % RESERVATION == 0),
+            }
         return out
 
 
@@ -1335,9 +1373,13 @@ class FakeAws:
                     return self.describe_launch_template_versions(params)
                 if action == "DescribeImages":
                     return self.describe_images(account, region, params)
+                if action == "DescribeTags":
+                    return self.describe_tags(account, region, params)
                 return ec2_error("InvalidAction", f"The action {action} is not valid for this web service.", 400)
             if service == "monitoring" and action == "GetMetricData":
                 return self.get_metric_data(account, body)
+            if service == "monitoring" and action == "GetMetricStatistics":
+                return self.get_metric_statistics(account, body)
             if service == "autoscaling" and action == "DescribeAutoScalingGroups":
                 return self.describe_autoscaling("DescribeAutoScalingGroups", "AutoScalingGroups", params)
             if service == "autoscaling" and action == "DescribeLaunchConfigurations":
@@ -1617,11 +1659,11 @@ class FakeAws:
         end = offset + max_results if max_results else len(idxs)
         page = idxs[offset:end]
         next_token = encode_token(end) if end < len(idxs) else None
-        # Two instances per reservation (pairs launched together), like RunInstances with MinCount 2.
+        # RESERVATION (2) instances per reservation (pairs launched together), like RunInstances with MinCount 2.
         parts = [f'<DescribeInstancesResponse xmlns="{EC2_NS}"><requestId>{request_id()}</requestId><reservationSet>']
         current = None
         for idx in page:
-            rid = idx // 2
+            rid = idx // RESERVATION
             if rid != current:
                 if current is not None:
                     parts.append("</instancesSet></item>")
@@ -1749,6 +1791,55 @@ class FakeAws:
             f"<imagesSet>{''.join(items)}</imagesSet></DescribeImagesResponse>"
         )
 
+    def describe_tags(self, account: str, region_name: str, params: dict):
+        """The instances' tags (the only tagged resources of the fake), in
+        instance order, each instance's in its own order. A resource-id
+        filter is looked up by id, not by walking the region: a caller that
+        asks for one instance's tags per call, 10,000 times, costs the fake
+        no more than 10,000 small answers."""
+        max_results = int(params.get("MaxResults", 0) or 0)
+        if max_results and not 5 <= max_results <= 1000:
+            raise BadRequest("InvalidParameterValue", f"Value ( {max_results} ) for parameter maxResults is invalid.")
+        ids, rest = None, []
+        for name, values in ec2_filters(params):
+            if name == "resource-id":
+                ids = values if ids is None else [i for i in ids if i in values]
+            elif name in ("resource-type", "key", "value"):
+                rest.append((name, values))
+            else:
+                raise BadRequest("InvalidParameterValue", f"The filter '{name}' is invalid")
+        region = self.fleet.region(account, region_name)
+        idxs: list[int] = []
+        if region is not None:
+            if ids is None:
+                idxs = range(region.size)  # type: ignore[assignment]
+            else:
+                for iid in dict.fromkeys(ids):
+                    loc = self.fleet.locate(iid)
+                    if loc and loc[0] is region:
+                        idxs.append(loc[1])
+                idxs.sort()
+        items = []
+        for idx in idxs:
+            h = self.fleet.hash(region.number, idx)
+            instance_id = self.fleet.instance_id(region.number, idx)
+            for key, value in self.fleet.tags(region, idx, h):
+                if all(
+                    any(fnmatchcase({"resource-type": "instance", "key": key, "value": value}[name], v) for v in values)
+                    for name, values in rest
+                ):
+                    items.append(
+                        f"<item><resourceId>{instance_id}</resourceId><resourceType>instance</resourceType>"
+                        f"<key>{escape(key)}</key><value>{escape(value)}</value></item>"
+                    )
+        offset = decode_token(params["NextToken"]) if params.get("NextToken") else 0
+        end = offset + max_results if max_results else len(items)
+        token = f"<nextToken>{encode_token(end)}</nextToken>" if end < len(items) else ""
+        return xml_ok(
+            f'<DescribeTagsResponse xmlns="{EC2_NS}"><requestId>{request_id()}</requestId>'
+            f"<tagSet>{''.join(items[offset:end])}</tagSet>{token}</DescribeTagsResponse>"
+        )
+
     def describe_autoscaling(self, action: str, member: str, params: dict):
         """Auto Scaling (awsQuery): the fleet has no groups and no launch
         configurations, so every page is empty."""
@@ -1793,6 +1884,36 @@ class FakeAws:
         payload = cbor2.dumps({"MetricDataResults": results, "Messages": []})
         return 200, payload, {"Content-Type": "application/cbor", "smithy-protocol": "rpc-v2-cbor"}
 
+    def get_metric_statistics(self, account: str, body: bytes):
+        """One metric of one instance (its InstanceId dimension), the Sum of
+        each period: the same datapoints GetMetricData gives for it. Other
+        statistics are refused rather than made up: the fake keeps period
+        sums only."""
+        req = json.loads(body) if body else {}
+        start, end = float(req["StartTime"]), float(req["EndTime"])  # JSON 1.0: epoch seconds
+        period = int(req.get("Period") or 0)
+        statistics = req.get("Statistics") or []
+        if period < 60 or period % 60:
+            return self.json10_error("InvalidParameterValue", "The parameter Period must be a multiple of 60.")
+        if req.get("ExtendedStatistics") or set(statistics) != {"Sum"}:
+            return self.json10_error("InvalidParameterCombination", "fakeaws serves the Sum statistic only.")
+        if (end - start) / period > 1440:
+            return self.json10_error("InvalidParameterCombination",
+                                     "You have requested up to 1,440 datapoints, which exceeds the limit of 1,440.")
+        metric = req.get("MetricName", "")
+        dims = {d.get("Name"): d.get("Value") for d in req.get("Dimensions") or []}
+        stamps, values = self.fleet.datapoints(account, dims.get("InstanceId", ""), metric, start, end, period)
+        points = [{"Timestamp": t, "Sum": v, "Unit": "Count"} for t, v in zip(stamps, values)]
+        payload = json.dumps({"Label": metric, "Datapoints": points}).encode()
+        return 200, payload, {"Content-Type": "application/x-amz-json-1.0"}
+
+    @staticmethod
+    def json10_error(code: str, message: str, status: int = 400):
+        """A CloudWatch error in JSON 1.0; botocore also reads the code from
+        x-amzn-query-error, which CloudWatch sends to clients in query mode."""
+        payload = json.dumps({"__type": f"com.amazonaws.cloudwatch#{code}", "message": message}).encode()
+        return status, payload, {"Content-Type": "application/x-amz-json-1.0", "x-amzn-query-error": f"{code};Sender"}
+
     @staticmethod
     def cbor_error(code: str, message: str, status: int = 400):
         payload = cbor2.dumps({"__type": f"com.amazonaws.cloudwatch#{code}", "message": message})
@@ -1808,6 +1929,13 @@ def parse_scope(auth: str) -> tuple[str, str, str]:
 def make_server(fake: FakeAws, port: int) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # A reply goes out as two writes (headers, then body). With Nagle's
+        # algorithm a small body waits for the client's delayed ACK of the
+        # headers, about 40 ms on Linux: a stall no AWS endpoint has, which
+        # one-call-at-a-time clients with small answers (botocore asking
+        # GetMetricStatistics per instance) would pay on every call. The bytes
+        # sent are the same either way.
+        disable_nagle_algorithm = True
 
         def log_message(self, *args):
             pass
@@ -1829,6 +1957,8 @@ def make_server(fake: FakeAws, port: int) -> ThreadingHTTPServer:
                 out = fake.fleet.expected()
             elif path == "/_bench/trail":
                 out = fake.trail.expected() if fake.trail is not None else None
+            elif path == "/_bench/roles":
+                out = fake.fleet.role_counts()
             elif path == "/_bench/state":
                 query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
                 out = fake.fleet.state_counts(query.get("account", ACCOUNT))

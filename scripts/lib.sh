@@ -1,5 +1,6 @@
-# Shared by scripts/test and scripts/demo: the pinned Python environment
-# (moto, pytest) in .venv, and a moto server on a free loopback port.
+# Shared by scripts/test, scripts/demo and bench/run: the pinned Python
+# environment (moto, pytest) in .venv, the benchmark's peer tools in
+# .venv-peers, and a moto server on a free loopback port.
 # Source it from the repository root.
 
 ensure_venv() {
@@ -12,6 +13,24 @@ ensure_venv() {
         rm -rf .venv
         "$python" -m venv .venv
         .venv/bin/pip install --quiet --disable-pip-version-check -r "$req"
+        echo "$want" > "$stamp"
+    fi
+}
+
+# The benchmark's peer tools (bench/requirements-peers.txt: metabadger and its
+# pinned dependencies) in their own .venv-peers, apart from the tests' .venv:
+# metabadger's boto3 and pandas are not the tests' business, and moto pins
+# its own boto3. Recreated when the requirements file changes.
+ensure_peers_venv() {
+    local python="${PYTHON:-python3}"
+    local req=bench/requirements-peers.txt
+    local stamp=.venv-peers/.requirements.sha256
+    local want
+    want=$(sha256sum "$req" | cut -d' ' -f1)
+    if [[ ! -x .venv-peers/bin/metabadger || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+        rm -rf .venv-peers
+        "$python" -m venv .venv-peers
+        .venv-peers/bin/pip install --quiet --disable-pip-version-check -r "$req"
         echo "$want" > "$stamp"
     fi
 }
