@@ -93,6 +93,13 @@ impl Printer {
         }
     }
 
+    /// Detail for `-v` (timings and the like), on stderr.
+    pub fn detail(&self, message: &str) {
+        if self.verbosity >= 1 {
+            eprintln!("{}", terminal(message));
+        }
+    }
+
     /// A warning (unless `-q`). Messages quote AWS text (names, error
     /// messages): it is shown escaped, on one line.
     pub fn warn(&self, message: &str) {

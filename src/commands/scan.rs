@@ -18,10 +18,31 @@ pub async fn run(
     let mut store = ops::store(session)?;
     let targets = ops::targets(session).await?;
     let reporter = printer.reporter("scanning regions");
-    let scanned =
-        ops::scan::scan(session, &targets, &mut store, request, reporter.as_ref()).await?;
-    printer
-        .emit(|w, style| output::render(&scanned.report, &scanned.findings, format, style, w))?;
+    // Rendered while the scan is saved (a scan the database then refuses
+    // has still been shown: the error says it was not saved).
+    let (scanned, (rendered, rendering)) = ops::scan::scan_alongside(
+        session,
+        &targets,
+        &mut store,
+        request,
+        reporter.as_ref(),
+        |report, findings| {
+            let clock = std::time::Instant::now();
+            let rendered =
+                printer.emit(|w, style| output::render(report, findings, format, style, w));
+            (rendered, clock.elapsed())
+        },
+    )
+    .await?;
+    rendered?;
+    let t = scanned.timings;
+    printer.detail(&format!(
+        "timings: reading {:.2} s, then {:.2} s saving while assessing ({:.2} s) and rendering ({:.2} s)",
+        t.reading.as_secs_f64(),
+        t.storing.as_secs_f64(),
+        t.assessing.as_secs_f64(),
+        rendering.as_secs_f64()
+    ));
     let code = problems(printer, &scanned.report.warnings, &scanned.report.failures);
     // A partial scan is the worse news: it stays exit 1.
     if let Some(threshold) = fail_on

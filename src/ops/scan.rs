@@ -37,13 +37,31 @@ pub struct ScanRequest {
 pub struct Scanned {
     pub report: ScanReport,
     pub findings: Vec<Finding>,
+    /// Where a fresh scan's time went (zero for a stored one).
+    pub timings: Timings,
+}
+
+/// Where a scan's time went, for `-v` and the benchmark.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timings {
+    /// Reading every account and region (AWS calls and building the records).
+    pub reading: std::time::Duration,
+    /// After reading: saving the scan, with assessing it and the caller's
+    /// work alongside (see [`scan_alongside`]), until all are done.
+    pub storing: std::time::Duration,
+    /// Of which assessing (the findings), on the other thread.
+    pub assessing: std::time::Duration,
 }
 
 impl Scanned {
     /// Assesses a scan (fresh or stored) once; renderers only render.
     pub fn new(report: ScanReport) -> Scanned {
         let findings = findings::run(&report);
-        Scanned { report, findings }
+        Scanned {
+            report,
+            findings,
+            timings: Timings::default(),
+        }
     }
 }
 
@@ -58,6 +76,22 @@ pub async fn scan(
     request: ScanRequest,
     reporter: &dyn Reporter,
 ) -> Result<Scanned, OpsError> {
+    let (scanned, ()) =
+        scan_alongside(session, targets, store, request, reporter, |_, _| ()).await?;
+    Ok(scanned)
+}
+
+/// [`scan`], with `alongside` (the scan command's rendering) run on the
+/// assessed scan while its rows are written: neither waits for the other.
+/// Its result is returned only when the scan was saved.
+pub async fn scan_alongside<R: Send>(
+    session: &Session,
+    targets: &[Target],
+    store: &mut Store,
+    request: ScanRequest,
+    reporter: &dyn Reporter,
+    alongside: impl FnOnce(&ScanReport, &[Finding]) -> R + Send,
+) -> Result<(Scanned, R), OpsError> {
     let started_at = now();
     let settings = ScanSettings {
         regions: session.regions.clone(),
@@ -69,6 +103,7 @@ pub async fn scan(
         sources: request.sources,
     };
     let settings = &settings;
+    let clock = std::time::Instant::now();
     let results = fanout::visit_accounts(targets, session.concurrency, |t| async move {
         (t, scan_account(&t.apis, settings, reporter).await)
     })
@@ -119,6 +154,22 @@ pub async fn scan(
         );
     }
     report.finished_at = now();
-    report.id = Some(store.save_scan(&report)?);
-    Ok(Scanned::new(report))
+    let reading = clock.elapsed();
+    let (_, (findings, assessing, out)) = store.save_scan_with(&mut report, |report| {
+        let clock = std::time::Instant::now();
+        let findings = findings::run(report);
+        let assessing = clock.elapsed();
+        let out = alongside(report, &findings);
+        (findings, assessing, out)
+    })?;
+    let scanned = Scanned {
+        report,
+        findings,
+        timings: Timings {
+            reading,
+            storing: clock.elapsed() - reading,
+            assessing,
+        },
+    };
+    Ok((scanned, out))
 }

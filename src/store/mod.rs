@@ -677,6 +677,12 @@ impl Store {
         // Every journal commit reaches the disk before the call it announces
         // is sent: in WAL mode, NORMAL could lose the last commits on power loss.
         self.conn.pragma_update(None, "synchronous", "FULL")?;
+        // A scan's transaction touches pages all over the instance indexes
+        // (ids are random); with SQLite's default 2 MB cache it spilled
+        // pages to the WAL again and again before committing (16 MB: 100,000
+        // instances save in about a second). The cache grows only as pages
+        // are used, so small databases stay small.
+        self.conn.pragma_update(None, "cache_size", -16_384)?;
         let version = schema_version(&self.conn, path)?;
         // A migration that rebuilds a table needs foreign keys off (SQLite's
         // documented procedure; the pragma is a no-op inside a transaction),
@@ -709,8 +715,40 @@ impl Store {
             .query_row("PRAGMA user_version", [], |r| r.get(0))?)
     }
 
-    /// Saves a whole scan in one transaction and returns its id.
-    pub fn save_scan(&mut self, report: &ScanReport) -> Result<i64, StoreError> {
+    /// Saves a whole scan in one transaction, sets its id in `report` and
+    /// returns it.
+    #[cfg(test)]
+    pub fn save_scan(&mut self, report: &mut ScanReport) -> Result<i64, StoreError> {
+        Ok(self.save_scan_with(report, |_| ())?.0)
+    }
+
+    /// Saves a whole scan in one transaction, sets its id in `report`, and
+    /// runs `alongside` on another thread while the rows are written (the
+    /// scan command renders its output there: at 100,000 instances saving
+    /// and rendering each take most of a second, and were the whole tail of
+    /// a scan after the last AWS answer). `alongside` sees the report with
+    /// its id; it runs even if saving then fails, and its result is
+    /// returned only when the scan was saved.
+    pub fn save_scan_with<R: Send>(
+        &mut self,
+        report: &mut ScanReport,
+        alongside: impl FnOnce(&ScanReport) -> R + Send,
+    ) -> Result<(i64, R), StoreError> {
+        // A scan is not the journal: losing the last one to a power cut
+        // costs a re-scan, never a change to AWS. So its commit does not
+        // wait for the disk (WAL with synchronous=NORMAL stays consistent);
+        // every journal write keeps FULL (see `migrate`).
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let saved = self.save_scan_normal(report, alongside);
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        saved
+    }
+
+    fn save_scan_normal<R: Send>(
+        &mut self,
+        report: &mut ScanReport,
+        alongside: impl FnOnce(&ScanReport) -> R + Send,
+    ) -> Result<(i64, R), StoreError> {
         let tx = self.conn.transaction()?;
         let complete = report.failures.is_empty();
         tx.execute(
@@ -727,6 +765,28 @@ impl Store {
             ],
         )?;
         let id = tx.last_insert_rowid();
+        report.id = Some(id);
+        let report = &*report;
+        let (saved, beside) = std::thread::scope(|scope| {
+            let beside = scope.spawn(|| alongside(report));
+            let saved = Self::save_rows(&tx, id, report);
+            (saved, beside.join())
+        });
+        let beside = match beside {
+            Ok(r) => r,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        saved?;
+        tx.commit()?;
+        Ok((id, beside))
+    }
+
+    /// Every row of scan `id` but its `scans` row.
+    fn save_rows(
+        tx: &rusqlite::Transaction<'_>,
+        id: i64,
+        report: &ScanReport,
+    ) -> Result<(), StoreError> {
         {
             let mut stmt = tx.prepare(
                 "INSERT INTO scan_regions (scan_id, account_id, region, instances, required, optional, disabled, complete)
@@ -819,10 +879,9 @@ impl Store {
                     ])?;
                 }
             }
-            sources::save(&tx, id, &report.sources)?;
+            sources::save(tx, id, &report.sources)?;
         }
-        tx.commit()?;
-        Ok(id)
+        Ok(())
     }
 
     /// The id of the newest scan, if any.
@@ -1058,7 +1117,7 @@ mod tests {
         let path = dir.path().join("sub/db.sqlite");
         let mut store = Store::open(&path).unwrap();
         assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
-        let report = ScanReport {
+        let mut report = ScanReport {
             started_at: "2026-11-25T00:00:00Z".into(),
             finished_at: "2026-11-25T00:00:01Z".into(),
             regions: vec![RegionSummary {
@@ -1076,7 +1135,7 @@ mod tests {
             }],
             ..Default::default()
         };
-        let id = store.save_scan(&report).unwrap();
+        let id = store.save_scan(&mut report).unwrap();
         assert_eq!(store.count("instances", id).unwrap(), 1);
         assert_eq!(store.count("scan_regions", id).unwrap(), 1);
         drop(store);
@@ -1230,7 +1289,13 @@ mod tests {
             },
         ];
         report.instances.push(rec.clone());
-        let id = store.save_scan(&report).unwrap();
+        // What runs alongside the save sees the scan's id, and its result
+        // comes back once the rows are committed.
+        let (id, seen) = store
+            .save_scan_with(&mut report, |r| (r.id, r.instances.len()))
+            .unwrap();
+        assert_eq!(seen, (Some(id), 1));
+        assert_eq!(report.id, Some(id));
         assert_eq!(store.load_report(id).unwrap().instances[0].daily, rec.daily);
         assert_eq!(
             daily_rows(&store.conn),
