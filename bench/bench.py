@@ -29,7 +29,6 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import peers  # bench/peers.py, the peer comparison (it imports this module's helpers)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -46,7 +45,8 @@ DESCRIBE_PAGE = 1_000  # EC2's largest DescribeInstances page
 METRIC_QUERIES = 500  # CloudWatch's cap on queries per GetMetricData
 ORG_PAGE = 20  # Organizations' largest ListAccounts page
 IMAGE_BATCH = 200  # AMI ids per DescribeImages (imdsguard's image-id filter batch)
-CONCURRENCY = 8  # imdsguard's default --concurrency: regions in flight across all accounts
+CONCURRENCY = 64  # imdsguard's default --concurrency: account-regions in flight across all accounts
+REGION_CALLS = 4  # imdsguard's default --region-calls: calls in flight in one account and region
 # Many accounts: an organization of MULTI_ACCOUNTS active accounts (the
 # management account, whose credentials the scan runs with, and the members,
 # reached through ROLE_NAME) plus MULTI_SUSPENDED suspended ones, each active
@@ -63,6 +63,10 @@ TARGET_APPLY_RATE = 4.5
 # right before changing them, per change made (issue 8: about 1 per 50).
 TARGET_RECHECKS_PER_CHANGE = 0.02
 TARGET_RSS_MB = 300
+# Issue 14: imdsguard's own work (no AWS call in flight) at 100k --days 14,
+# and the daily usage's share of the database.
+TARGET_OWN_SHARE = 0.10
+TARGET_USAGE_BYTES = 200
 
 # Trail (issue 12): `imdsguard trail --bucket` over a generated CloudTrail bucket
 # (fakeaws.TrailBucket: 2 accounts, one in an organization folder, x 4 regions x
@@ -254,10 +258,17 @@ def split_fleet(total: int) -> dict[str, int]:
 def scanned_accounts(expected: dict, mode: str) -> dict[str, dict]:
     """account id -> {region: expected counts} of the accounts a scan covers:
     the caller's own (mode ""), or every active account of the organization
-    (mode "accounts": all of them listed; mode "org": found by ListAccounts)."""
+    whose role can be assumed (mode "accounts": all of them listed; mode
+    "org": found by ListAccounts)."""
     if not mode:
         return {expected["account_id"]: expected["regions"]}
-    return {a: v["regions"] for a, v in expected["accounts"].items() if v["status"] == "ACTIVE"}
+    return {a: v["regions"] for a, v in expected["accounts"].items()
+            if v["status"] == "ACTIVE" and v.get("assumable", True)}
+
+
+def unassumable_accounts(expected: dict) -> set[str]:
+    """ACTIVE accounts whose role the fake refuses (AccessDenied)."""
+    return {a for a, v in expected["accounts"].items() if v["status"] == "ACTIVE" and not v.get("assumable", True)}
 
 
 def account_minimum(regions: dict, usage: bool) -> dict[str, int]:
@@ -305,7 +316,9 @@ def minimum_calls(expected: dict, usage: bool, mode: str = "") -> dict[str, int]
         for k, v in account_minimum(regions, usage).items():
             out[k] = out.get(k, 0) + v
     if mode:
-        out["AssumeRole"] = sum(1 for a in accounts if a != expected["account_id"])
+        # One for every other account, those refusing it included.
+        refused = unassumable_accounts(expected)
+        out["AssumeRole"] = sum(1 for a in accounts if a != expected["account_id"]) + len(refused)
     if mode == "org":
         out["ListAccounts"] = math.ceil(len(expected["accounts"]) / ORG_PAGE)
     return out
@@ -345,7 +358,7 @@ def calls_by_region(stats: dict) -> dict[tuple[str, str], dict[str, int]]:
     """(account, region) -> action -> calls, for the calls a region's own work makes."""
     out: dict[tuple[str, str], dict[str, int]] = {}
     for c in stats["calls"]:
-        if c["region"] in BENCH_REGIONS and c["action"] in REGION_ACTIONS:
+        if c["action"] in REGION_ACTIONS:
             per = out.setdefault((c.get("account", ""), c["region"]), {})
             per[c["action"]] = per.get(c["action"], 0) + c["count"]
     return out
@@ -354,25 +367,27 @@ def calls_by_region(stats: dict) -> dict[tuple[str, str], dict[str, int]]:
 def region_path(calls: dict[str, int]) -> int:
     """Latencies a region's calls take one after another at the least, in
     imdsguard's order (scan.rs scan_region / launch_input): the
-    DescribeInstances pages; then, at the same time, the GetMetricData
-    batches (sequential) and the sources of new instances. The sources are
-    one round of the template, group and account-default listings side by
-    side (their pages each sequential), then the launch configurations (only
-    after the groups), the pinned template versions (after both listings)
-    and the DescribeImages batches (after everything), each sequential. From
-    counts alone, templates' listing and pinned calls are one chain, so the
-    chain is at least max(templates, groups, defaults) + configurations +
-    images (exact for the fake: 1 + 0 + 1 where an instance allows v1)."""
+    DescribeInstances pages (sequential: each needs the last one's token);
+    then the GetMetricData batches and the sources of new instances, all
+    sharing the region's REGION_CALLS calls in flight (--region-calls). The
+    sources are one round of the template, group and account-default
+    listings side by side, then the launch configurations (only after the
+    groups), the pinned template versions (after both listings) and the
+    DescribeImages batches (after everything). So after the listing, the
+    region takes at least the longer of ceil(its other calls / REGION_CALLS)
+    and the sources' chain, max(templates, groups, defaults) + configurations
+    + images (exact for the fake: 1 + 0 + 1 where an instance allows v1)."""
     g = calls.get
-    sources = 0
+    chain = 0
     if any(g(a, 0) for a in SOURCE_ACTIONS):
-        sources = (max(g("DescribeLaunchTemplateVersions", 0), g("DescribeAutoScalingGroups", 0),
-                       g("GetInstanceMetadataDefaults", 0))
-                   + g("DescribeLaunchConfigurations", 0) + g("DescribeImages", 0))
-    return g("DescribeInstances", 0) + max(g("GetMetricData", 0), sources)
+        chain = (max(g("DescribeLaunchTemplateVersions", 0), g("DescribeAutoScalingGroups", 0),
+                     g("GetInstanceMetadataDefaults", 0))
+                 + g("DescribeLaunchConfigurations", 0) + g("DescribeImages", 0))
+    after = g("GetMetricData", 0) + sum(g(a, 0) for a in SOURCE_ACTIONS)
+    return g("DescribeInstances", 0) + max(math.ceil(after / REGION_CALLS), chain)
 
 
-def latency_floor(stats: dict, mode: str = "") -> float:
+def latency_floor(stats: dict, mode: str = "", concurrency: int = CONCURRENCY) -> float:
     """Time the scan cannot avoid waiting with this latency: the account-level
     calls that precede the regions (GetCallerIdentity, DescribeRegions) plus
     the busiest region's sequential calls (regions run concurrently; within a
@@ -393,24 +408,25 @@ def latency_floor(stats: dict, mode: str = "") -> float:
     DescribeInstances; only DescribeImages needs the instances' AMIs. The
     floor follows imdsguard's order, as it follows its --concurrency.)
 
-    With many accounts, ListAccounts (--org) comes first too, and at most
-    CONCURRENCY regions are in flight across all accounts, each holding its
-    slot for its whole path, so the regions take at least
-    ceil(Σ region paths / CONCURRENCY) latencies; the members' AssumeRole
-    overlaps the management account's regions."""
+    With many accounts, ListAccounts' pages (--org, sequential) come first
+    too, and at most `concurrency` account-regions are in flight across all
+    accounts, each holding its slot for its whole path, so the regions take
+    at least ceil(Σ region paths / concurrency) latencies; the members'
+    AssumeRole overlaps other accounts' regions."""
     lat = stats["latency_per_call_seconds"]
     paths = [region_path(calls) for calls in calls_by_region(stats).values()]
     busiest = max(paths) if paths else 0
     if not mode:
         return lat * (2 + busiest)
-    pre = 2 + (1 if mode == "org" else 0)
-    spread = math.ceil(sum(paths) / CONCURRENCY)
+    pre = 2 + (calls_by_action(stats).get("ListAccounts", 0) if mode == "org" else 0)
+    spread = math.ceil(sum(paths) / concurrency)
     return lat * (pre + max(busiest, spread))
 
 
-def check_totals(doc: dict, expected: dict, usage: bool, mode: str = "") -> list[str]:
+def check_totals(doc: dict, expected: dict, usage: bool, mode: str = "", refused: set[str] = frozenset()) -> list[str]:
     """Differences between the scan's JSON summary and the generated fleet,
-    in total and per (account, region)."""
+    in total and per (account, region). Accounts in `refused` must each be
+    exactly one failure (their AssumeRole, AccessDenied) and nothing else."""
     problems = []
     key = "readiness_usage" if usage else "readiness_no_usage"
     accounts = scanned_accounts(expected, mode)
@@ -449,10 +465,15 @@ def check_totals(doc: dict, expected: dict, usage: bool, mode: str = "") -> list
     if len(doc.get("instances", [])) != want_total["instances"]:
         problems.append(f"{len(doc.get('instances', []))} instance records, fleet has {want_total['instances']}")
     problems += check_sources(doc, want, mode)
-    if doc.get("failures"):
-        problems.append(f"failures: {doc['failures'][:3]}")
-    if not doc["scan"].get("complete", False):
-        problems.append("scan.complete is false")
+    failures = doc.get("failures") or []
+    failed = sorted(f.get("account_id") or "?" for f in failures)
+    if failed != sorted(refused):
+        problems.append(f"{len(failures)} failure(s) for accounts {failed[:3]}..., expected exactly the "
+                        f"{len(refused)} refusing the role: {failures[:2]}")
+    elif any(f.get("code") != "AccessDenied" and "AccessDenied" not in json.dumps(f) for f in failures):
+        problems.append(f"a refused account's failure does not say AccessDenied: {failures[:1]}")
+    if doc["scan"].get("complete", False) == bool(refused):
+        problems.append(f"scan.complete is {doc['scan'].get('complete')}")
     return problems
 
 
@@ -519,6 +540,22 @@ class ScanResult:
     calls_span: float = 0.0  # first AWS call → last response
     after_last: float = 0.0  # last response → process exit
     cpu_note: str = ""
+    concurrency: int = CONCURRENCY
+    db_bytes: int = 0  # the database after the scan (file + WAL)
+    db_tables: dict[str, int] = field(default_factory=dict)  # table or index -> bytes (SQLite dbstat)
+    timings: str = ""  # imdsguard -v: where its time went
+    code: int = 0
+
+    @property
+    def own_share(self) -> float:
+        """imdsguard's own work: the share of the wall time with no AWS call in flight."""
+        return max(0.0, self.wall - self.busy) / self.wall if self.wall else float("nan")
+
+    @property
+    def usage_bytes(self) -> int:
+        """The daily usage's share of the database: the `usage` table (schema 8
+        packs each instance's series into its row; no index of its own)."""
+        return sum(v for k, v in self.db_tables.items() if k == "usage" or k.startswith("sqlite_autoindex_usage"))
 
     @property
     def total(self) -> int:
@@ -560,17 +597,39 @@ def check_accounts(doc: dict, expected: dict, fake: Fake, mode: str) -> list[str
     return problems
 
 
+def db_sizes(db: Path) -> tuple[int, dict[str, int]]:
+    """The database's bytes on disk (file and WAL) and per table or index (dbstat)."""
+    total = sum(p.stat().st_size for p in (db, Path(f"{db}-wal")) if p.exists())
+    tables: dict[str, int] = {}
+    try:
+        import sqlite3
+
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            for name, size in conn.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name"):
+                tables[name] = size
+    except Exception as e:  # a Python built without dbstat: totals only
+        log(f"dbstat unavailable: {e}")
+    return total, tables
+
+
 def run_scan(ig: Imdsguard, fake: Fake, fleet: int, usage: bool, label: str, timeout: float,
-             mode: str = "") -> ScanResult:
+             mode: str = "", concurrency: int | None = None, all_regions: bool = False) -> ScanResult:
+    """One scan against the fake, checked against its fleet. `concurrency`
+    passes --concurrency; `all_regions` leaves out --regions (every region
+    DescribeRegions says is enabled)."""
     expected = fake.get("/_bench/fleet")
     accounts = scanned_accounts(expected, mode)
+    refused = unassumable_accounts(expected) if mode else set()
     regions = list(dict.fromkeys(r for regs in accounts.values() for r in regs))
     res = ScanResult(fleet, len(regions), label, usage, mode, len(accounts))
+    res.concurrency = concurrency or CONCURRENCY
     res.minimum = minimum_calls(expected, usage, mode)
     for acct, regs in accounts.items():
         res.per_account_min[acct] = account_minimum(regs, usage)
         if mode:
             res.per_account_min[acct]["AssumeRole"] = 0 if acct == expected["account_id"] else 1
+    for acct in refused:
+        res.per_account_min[acct] = {"AssumeRole": 1}
     fake.post("/_bench/reset")
     tmp = Path(tempfile.mkdtemp(prefix=f"scan-{fleet}-", dir=ig.workdir))
     out = tmp / "scan.json"
@@ -579,8 +638,12 @@ def run_scan(ig: Imdsguard, fake: Fake, fleet: int, usage: bool, label: str, tim
         args += ["--accounts", ",".join(accounts), "--role-name", ROLE_NAME]
     elif mode == "org":
         args += ["--org", "--role-name", ROLE_NAME]
-    args += ["--regions", ",".join(regions), "--format", "json", "--db", str(tmp / "imdsguard.db"), "--out", str(out)]
-    args += ["--no-progress"]
+    if not all_regions:
+        args += ["--regions", ",".join(regions)]
+    if concurrency:
+        args += ["--concurrency", str(concurrency)]
+    args += ["--format", "json", "--db", str(tmp / "imdsguard.db"), "--out", str(out)]
+    args += ["--no-progress", "-v"]
     shown = ["TMP/scan.json" if a == str(out) else "TMP" if a == str(tmp / "imdsguard.db") else a for a in args]
     if mode == "accounts":
         shown[shown.index("--accounts") + 1] = f"<the {len(accounts)} ids>"
@@ -591,18 +654,24 @@ def run_scan(ig: Imdsguard, fake: Fake, fleet: int, usage: bool, label: str, tim
     res.calls = calls_by_action(stats)
     res.per_account = calls_by_account(stats)
     res.wall, res.rss_mb = run.wall, run.rss_mb
+    res.cpu_note = f"{run.cpu_s:.1f} s"
     res.busy = stats["busy_seconds"]
-    res.floor = latency_floor(stats, mode)
+    res.floor = latency_floor(stats, mode, res.concurrency)
     res.latency_sum = stats["latency_seconds_injected"]
     if stats.get("first_call_monotonic") and run.started:
         res.before_first = max(0.0, stats["first_call_monotonic"] - run.started)
         res.calls_span = stats["calls_span_seconds"]
         res.after_last = max(0.0, run.ended - stats["last_call_monotonic"])
-    if run.code != 0:
+    res.code = run.code
+    # A partial scan (accounts refusing the role) exits 1 by design.
+    if run.code != (1 if refused else 0):
         res.error = f"imdsguard exited {run.code}: {run.brief_error()}"
+    m = re.search(r"^timings: .*$", run.stderr, re.M)
+    res.timings = m.group(0)[len("timings: "):] if m else ""
+    res.db_bytes, res.db_tables = db_sizes(tmp / "imdsguard.db")
     try:
         doc = json.loads(out.read_text())
-        res.problems = check_totals(doc, expected, usage, mode)
+        res.problems = check_totals(doc, expected, usage, mode, refused)
         if mode:
             res.problems += check_accounts(doc, expected, fake, mode)
             got: dict[str, int] = {}
@@ -1126,13 +1195,15 @@ def scan_table(results: list[ScanResult]) -> list[str]:
 
 def write_results(path: Path, args, binary: str, scans: list[ScanResult], multi: list[ScanResult],
                   memory: list[ScanResult], apply: ApplyResult | None, elapsed: float, management: str,
-                  trails: list[TrailResult] | None = None, peer_results: list | None = None) -> bool:
+                  trails: list[TrailResult] | None = None, peer_results: list | None = None,
+                  org_result=None) -> bool:
     m = machine()
     lines = [
         "# imdsguard benchmark results",
         "",
         f"Generated by `bench/run{' --quick' if args.quick else ''}{' --trail-only' if args.trail_only else ''}"
-        f"{' --peers-only' if args.peers_only else ''}{' --no-peers' if args.no_peers else ''}` "
+        f"{' --peers-only' if args.peers_only else ''}{' --no-peers' if args.no_peers else ''}"
+        f"{' --org-only' if args.org_only else ''}{' --no-org' if args.no_org else ''}` "
         f"on {m['date']} in {elapsed / 60:.1f} min. "
         "Do not edit by hand: run `bench/run` again.",
         "",
@@ -1150,9 +1221,10 @@ def write_results(path: Path, args, binary: str, scans: list[ScanResult], multi:
     ]
     verdicts: list[tuple[str, bool | None, str]] = []
 
-    if args.trail_only or args.peers_only:
-        only = "trail benchmark" if args.trail_only else "peer comparison"
-        flag = "--trail-only" if args.trail_only else "--peers-only"
+    if args.trail_only or args.peers_only or args.org_only:
+        only, flag = next((o, f) for o, f, on in (
+            ("trail benchmark", "--trail-only", args.trail_only), ("peer comparison", "--peers-only", args.peers_only),
+            ("organisation scan", "--org-only", args.org_only)) if on)
         lines += [f"Only the {only} was run (`{flag}`): no scans, apply or memory check.", ""]
     else:
         all_scans = scans + multi + memory
@@ -1220,16 +1292,36 @@ def write_results(path: Path, args, binary: str, scans: list[ScanResult], multi:
             "",
         ]
         lines += [
-            "Where the wall time goes (clocks of the runner and the fake are both CLOCK_MONOTONIC):",
+            "Where the wall time goes (clocks of the runner and the fake are both CLOCK_MONOTONIC); **own work** is "
+            "the share of the wall with no AWS call in flight:",
             "",
             "| scan | wall | start → first AWS call | first call → last response | of which ≥ 1 call in flight | "
-            "last response → exit (SQLite, rendering) |",
-            "|---|---|---|---|---|---|",
+            "last response → exit (SQLite, rendering) | own work | imdsguard `-v` |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for r in all_scans:
             lines.append(
                 f"| {r.label} | {fmt_s(r.wall)} | {fmt_s(r.before_first)} | {fmt_s(r.calls_span)} | {fmt_s(r.busy)} | "
-                f"{fmt_s(r.after_last)} |"
+                f"{fmt_s(r.after_last)} | {r.own_share:.1%} | {r.timings or '?'} |"
+            )
+        lines += [
+            "",
+            "The database after each scan (file and WAL; per table with SQLite's `dbstat`). Since schema 8 each "
+            "measured instance's daily series is packed into its one `usage` row (a `WITHOUT ROWID` table: no "
+            "second copy of the key); `usage_daily` is a view over it.",
+            "",
+            "| scan | database | per instance | `usage` (daily series included) per instance | `instances` and "
+            "its indexes per instance |",
+            "|---|---|---|---|---|",
+        ]
+        for r in all_scans:
+            if not r.db_bytes or not r.fleet:
+                continue
+            inst = sum(v for k, v in r.db_tables.items() if k in ("instances", "instances_by_instance")
+                       or k.startswith("sqlite_autoindex_instances"))
+            lines.append(
+                f"| {r.label} | {r.db_bytes / 1e6:.1f} MB | {r.db_bytes / r.fleet:.0f} B | "
+                f"{r.usage_bytes / r.fleet:.0f} B | {inst / r.fleet:.0f} B |"
             )
         lines.append("")
         problems = [(r.label, p) for r in all_scans for p in ([r.error] if r.error else []) + r.problems]
@@ -1335,6 +1427,15 @@ def write_results(path: Path, args, binary: str, scans: list[ScanResult], multi:
                              f"{apply.rate:.2f}/s, {apply.failed} failed" + (f", {apply.error}" if apply.error else "")))
 
         lines += ["## Memory (100,000 instances)", ""]
+        for r in [x for x in scans if x.fleet == 10_000] + [x for x in memory if x.usage]:
+            if r.db_bytes:
+                verdicts.append((f"daily usage ≤ {TARGET_USAGE_BYTES} bytes per instance in the database "
+                                 f"({r.label})", r.usage_bytes / r.fleet <= TARGET_USAGE_BYTES,
+                                 f"`usage` {r.usage_bytes / r.fleet:.0f} B per instance; the whole scan "
+                                 f"{r.db_bytes / r.fleet:.0f} B per instance ({r.db_bytes / 1e6:.1f} MB)"))
+        for r in [x for x in memory if x.usage]:
+            verdicts.append((f"own work ≤ {TARGET_OWN_SHARE:.0%} of wall ({r.label})", r.own_share <= TARGET_OWN_SHARE,
+                             f"{r.own_share:.1%}: {fmt_s(r.wall - r.busy)} of {fmt_s(r.wall)} with no call in flight"))
         if memory:
             for r in memory:
                 ok = r.rss_mb < TARGET_RSS_MB and not r.error and not r.problems
@@ -1349,6 +1450,10 @@ def write_results(path: Path, args, binary: str, scans: list[ScanResult], multi:
     verdicts += trail_verdicts
     skipped = next(f for f, on in (("--quick", args.quick), ("--trail-only", args.trail_only),
                                    ("--no-peers", args.no_peers), ("not run", True)) if on)
+    org_lines, org_verdicts = org.section(org_result, "--quick" if args.quick else "--trail-only, --peers-only "
+                                          "or --no-org")
+    lines += org_lines
+    verdicts += org_verdicts
     peer_lines, peer_verdicts = peers.section(peer_results or [], skipped)
     lines += peer_lines
     verdicts += peer_verdicts
@@ -1395,13 +1500,16 @@ def main() -> int:
     ap.add_argument("--peers-only", action="store_true",
                     help="run only the peer comparison (metabadger and imdsguard at 1k and 10k; ~15 min)")
     ap.add_argument("--no-peers", action="store_true", help="skip the peer comparison")
+    ap.add_argument("--org-only", action="store_true",
+                    help="run only the organisation scan (1,000 accounts x 17 regions, 3 concurrencies; ~5 min)")
+    ap.add_argument("--no-org", action="store_true", help="skip the organisation scan")
     ap.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     ap.add_argument("--check", action="store_true",
                     help="the regression check of scripts/test: one 1,000-instance scan, fail unless its calls "
                          "equal the minimum and its totals equal the fleet; no timing, no results file")
     args = ap.parse_args()
-    if args.quick + args.trail_only + args.peers_only > 1:
-        ap.error("--quick, --trail-only and --peers-only exclude each other")
+    if args.quick + args.trail_only + args.peers_only + args.org_only > 1:
+        ap.error("--quick, --trail-only, --peers-only and --org-only exclude each other")
     if args.peers_only and args.no_peers:
         ap.error("--peers-only and --no-peers exclude each other")
     if args.check:
@@ -1417,7 +1525,8 @@ def main() -> int:
     apply = None
     trails: list[TrailResult] = []
     peer_results: list = []
-    only = args.trail_only or args.peers_only
+    org_result = None
+    only = args.trail_only or args.peers_only or args.org_only
     try:
         for n in ([] if only else SIZES[:1] if args.quick else SIZES):
             with Fake(workdir, split_fleet(n), args.latency_ms, SCAN_TIMEOUT[n] + 120) as fake:
@@ -1439,12 +1548,14 @@ def main() -> int:
             with Fake(workdir, sizes, args.latency_ms, 2 * SCAN_TIMEOUT[MEMORY_FLEET] + 120) as fake:
                 memory.append(run_scan(ig, fake, MEMORY_FLEET, False, "100k --no-usage", SCAN_TIMEOUT[MEMORY_FLEET]))
                 memory.append(run_scan(ig, fake, MEMORY_FLEET, True, f"100k --days {DAYS}", SCAN_TIMEOUT[MEMORY_FLEET]))
-        if not args.quick and not args.peers_only:
+        if args.org_only or not (args.quick or only or args.no_org):
+            org_result = org.run_org(ig, workdir, args.latency_ms)
+        if not (args.quick or args.peers_only or args.org_only):
             trails = run_trails(ig, workdir, args.latency_ms)
-        if not args.quick and not args.trail_only and not args.no_peers:
+        if not (args.quick or args.trail_only or args.org_only or args.no_peers):
             peer_results = peers.run_peers(ig, workdir, args.latency_ms)
         ok = write_results(args.out, args, binary_info(ig.binary), scans, multi, memory, apply,
-                           time.monotonic() - t0, management, trails, peer_results)
+                           time.monotonic() - t0, management, trails, peer_results, org_result)
     except BaseException:
         log(f"bench failed; logs kept in {workdir}")
         raise
@@ -1455,6 +1566,11 @@ def main() -> int:
     log(f"results written to {args.out}" + ("" if ok else " (some targets FAILED)"))
     return 0 if ok else 1
 
+
+# The steps in their own modules import this module's helpers, so they are
+# imported once everything above is defined.
+import org  # noqa: E402  bench/org.py, the 1,000-account organisation
+import peers  # noqa: E402  bench/peers.py, the peer comparison
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -2026,7 +2026,14 @@ def make_server(fake: FakeAws, port: int) -> ThreadingHTTPServer:
 
         do_GET = do_POST = do_PUT = do_DELETE = handle_any
 
-    server = ThreadingHTTPServer((HOST, port), Handler)
+    class Server(ThreadingHTTPServer):
+        # socketserver's listen backlog is 5: a client opening a hundred
+        # connections at once (an organisation scan) had SYNs dropped and
+        # waited out TCP's 1 s, 3 s, 7 s retransmissions with nothing in
+        # flight, a stall no AWS endpoint has.
+        request_queue_size = 1024
+
+    server = Server((HOST, port), Handler)
     server.daemon_threads = True
     return server
 
