@@ -18,7 +18,9 @@ over the same window as imdsguard's own rate.
    the options the fake had before the apply, 0 failed, 0 duplicated, calls,
    wall, rate;
 3. apply killed then resumed: a fresh fleet and plan, `apply` SIGKILLed once
-   KILL_AFTER changes have landed, then `apply --resume RUN`: all 1,000 at
+   KILL_AFTER changes have landed and while one of its calls is in flight at
+   the fake (so its answer is lost: the journal says `issued`, the call
+   lands after the kill), then `apply --resume RUN`: all 1,000 at
    their target, none modified twice and no call re-sent for a change that
    landed (the fake's per-instance counters over both processes), 0 failed;
    the resume's calls and wall.
@@ -62,6 +64,7 @@ IMDSGUARD_BURST = 50
 WINDOW = (0.10, 0.90)
 TARGET_RATE_TOLERANCE = 0.10
 KILL_AFTER = 400  # landed changes before the SIGKILL
+KILL_GRACE = 50  # ... waiting at most this many more for a call in flight
 PLAN_TIMEOUT = 300
 STEP_TIMEOUT = 900  # 1,000 changes at ~4/s is ~250 s
 
@@ -111,6 +114,7 @@ class Step:
     other_throttled: int = 0  # the second caller's own throttles during the step
     run_id: int | None = None
     killed_at: int | None = None  # changes landed when the apply was killed (resume step)
+    issued_at_kill: int | None = None  # changes the journal left `issued` (answer lost) at the kill
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -286,18 +290,23 @@ def interrupted_apply(ig: Imdsguard, workdir: Path, latency_ms: float) -> Step:
         fake.post("/_bench/reset")
         # Straight, not through /usr/bin/time: the signal must reach imdsguard itself.
         args = ["apply", str(tmp / "plan.json"), "--yes", "--format", "json", "--db", str(db)]
-        log(f"resume: imdsguard {' '.join(args)}, SIGKILL after {KILL_AFTER} changes landed")
+        log(f"resume: imdsguard {' '.join(args)}, SIGKILL after {KILL_AFTER} changes landed, during a call")
         out = open(tmp / "killed.out", "w")
         t0 = time.monotonic()
         proc = subprocess.Popen([str(ig.binary), *args], env=ig.env(fake.url, home), stdout=out, stderr=out,
                                 cwd=ig.workdir)
-        landed = 0
+        landed = in_flight = 0
         while proc.poll() is None and time.monotonic() - t0 < STEP_TIMEOUT:
-            landed = sum(fake.get("/_bench/stats")["modified"].values())
-            if landed >= KILL_AFTER:
+            stats = fake.get("/_bench/stats")
+            landed = sum(stats["modified"].values())
+            # The hard case: a ModifyInstanceMetadataOptions of ours in the
+            # fake's latency (it lands after the kill, its answer is lost).
+            # Within KILL_GRACE changes of KILL_AFTER, kill anyway.
+            in_flight = stats["inflight_by_action"].get("ModifyInstanceMetadataOptions", 0)
+            if landed >= KILL_AFTER + KILL_GRACE or (landed >= KILL_AFTER and in_flight):
                 os.kill(proc.pid, signal.SIGKILL)  # our own child, by its pid
                 break
-            time.sleep(0.1)
+            time.sleep(0.1 if landed < KILL_AFTER - 20 else 0.005)
         code = proc.wait()
         killed_wall = time.monotonic() - t0
         out.close()
@@ -320,8 +329,10 @@ def interrupted_apply(ig: Imdsguard, workdir: Path, latency_ms: float) -> Step:
             kill_counts = {k: v for k, v in (json.loads(shown.stdout).get("counts") or {}).items() if v}
         except Exception:
             kill_counts = {}
-        step.notes.append(f"killed after {fmt_s(killed_wall)}, with {at_kill} changes landed at the fake "
-                          f"(the journal then: {json.dumps(kill_counts)})")
+        step.notes.append(f"SIGKILL after {fmt_s(killed_wall)}, {landed} changes landed and {in_flight} "
+                          f"ModifyInstanceMetadataOptions call(s) of ours in flight at the fake; {at_kill} landed "
+                          f"once those finished; the journal then: {json.dumps(kill_counts)}")
+        step.issued_at_kill = kill_counts.get("issued", 0)
 
         args = ["apply", "--resume", str(run_id), "--yes", "--format", "json", "--db", str(db)]
         step.argv = "imdsguard apply --resume RUN --yes --format json --db TMP"
@@ -377,8 +388,8 @@ def throttle_section(steps: list[Step], skipped: str) -> tuple[list[str], list]:
     by = {s.label: s for s in steps}
     apply, back, resume = by.get("throttled apply"), by.get("rollback"), by.get("apply killed, then --resume")
     lines += [
-        f"{CHANGES:,} instances with `HttpTokens=optional` in {APPLY_REGION} (the fleet of the apply step above), "
-        f"planned with `imdsguard plan --action require-v2 …`. The fake's `ModifyInstanceMetadataOptions` bucket "
+        f"{CHANGES:,} instances with `HttpTokens=optional` in {APPLY_REGION} (of {FLEET:,}: 950 with the endpoint "
+        "enabled, 50 with it disabled; as in the apply step), planned with `imdsguard plan --action require-v2 …`. The fake's `ModifyInstanceMetadataOptions` bucket "
         f"for that account and region holds **{FAKE_BUCKET}** tokens and refills at {FAKE_REFILL:g}/s (EC2's), "
         f"while imdsguard, at its defaults, assumes {IMDSGUARD_RATE:g}/s with a burst of {IMDSGUARD_BURST}; and a "
         f"second caller in the fake (another tool or team in the same account) takes {OTHER_RATE:g} token/s from "
@@ -411,7 +422,7 @@ def throttle_section(steps: list[Step], skipped: str) -> tuple[list[str], list]:
     lines.append("")
     for s in steps:
         lines.append(f"* {s.label}: calls {json.dumps(s.calls)}; report counts {json.dumps(s.report_counts)}"
-                     + (f"; the second caller was throttled {s.other_throttled} time(s) since the fake's last reset"
+                     + (f"; the second caller was throttled {s.other_throttled} time(s) during the step"
                         if s.other_throttled else "")
                      + "".join(f"; {n}" for n in s.notes)
                      + (f"; e.g. {s.wrong_examples[0]}" if s.wrong_examples else "")
@@ -438,7 +449,8 @@ def throttle_section(steps: list[Step], skipped: str) -> tuple[list[str], list]:
                          f"{back.throttled} RequestLimitExceeded" + (f"; {back.error}" if back.error else "")))
     if resume:
         verdicts.append((names["resume"], resume.ok,
-                         f"killed at {_q(resume.killed_at)} landed; the resume: {resume.landed} changes, "
+                         f"killed at {_q(resume.killed_at)} landed, {_q(resume.issued_at_kill)} of them `issued` "
+                         f"(answer lost) in the journal; the resume: {resume.landed} changes, "
                          f"{resume.modify_calls} Modify calls in {fmt_s(resume.wall)}; {resume.wrong} not at target, "
                          f"{_q(resume.report_failed)} failed (report), {resume.duplicated} duplicated"
                          + (f"; {resume.error}" if resume.error else "")))

@@ -61,8 +61,8 @@ Only ModifyInstanceMetadataOptions is throttled; every read call (the source
 listings above included) is only delayed.
 Bench endpoints (never counted, never delayed):
 
-  GET  /_bench/stats     counters, throttles, busy time, modifications, and under "s3" the prefixes
-                         listed and the objects fetched (JSON)
+  GET  /_bench/stats     counters, throttles, busy time, modifications, calls in flight by action,
+                         and under "s3" the prefixes listed and the objects fetched (JSON)
   GET  /_bench/fleet     the generated fleet's expected summary (JSON; "regions" is the
                          management account's, "accounts" has every account)
   GET  /_bench/state     current HttpTokens/HttpEndpoint counts per region (JSON;
@@ -1213,6 +1213,7 @@ class FakeAws:
             self.busy = 0.0
             self.busy_since = 0.0
             self.max_inflight = 0
+            self.inflight_by_action: collections.Counter = collections.Counter()
             self.latency_total = 0.0
             self.started = time.monotonic()
             self.first_call = None
@@ -1240,6 +1241,7 @@ class FakeAws:
                 "modify_span_seconds": (self.last_modify - self.first_modify) if self.first_modify else 0.0,
                 "busy_seconds": busy,
                 "max_inflight": self.max_inflight,
+                "inflight_by_action": {a: n for a, n in self.inflight_by_action.items() if n},
                 "latency_seconds_injected": self.latency_total,
                 "latency_per_call_seconds": self.latency,
                 "calls_span_seconds": (self.last_call - self.first_call) if self.first_call else 0.0,
@@ -1306,9 +1308,11 @@ class FakeAws:
                 self.busy_since = now
             self.inflight += 1
             self.max_inflight = max(self.max_inflight, self.inflight)
+            self.inflight_by_action[key[2]] += 1
 
-    def end(self, nbytes: int) -> None:
+    def end(self, key, nbytes: int) -> None:
         with self.lock:
+            self.inflight_by_action[key[2]] -= 1
             now = time.monotonic()
             self.inflight -= 1
             if self.inflight == 0:
@@ -1931,7 +1935,7 @@ def make_server(fake: FakeAws, port: int) -> ThreadingHTTPServer:
                 nbytes = len(out)
                 self.reply(status, out, out_headers)
             finally:
-                fake.end(nbytes)
+                fake.end(key, nbytes)
 
         do_GET = do_POST = do_PUT = do_DELETE = handle_any
 
