@@ -45,6 +45,8 @@ It implements exactly what imdsguard sends:
   ec2        ModifyInstanceMetadataOptions   behind a token bucket per region
                                              (burst 100, refill 5/s by default);
                                              empty bucket: HTTP 503 RequestLimitExceeded
+                                             (--other-caller REGION=RATE: a second
+                                             caller drains that bucket too)
   monitoring GetMetricData                   Smithy RPC-v2 CBOR
 
 and what the peer tool the benchmark compares with (bench/peers.py:
@@ -73,8 +75,8 @@ Only ModifyInstanceMetadataOptions is throttled; every read call (the source
 listings above included) is only delayed.
 Bench endpoints (never counted, never delayed):
 
-  GET  /_bench/stats     counters, throttles, busy time, modifications, and under "s3" the prefixes
-                         listed and the objects fetched (JSON)
+  GET  /_bench/stats     counters, throttles, busy time, modifications, calls in flight by action,
+                         and under "s3" the prefixes listed and the objects fetched (JSON)
   GET  /_bench/fleet     the generated fleet's expected summary (JSON; "regions" is the
                          management account's, "accounts" has every account)
   GET  /_bench/roles     per region of the management account: instances, those with an
@@ -86,8 +88,21 @@ Bench endpoints (never counted, never delayed):
                          calls per user agent (JSON; null without --trail-bytes)
   POST /_bench/lookup    current metadata options of a JSON list of instance ids
   POST /_bench/owners    {id: {"account": .., "region": ..} or null} for a JSON list of ids
-  POST /_bench/reset     zero the counters (the fleet state is kept)
+  GET  /_bench/modifies  per instance, the ModifyInstanceMetadataOptions calls of ours: sent (throttled
+                         ones included), landed (accepted), changed (landed and the options differed),
+                         after_landed (sent after one had landed); the monotonic times of the landed
+                         ones; the bucket (burst, refill) and the second caller's takes (JSON)
+  POST /_bench/reset     zero the counters, the per-instance ones and the second caller's included
+                         (the fleet state and the buckets' tokens are kept)
   POST /_bench/shutdown  stop the server
+
+A second caller (--other-caller us-east-1=1): another tool or team using the
+same account, in the management account's REGION. A thread of the fake wants
+one ModifyInstanceMetadataOptions token every 1/RATE s from the same bucket
+imdsguard's calls take from; when the bucket is empty it is throttled too and
+tries again every 20 ms until it gets its token (its next one is then due one
+period later, never sooner: it does not catch up). What is left for imdsguard
+is the refill minus what it actually took (in /_bench/modifies).
 
 The server binds 127.0.0.1 only (there is deliberately no option to change
 that) and stops by itself after --max-lifetime seconds.
@@ -98,6 +113,7 @@ Usage:
              [--external-id X] [--state-only]
              [--trail-bytes N [--trail-days 7] [--trail-bucket B] [--trail-prefix P]
               [--trail-bucket-region R] [--trail-busy-objects 1010] [--trail-now EPOCH]]
+             [--burst 100] [--refill 5] [--other-caller REGION=RATE]
              [--ready-file PATH] [--max-lifetime 3600] [shares...]
 """
 
@@ -1238,6 +1254,7 @@ class FakeAws:
         # access key id -> Session; kept across resets, like real STS sessions
         self.sessions: dict[str, Session] = {}
         self.serials: collections.Counter = collections.Counter()
+        self.other: tuple[str, float] | None = None  # the second caller's (region, rate), if any
         self.reset()
 
     def resolve(self, akid: str, token: str | None):
@@ -1263,12 +1280,22 @@ class FakeAws:
             self.throttled: collections.Counter = collections.Counter()
             self.errors: collections.Counter = collections.Counter()
             self.modified: collections.Counter = collections.Counter()
+            # Per instance, our ModifyInstanceMetadataOptions calls (DryRun
+            # ones aside): what "duplicated" is measured from.
+            self.mod_sent: collections.Counter = collections.Counter()
+            self.mod_landed: collections.Counter = collections.Counter()
+            self.mod_changed: collections.Counter = collections.Counter()
+            self.mod_after_landed: collections.Counter = collections.Counter()
+            self.landed_times: list[float] = []  # monotonic, of every landed call
+            self.other_takes: list[float] = []  # monotonic, of the second caller's tokens
+            self.other_throttled = 0
             self.first_modify = None
             self.last_modify = None
             self.inflight = 0
             self.busy = 0.0
             self.busy_since = 0.0
             self.max_inflight = 0
+            self.inflight_by_action: collections.Counter = collections.Counter()
             self.latency_total = 0.0
             self.started = time.monotonic()
             self.first_call = None
@@ -1296,6 +1323,7 @@ class FakeAws:
                 "modify_span_seconds": (self.last_modify - self.first_modify) if self.first_modify else 0.0,
                 "busy_seconds": busy,
                 "max_inflight": self.max_inflight,
+                "inflight_by_action": {a: n for a, n in self.inflight_by_action.items() if n},
                 "latency_seconds_injected": self.latency_total,
                 "latency_per_call_seconds": self.latency,
                 "calls_span_seconds": (self.last_call - self.first_call) if self.first_call else 0.0,
@@ -1305,6 +1333,50 @@ class FakeAws:
                 "bytes_out": self.bytes_out,
                 "s3": self.trail.stats() if self.trail is not None else None,
             }
+
+    def modifies(self) -> dict:
+        with self.lock:
+            ids = set(self.mod_sent) | set(self.mod_landed)
+            return {
+                "instances": {
+                    i: {
+                        "sent": self.mod_sent[i],
+                        "landed": self.mod_landed[i],
+                        "changed": self.mod_changed[i],
+                        "after_landed": self.mod_after_landed[i],
+                    }
+                    for i in sorted(ids)
+                },
+                "landed_times": list(self.landed_times),
+                "bucket": {"burst": self.burst, "refill": self.refill},
+                "other_caller": None if self.other is None else {
+                    "region": self.other[0],
+                    "rate": self.other[1],
+                    "takes": list(self.other_takes),
+                    "throttled": self.other_throttled,
+                },
+            }
+
+    def other_caller(self, region_name: str, rate: float, stop: threading.Event) -> None:
+        """The second caller: one token every 1/rate s from the management
+        account's bucket in region_name; throttled like anyone when it is
+        empty, then trying again every 20 ms until it gets one."""
+        period = 1.0 / rate
+        due = time.monotonic()
+        while not stop.is_set():
+            now = time.monotonic()
+            if now < due:
+                stop.wait(due - now)
+                continue
+            if self.take_token(ACCOUNT, region_name):
+                with self.lock:
+                    self.other_takes.append(time.monotonic())
+                due += period
+                due = max(due, time.monotonic())  # no catching up after a wait
+            else:
+                with self.lock:
+                    self.other_throttled += 1
+                stop.wait(0.02)
 
     # ---- accounting ------------------------------------------------------------------
     def begin(self, key) -> None:
@@ -1318,9 +1390,11 @@ class FakeAws:
                 self.busy_since = now
             self.inflight += 1
             self.max_inflight = max(self.max_inflight, self.inflight)
+            self.inflight_by_action[key[2]] += 1
 
-    def end(self, nbytes: int) -> None:
+    def end(self, key, nbytes: int) -> None:
         with self.lock:
+            self.inflight_by_action[key[2]] -= 1
             now = time.monotonic()
             self.inflight -= 1
             if self.inflight == 0:
@@ -1683,6 +1757,12 @@ class FakeAws:
 
     def modify_metadata_options(self, account: str, region_name: str, params: dict):
         instance_id = params.get("InstanceId", "")
+        dry_run = params.get("DryRun", "false").lower() == "true"
+        if not dry_run:
+            with self.lock:
+                self.mod_sent[instance_id] += 1
+                if self.mod_landed[instance_id]:
+                    self.mod_after_landed[instance_id] += 1
         if not self.take_token(account, region_name):
             with self.lock:
                 self.throttled[region_name] += 1
@@ -1704,14 +1784,19 @@ class FakeAws:
                 change[key] = params[param]
         if change.get("httpTokens", "required") not in ("required", "optional"):
             raise BadRequest("InvalidParameterValue", f"Invalid value for HttpTokens: {change['httpTokens']}")
+        region, idx = loc
         with self.fleet.lock:
+            before = self.fleet.options(region, idx, instance_id)
             self.fleet.overrides.setdefault(instance_id, {}).update(change)
+            differs = self.fleet.options(region, idx, instance_id) != before
         with self.lock:
             self.modified[region_name] += 1
             now = time.monotonic()
+            self.mod_landed[instance_id] += 1
+            self.mod_changed[instance_id] += differs
+            self.landed_times.append(now)
             self.first_modify = self.first_modify or now
             self.last_modify = now
-        region, idx = loc
         o = self.fleet.options(region, idx, instance_id)
         return xml_ok(
             f'<ModifyInstanceMetadataOptionsResponse xmlns="{EC2_NS}"><requestId>{request_id()}</requestId>'
@@ -1953,6 +2038,8 @@ def make_server(fake: FakeAws, port: int) -> ThreadingHTTPServer:
             path = self.path.split("?", 1)[0]
             if path == "/_bench/stats":
                 out = fake.stats()
+            elif path == "/_bench/modifies":
+                out = fake.modifies()
             elif path == "/_bench/fleet":
                 out = fake.fleet.expected()
             elif path == "/_bench/trail":
@@ -2022,7 +2109,7 @@ def make_server(fake: FakeAws, port: int) -> ThreadingHTTPServer:
                 nbytes = len(out)
                 self.reply(status, out, out_headers)
             finally:
-                fake.end(nbytes)
+                fake.end(key, nbytes)
 
         do_GET = do_POST = do_PUT = do_DELETE = handle_any
 
@@ -2090,6 +2177,9 @@ def main(argv=None) -> int:
     ap.add_argument("--trail-now", type=float, help="the epoch the window ends at (default: now)")
     ap.add_argument("--burst", type=float, default=100.0, help="token bucket size for mutating calls, per region")
     ap.add_argument("--refill", type=float, default=5.0, help="token bucket refill per second, per region")
+    ap.add_argument("--other-caller", metavar="REGION=RATE",
+                    help="a second caller taking RATE ModifyInstanceMetadataOptions tokens per second from the "
+                         "management account's bucket in REGION (default: none)")
     args = ap.parse_args(argv)
 
     fleet = Fleet(args.seed, parse_sizes(args.regions), args, args.accounts, args.suspended_accounts,
@@ -2102,6 +2192,14 @@ def main(argv=None) -> int:
         trail.expected()  # computed once, before the first call
     fake = FakeAws(fleet, args.latency_ms / 1000.0, args.burst, args.refill, args.role_name, args.external_id,
                    args.state_only, trail)
+    stop_other = threading.Event()
+    if args.other_caller:
+        other_region, _, other_rate = args.other_caller.partition("=")
+        if fleet.region(ACCOUNT, other_region) is None or not other_rate or float(other_rate) <= 0:
+            raise SystemExit("fakeaws: --other-caller needs REGION=RATE, a region of --regions and a rate > 0")
+        fake.other = (other_region, float(other_rate))
+        threading.Thread(target=fake.other_caller, args=(other_region, float(other_rate), stop_other),
+                         daemon=True).start()
     server = make_server(fake, args.port)
     url = f"http://{HOST}:{server.server_address[1]}"
     timer = threading.Timer(args.max_lifetime, server.shutdown)
@@ -2125,6 +2223,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        stop_other.set()
         server.server_close()
     return 0
 
