@@ -239,40 +239,38 @@ def throttled_apply_and_rollback(ig: Imdsguard, workdir: Path, latency_ms: float
             return apply, back
         before = lookup(fake, ids)  # the options every instance must get back
 
-        fake.post("/_bench/reset")
         args = ["apply", str(tmp / "plan.json"), "--yes", "--format", "json", "--db", str(db)]
         apply.argv = "imdsguard apply plan.json --yes --format json --db TMP"
         log(f"throttled apply: {' '.join(args)} (bucket {FAKE_BUCKET}, refill {FAKE_REFILL:g}/s, second caller "
             f"{OTHER_RATE:g}/s: about {CHANGES / (FAKE_REFILL - OTHER_RATE):.0f} s)")
-        run = ig.run(args, fake.url, home, STEP_TIMEOUT)
-        apply.wall, apply.rss_mb = run.wall, run.rss_mb
-        apply.calls = calls_by_action(fake.get("/_bench/stats"))
-        apply.modify_calls = apply.calls.get("ModifyInstanceMetadataOptions", 0)
-        read_report(apply, run.stdout)
-        if run.code != 0:
-            apply.error = f"apply exited {run.code}: {run.brief_error()}"
-        measure(apply, fake, fake.get("/_bench/modifies"), ids)
+        run_step(ig, fake, home, apply, args, ids)
         apply.wrong, apply.wrong_examples = compare_state(fake, {i: required(o) for i, o in before.items()})
         log_step(apply)
         if apply.run_id is None:
             back.error = "no run id in the apply report: nothing to roll back"
             return apply, back
 
-        fake.post("/_bench/reset")
         args = ["rollback", str(apply.run_id), "--yes", "--format", "json", "--db", str(db)]
         back.argv = "imdsguard rollback RUN --yes --format json --db TMP"
         log(f"rollback: imdsguard {' '.join(args)}")
-        run = ig.run(args, fake.url, home, STEP_TIMEOUT)
-        back.wall, back.rss_mb = run.wall, run.rss_mb
-        back.calls = calls_by_action(fake.get("/_bench/stats"))
-        back.modify_calls = back.calls.get("ModifyInstanceMetadataOptions", 0)
-        read_report(back, run.stdout)
-        if run.code != 0:
-            back.error = f"rollback exited {run.code}: {run.brief_error()}"
-        measure(back, fake, fake.get("/_bench/modifies"), ids)
+        run_step(ig, fake, home, back, args, ids)
         back.wrong, back.wrong_examples = compare_state(fake, before)
         log_step(back)
     return apply, back
+
+
+def run_step(ig: Imdsguard, fake: Fake, home: Path, step: Step, args: list[str], ids: list[str]) -> None:
+    """Runs one journaled command (`apply`, `rollback`) on fresh counters and
+    records its wall, peak RSS, calls, report and landed changes in `step`."""
+    fake.post("/_bench/reset")
+    run = ig.run(args, fake.url, home, STEP_TIMEOUT)
+    step.wall, step.rss_mb = run.wall, run.rss_mb
+    step.calls = calls_by_action(fake.get("/_bench/stats"))
+    step.modify_calls = step.calls.get("ModifyInstanceMetadataOptions", 0)
+    read_report(step, run.stdout)
+    if run.code != 0:
+        step.error = f"{args[0]} exited {run.code}: {run.brief_error()}"
+    measure(step, fake, fake.get("/_bench/modifies"), ids)
 
 
 def interrupted_apply(ig: Imdsguard, workdir: Path, latency_ms: float) -> Step:

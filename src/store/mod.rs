@@ -1111,6 +1111,17 @@ mod tests {
     use crate::report::RegionSummary;
     use crate::report::test_support::record;
 
+    /// A database as imdsguard left it at schema `version`.
+    fn database_at(path: &Path, version: usize) -> Connection {
+        let conn = Connection::open(path).unwrap();
+        for (i, sql) in MIGRATIONS[..version].iter().enumerate() {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", (i + 1) as i64)
+                .unwrap();
+        }
+        conn
+    }
+
     #[test]
     fn migrates_once_and_saves_a_scan() {
         let dir = tempfile::tempdir().unwrap();
@@ -1149,12 +1160,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v4.db");
         {
-            let conn = Connection::open(&path).unwrap();
-            for (i, sql) in MIGRATIONS[..4].iter().enumerate() {
-                conn.execute_batch(sql).unwrap();
-                conn.pragma_update(None, "user_version", (i + 1) as i64)
-                    .unwrap();
-            }
+            let conn = database_at(&path, 4);
         }
         // Read-only (views): no rollouts, and no error about missing tables.
         let ro = Store::open_read_only(&path).unwrap();
@@ -1190,12 +1196,7 @@ mod tests {
         let path = dir.path().join("v7.db");
         let before;
         {
-            let conn = Connection::open(&path).unwrap();
-            for (i, sql) in MIGRATIONS[..7].iter().enumerate() {
-                conn.execute_batch(sql).unwrap();
-                conn.pragma_update(None, "user_version", (i + 1) as i64)
-                    .unwrap();
-            }
+            let conn = database_at(&path, 7);
             // Two measured instances: one with a gap, a fraction and
             // refusals; one quiet; and one never measured.
             conn.execute_batch(
@@ -1321,12 +1322,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v2.db");
         {
-            let conn = Connection::open(&path).unwrap();
-            for (i, sql) in MIGRATIONS[..2].iter().enumerate() {
-                conn.execute_batch(sql).unwrap();
-                conn.pragma_update(None, "user_version", (i + 1) as i64)
-                    .unwrap();
-            }
+            let conn = database_at(&path, 2);
             conn.execute_batch(
                 r#"INSERT INTO runs (id, kind, action, status, created_at, tool_version)
                    VALUES (1, 'apply', 'require-v2', 'failed', 't', '0.1.0');

@@ -243,3 +243,48 @@ def test_show_instances_replays_the_scan(urun, world):
     assert a["instances"] == b["instances"]
     r3 = urun("show", "usage", "--scan", "999")
     assert r3.code == 1 and "no scan with id 999" in r3.stderr
+
+
+def test_daily_series_is_packed_per_instance_and_queryable_per_day(urun, world):
+    """Schema 8 keeps one `usage` row per measured instance, its daily
+    series packed in it; the `usage_daily` view still answers per day,
+    exactly as the datapoints were written (zeros and gaps apart)."""
+    _, ids, now = world
+    r = urun("-v", "scan", "--regions", ",".join(REGIONS), "--days", "30", "--format", "json")
+    assert r.code == 0, r.stderr
+    # -v says where the time went.
+    assert re.search(r"^timings: reading [\d.]+ s, then [\d.]+ s saving", r.stderr, re.M), r.stderr
+
+    measured = [c for c in CASES if c.endpoint == "enabled"]
+    q = urun("query", "SELECT COUNT(*) AS n FROM usage", "--format", "json")
+    assert q.code == 0, q.stderr
+    assert q.json()["rows"] == [{"n": len(measured)}]
+
+    want = sorted(
+        (ids[c.name], day_of(d, now), float(c.v1.get(d, 0)), float(c.rejected.get(d, 0)))
+        for c in measured
+        for d in {d for d in c.v1 if d < 30} | {d for d in c.rejected if d < 30}
+    )
+    q = urun(
+        "query",
+        "SELECT instance_id, day, v1_calls, rejected_calls FROM usage_daily ORDER BY instance_id, day",
+        "--format",
+        "json",
+    )
+    assert q.code == 0, q.stderr
+    got = sorted((x["instance_id"], x["day"], x["v1_calls"], x["rejected_calls"]) for x in q.json()["rows"])
+    assert got == want
+
+    # The gaps are stored as gaps: eu-in-use has data 13, 1 and 0 days ago.
+    q = urun("query", f"SELECT v1_series, rejected_series FROM usage WHERE instance_id = '{ids['eu-in-use']}'",
+             "--format", "json")
+    [row] = q.json()["rows"]
+    assert row["v1_series"] == "[2" + ",null" * 11 + ",0,3]"
+    assert row["rejected_series"] is None
+
+
+@pytest.mark.parametrize("flag", [["--region-calls", "0"], ["--region-calls", "33"], ["--concurrency", "0"]])
+def test_concurrency_limits_out_of_range(urun, flag):
+    r = urun(*flag, "scan", "--regions", "us-east-1")
+    assert r.code == 2, r.stderr
+    assert "not in" in r.stderr or "invalid value" in r.stderr
