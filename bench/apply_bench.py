@@ -46,7 +46,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import APPLY_REGION, Fake, Imdsguard, calls_by_action, fmt_s, log
+from common import APPLY_REGION, Fake, Imdsguard, calls_by_action, fmt_s, log
 
 CHANGES = 1_000
 FLEET = 1_250  # 1,000 optional (950 enabled, 50 endpoint-disabled), 250 required; as the apply step

@@ -21,9 +21,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# bench.py imports this module and this module takes bench.py's helpers (as
-# bench/peers.py does): `import bench` gives the module bench.py runs as.
-from bench import (CONCURRENCY, DAYS, REGION_CALLS, ROLE_NAME, Fake, Imdsguard, ScanResult, fmt_s, log,
+# The shared helpers (bench/common.py); bench.py imports this module.
+from common import (CONCURRENCY, DAYS, REGION_CALLS, ROLE_NAME, Fake, Imdsguard, ScanResult, fmt_s, log,
                    run_scan)
 
 ORG_ACCOUNTS = 1_000  # ACTIVE, the management account included

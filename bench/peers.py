@@ -40,10 +40,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# bench.py imports this module and this module takes bench.py's helpers: when
-# bench.py runs as a script, `bench` is loaded once more as a module, which
-# only defines things (its main() runs under __main__ alone).
-from bench import (BENCH_REGIONS, DAYS, DESCRIBE_PAGE, ROOT, SCAN_TIMEOUT, Fake, Imdsguard, ScanResult,
+# The shared helpers (bench/common.py); bench.py imports this module.
+from common import (BENCH_REGIONS, DAYS, DESCRIBE_PAGE, ROOT, SCAN_TIMEOUT, Fake, Imdsguard, ScanResult,
                    calls_by_action, fmt_s, log, run_scan, split_fleet)
 
 METABADGER = "metabadger"
