@@ -181,28 +181,35 @@ class Run:
         return (lines[0] if lines else f"exit {self.code}")[:200]
 
 
+def fake_env(endpoint: str, home: Path) -> dict:
+    """The environment of a client of the fake: its endpoint for every
+    service, static credentials, empty profile files in `home` (so nothing on
+    this machine is read), region us-east-1, no instance metadata, no colour."""
+    home.mkdir(parents=True, exist_ok=True)
+    # Empty files rather than missing ones: the SDK warns about missing ones.
+    (home / "empty-aws-config").touch()
+    (home / "empty-aws-credentials").touch()
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "AWS_CONFIG_FILE": str(home / "empty-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(home / "empty-aws-credentials"),
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "NO_COLOR": "1",
+    }
+
+
 class Imdsguard:
     def __init__(self, binary: Path, workdir: Path):
         self.binary = binary
         self.workdir = workdir
 
     def env(self, endpoint: str, home: Path) -> dict:
-        home.mkdir(parents=True, exist_ok=True)
-        # Empty files rather than missing ones: the SDK warns about missing ones.
-        (home / "empty-aws-config").touch()
-        (home / "empty-aws-credentials").touch()
-        return {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(home),
-            "AWS_CONFIG_FILE": str(home / "empty-aws-config"),
-            "AWS_SHARED_CREDENTIALS_FILE": str(home / "empty-aws-credentials"),
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_ACCESS_KEY_ID": "bench",
-            "AWS_SECRET_ACCESS_KEY": "bench",
-            "AWS_REGION": "us-east-1",
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "NO_COLOR": "1",
-        }
+        return fake_env(endpoint, home)
 
     def run(self, args: list[str], endpoint: str, home: Path, timeout: float) -> Run:
         timefile = self.workdir / "time.txt"

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # The shared helpers (bench/common.py); bench.py imports this module.
-from common import (BENCH_REGIONS, DAYS, DESCRIBE_PAGE, ROOT, SCAN_TIMEOUT, Fake, Imdsguard, ScanResult,
+from common import (BENCH_REGIONS, DAYS, DESCRIBE_PAGE, ROOT, SCAN_TIMEOUT, Fake, Imdsguard, ScanResult, fake_env,
                    calls_by_action, fmt_s, log, run_scan, split_fleet)
 
 METABADGER = "metabadger"
@@ -185,22 +185,13 @@ def expected_calls(regions: dict) -> int:
 
 
 def metabadger_env(endpoint: str, home: Path) -> dict:
-    """The environment a metabadger command runs in: the fake's endpoint for
-    every botocore client and resource, static credentials and no profile
-    files (so nothing on this machine is read), the venv's bin first."""
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "empty-aws-config").touch()
-    return {
-        "PATH": f"{PEERS_VENV / 'bin'}:/usr/bin:/bin",
-        "HOME": str(home),
-        "AWS_CONFIG_FILE": str(home / "empty-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(home / "empty-aws-config"),
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "NO_COLOR": "1",
-    }
+    """The environment a metabadger command runs in: the fake's, as for
+    imdsguard, with the venv's bin first and no default region (each command
+    names its own with --region)."""
+    env = fake_env(endpoint, home)
+    env["PATH"] = f"{PEERS_VENV / 'bin'}:/usr/bin:/bin"
+    del env["AWS_REGION"]
+    return env
 
 
 def run_command(fake: Fake, command: str, region: str, home: Path) -> tuple[CommandRun, str]:

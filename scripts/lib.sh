@@ -3,68 +3,64 @@
 # .venv-peers, and a moto server on a free loopback port.
 # Source it from the repository root.
 
-ensure_venv() {
+# A virtual environment DIR with the pinned REQUIREMENTS installed, recreated
+# when the file changes (its digest is kept in DIR) or when BIN, a program the
+# requirements install, is missing.
+venv_from() {
+    local dir=$1 req=$2 bin=$3
     local python="${PYTHON:-python3}"
-    local req=tests/e2e/requirements.txt
-    local stamp=.venv/.requirements.sha256
+    local stamp=$dir/.requirements.sha256
     local want
     want=$(sha256sum "$req" | cut -d' ' -f1)
-    if [[ ! -x .venv/bin/python || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
-        rm -rf .venv
-        "$python" -m venv .venv
-        .venv/bin/pip install --quiet --disable-pip-version-check -r "$req"
+    if [[ ! -x $dir/bin/$bin || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+        rm -rf "$dir"
+        "$python" -m venv "$dir"
+        "$dir/bin/pip" install --quiet --disable-pip-version-check -r "$req"
         echo "$want" > "$stamp"
     fi
+}
+
+ensure_venv() {
+    venv_from .venv tests/e2e/requirements.txt python
 }
 
 # The benchmark's peer tools (bench/requirements-peers.txt: metabadger and its
 # pinned dependencies) in their own .venv-peers, apart from the tests' .venv:
 # metabadger's boto3 and pandas are not the tests' business, and moto pins
-# its own boto3. Recreated when the requirements file changes.
+# its own boto3.
 ensure_peers_venv() {
-    local python="${PYTHON:-python3}"
-    local req=bench/requirements-peers.txt
-    local stamp=.venv-peers/.requirements.sha256
-    local want
-    want=$(sha256sum "$req" | cut -d' ' -f1)
-    if [[ ! -x .venv-peers/bin/metabadger || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
-        rm -rf .venv-peers
-        "$python" -m venv .venv-peers
-        .venv-peers/bin/pip install --quiet --disable-pip-version-check -r "$req"
-        echo "$want" > "$stamp"
-    fi
+    venv_from .venv-peers bench/requirements-peers.txt metabadger
 }
 
-# The browser test needs Debian's chromium. Installs it when missing (as
-# root, or through sudo), and says so: it is the one system package the
-# tests need.
+# Installs Debian package PACKAGE with apt-get (as root, or through sudo),
+# saying so and WHY; without either, stops with the command to run.
+apt_install() {
+    local package=$1 why=$2
+    local sudo=""
+    if [[ $(id -u) -ne 0 ]]; then
+        command -v sudo >/dev/null || { echo "$package is missing and this user cannot install it: run 'sudo apt-get install $package'" >&2; exit 1; }
+        sudo="sudo"
+    fi
+    echo "$package is missing: installing Debian's $package package with apt-get ($why)" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get install -y -q "$package" >/dev/null ||
+        { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q "$package" >/dev/null; }
+}
+
 # GNU time (/usr/bin/time -v), which the benchmark reads peak RSS from.
 ensure_gnu_time() {
     /usr/bin/time -v true >/dev/null 2>&1 && return
-    local sudo=""
-    if [[ $(id -u) -ne 0 ]]; then
-        command -v sudo >/dev/null || { echo "GNU time is missing and this user cannot install it: run 'sudo apt-get install time'" >&2; exit 1; }
-        sudo="sudo"
-    fi
-    echo "GNU time is missing: installing Debian's time package with apt-get (for the regression check)" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    $sudo apt-get install -y -q time >/dev/null || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q time >/dev/null; }
+    apt_install time "GNU time, for the benchmark's peak RSS"
 }
 
+# The browser test needs Debian's chromium: the one system package the tests
+# need besides GNU time.
 ensure_chromium() {
     if command -v chromium >/dev/null; then
         chromium --version 2>/dev/null || true
         return
     fi
-    local sudo=""
-    if [[ $(id -u) -ne 0 ]]; then
-        command -v sudo >/dev/null || { echo "chromium is missing and this user cannot install it: run 'sudo apt-get install chromium'" >&2; exit 1; }
-        sudo="sudo"
-    fi
-    echo "chromium is missing: installing Debian's chromium package with apt-get (for tests/e2e/test_browser.py)" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    $sudo apt-get install -y -q chromium >/dev/null ||
-        { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q chromium >/dev/null; }
+    apt_install chromium "for tests/e2e/test_browser.py"
     chromium --version
 }
 
